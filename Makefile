@@ -1,0 +1,94 @@
+# Everything runs from a fresh clone: `make run` for the pipeline, `make test` for the suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+VENV := $(CURDIR)/.venv
+INGEST_VENV := $(CURDIR)/.venvs/ingestion
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+DAG_ID := shop_elt
+WAREHOUSE ?= $(CURDIR)/warehouse/analytics.duckdb
+
+# Local (embedded) settings: SQLite metadata, DuckDB warehouse, PyAirbyte ingestion.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export DO_NOT_TRACK := 1
+export ELT_INGESTION_PYTHON := $(INGEST_VENV)/bin/python
+export ELT_CONNECTORS_DIR := $(CURDIR)/.venvs/connectors
+export ELT_DUCKDB_PATH := $(WAREHOUSE)
+export AIRFLOW_CONN_WAREHOUSE := {"conn_type": "duckdb", "host": "$(WAREHOUSE)"}
+export PATH := $(BIN):$(PATH)
+
+DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(UV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r requirements.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	touch $@
+
+$(INGEST_VENV)/.installed: requirements-ingestion.txt pyproject.toml ingestion/*.yml | $(UV)
+	test -x $(INGEST_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(INGEST_VENV)
+	VIRTUAL_ENV=$(INGEST_VENV) $(UV) pip install --quiet -r requirements-ingestion.txt
+	VIRTUAL_ENV=$(INGEST_VENV) $(UV) pip install --quiet --no-deps -e .
+	AIRBYTE_OFFLINE_MODE=1 AIRBYTE_INSTALL_DIR=$(ELT_CONNECTORS_DIR) AIRBYTE_LOGGING_ROOT=$(ELT_CONNECTORS_DIR)/logs PATH=$(INGEST_VENV)/bin:$$PATH \
+		$(INGEST_VENV)/bin/python -m elt_platform.local_sync_runner install ingestion
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed $(INGEST_VENV)/.installed ## Create both environments and install the connectors
+
+dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_FILES)
+	cd dbt_project && $(BIN)/dbt parse --quiet --profiles-dir . --no-partial-parse
+
+.PHONY: manifest
+manifest: dbt_project/target/manifest.json ## Build the dbt manifest the DAG renders from (dbt parse)
+
+.PHONY: check
+check: install manifest ## Validate ingestion files against the dbt sources
+	$(BIN)/elt check
+
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME) $(dir $(WAREHOUSE))
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log
+	$(BIN)/airflow pools set warehouse 1 "DuckDB allows one writer per file" > /dev/null
+	touch $@
+
+.PHONY: run
+run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whole pipeline through Airflow, then summarise
+	$(BIN)/elt check
+	$(BIN)/airflow dags test $(DAG_ID) > $(AIRFLOW_HOME)/last-run.log 2>&1 || true
+	$(BIN)/elt summary --dag-id $(DAG_ID) --warehouse $(WAREHOUSE)
+
+.PHONY: test
+test: install manifest ## Run the whole test suite
+	$(BIN)/pytest
+
+.PHONY: ui
+ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, scheduler and DAG processor on http://localhost:8080
+	$(BIN)/airflow standalone
+
+.PHONY: lint
+lint: install ## ruff
+	$(BIN)/ruff check src dags tests
+	$(BIN)/ruff format --check src dags tests
+
+.PHONY: lock
+lock: $(UV) ## Re-pin requirements*.txt from requirements*.in
+	$(UV) pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
+	$(UV) pip compile --quiet --python-version 3.11 requirements-ingestion.in -o requirements-ingestion.txt
+
+.PHONY: clean
+clean: ## Remove environments, warehouse, Airflow home and dbt artefacts
+	rm -rf .venv .venvs .airflow warehouse dbt_project/target dbt_project/logs

@@ -1,0 +1,71 @@
+"""``elt``: validate the configuration and summarise a pipeline run.
+
+- ``elt check``: every ingestion file, and the contract with the dbt sources.
+- ``elt schema``: print the JSON Schema of an ingestion file.
+- ``elt summary``: task states, rows per raw table and per mart, after a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from elt_platform.connections import ConfigurationError, ConnectionSpec
+
+
+def _check(args: argparse.Namespace) -> int:
+    from elt_platform.contract import load_and_check
+
+    try:
+        connections, manifest = load_and_check(args.ingestion_dir, args.dbt_project_dir, args.manifest)
+    except (ConfigurationError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for conn in connections:
+        tables = ", ".join(f"{conn.spec.destination.raw_schema}.{t}" for t in conn.spec.tables.values())
+        print(f"ok  {conn.path.name}: {conn.spec.title} -> dbt source '{conn.spec.dbt_source}' ({tables})")
+    print(f"ok  {len(manifest.models)} dbt models, {len(manifest.sources)} source tables, all loaded by a connection")
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    print(json.dumps(ConnectionSpec.model_json_schema(), indent=2))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from elt_platform.run_summary import print_summary
+
+    return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    repo = Path.cwd()
+    parser = argparse.ArgumentParser(prog="elt", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate ingestion files and their dbt sources")
+    check.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
+    check.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
+    check.add_argument("--manifest", type=Path, default=None)
+    check.set_defaults(func=_check)
+
+    sub.add_parser("schema", help="print the ingestion file JSON Schema").set_defaults(func=_schema)
+
+    summary = sub.add_parser("summary", help="summarise the latest run of a DAG")
+    summary.add_argument("--dag-id", default="shop_elt")
+    summary.add_argument("--run-id", default=None, help="defaults to the latest run")
+    summary.add_argument("--warehouse", type=Path, required=True)
+    summary.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
+    summary.set_defaults(func=_summary)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "manifest", "unset") is None:
+        args.manifest = args.dbt_project_dir / "target" / "manifest.json"
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Ingestion connections: one YAML file per connection under ``ingestion/``.
+
+Each file is validated against :class:`ConnectionSpec` when it is loaded. Every
+problem is reported with the file, the field and the fix, and all files are read
+before anything is raised, so one run of ``elt check`` lists every mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+CONNECTION_FILE_GLOBS = ("*.yml", "*.yaml")
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
+
+# Config keys whose value is a credential. Such a value must be a reference.
+SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|access[_-]?key|service[_-]?account)",
+    re.IGNORECASE,
+)
+SECRET_REF_HELP = (
+    "reference it instead: {from_env: ENV_VAR_NAME} or {from_airflow_connection: CONN_ID, field: password}"
+)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FromEnv(_Spec):
+    """A value read from an environment variable of the worker at run time."""
+
+    from_env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class FromAirflowConnection(_Spec):
+    """A value read from a field of an Airflow connection at run time."""
+
+    from_airflow_connection: str
+    field: Literal["host", "login", "password", "schema", "port", "extra"] = "password"
+
+
+class LocalPath(_Spec):
+    """A file path relative to the connection's YAML file, made absolute at run time."""
+
+    local_path: str
+
+
+class SourceSpec(_Spec):
+    connector: Annotated[str, StringConstraints(pattern=r"^source-[a-z0-9-]+$")] = Field(
+        description="Airbyte source connector name, e.g. source-faker."
+    )
+    package: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-]+$")] = Field(
+        description="Pinned PyPI requirement of the connector for the local backend, e.g. airbyte-source-faker==7.2.1."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Connector configuration. Secrets only by reference: {from_env: VAR} or "
+            "{from_airflow_connection: CONN_ID, field: password}. {local_path: rel/path} is "
+            "resolved against the YAML file's folder."
+        ),
+    )
+
+
+class DestinationSpec(_Spec):
+    raw_schema: Identifier = Field(description="Schema the raw tables land in (a dataset on BigQuery).")
+    table_prefix: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]*$")] = Field(
+        default="", description="Prefix of every raw table name; a table is named <prefix><stream>."
+    )
+
+
+class ProductionSpec(_Spec):
+    airbyte_connection_id: UUID = Field(
+        description="Id of the Airbyte Cloud/OSS connection that runs this sync in production."
+    )
+
+
+class ConnectionSpec(_Spec):
+    """One ingestion connection: an Airbyte source synced into raw tables that feed one dbt source."""
+
+    name: Identifier = Field(description="Machine name; the sync task is called sync_<name>.")
+    title: Annotated[str, StringConstraints(min_length=1)] = Field(description="Human-readable name.")
+    description: str = ""
+    source: SourceSpec
+    streams: Annotated[list[Identifier], Field(min_length=1)] = Field(
+        description="Streams to sync; each lands in <raw_schema>.<table_prefix><stream>."
+    )
+    destination: DestinationSpec
+    dbt_source: Identifier = Field(description="Name of the dbt source these raw tables are declared as.")
+    production: ProductionSpec
+
+    @model_validator(mode="after")
+    def _streams_unique(self) -> ConnectionSpec:
+        seen = [s for s in self.streams if self.streams.count(s) > 1]
+        if seen:
+            raise ValueError(f"stream listed twice: {sorted(set(seen))}")
+        return self
+
+    @property
+    def task_id(self) -> str:
+        return f"sync_{self.name}"
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """Stream name to raw table name."""
+        return {s: f"{self.destination.table_prefix}{s}" for s in self.streams}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, phrased for the person who fixes it."""
+
+    file: str
+    field: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}. Fix: {self.fix}"
+
+
+class ConfigurationError(ValueError):
+    """Raised with every :class:`Problem` found, one per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class LoadedConnection:
+    spec: ConnectionSpec
+    path: Path
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _problem_from_error(file: str, err: dict[str, Any]) -> Problem:
+    field = _field_path(err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return Problem(
+            file, field, "required field is missing", f"add '{field}' (see ingestion/connection.schema.json)"
+        )
+    if kind == "extra_forbidden":
+        return Problem(
+            file,
+            field,
+            "unknown field",
+            "remove it or fix its spelling (see ingestion/connection.schema.json)",
+        )
+    return Problem(file, field, err["msg"], f"set '{field}' to a valid value (see ingestion/connection.schema.json)")
+
+
+def _inline_secrets(file: str, value: Any, loc: str) -> list[Problem]:
+    """Credentials written into the config instead of referenced."""
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        if value.keys() & {"from_env", "from_airflow_connection", "local_path"}:
+            for ref in (FromEnv, FromAirflowConnection, LocalPath):
+                try:
+                    ref.model_validate(value)
+                    return []
+                except ValidationError:
+                    continue
+            return [Problem(file, loc, f"malformed reference {value!r}", SECRET_REF_HELP)]
+        for key, child in value.items():
+            child_loc = f"{loc}.{key}"
+            if SECRET_KEY.search(str(key)) and not isinstance(child, dict | bool) and child not in (None, ""):
+                problems.append(Problem(file, child_loc, "secret written inline", SECRET_REF_HELP))
+            else:
+                problems.extend(_inline_secrets(file, child, child_loc))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            problems.extend(_inline_secrets(file, child, f"{loc}.{i}"))
+    return problems
+
+
+def load_connection_file(path: Path, display_root: Path | None = None) -> tuple[LoadedConnection | None, list[Problem]]:
+    """Parse and validate one file; returns the connection or the problems found."""
+    file = str(path.relative_to(display_root)) if display_root and path.is_relative_to(display_root) else str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(file, where, f"invalid YAML ({reason})", "fix the YAML syntax at that position")]
+    if not isinstance(raw, dict):
+        return None, [Problem(file, "", "expected a mapping of fields", "start the file with 'name: <connection>'")]
+    problems = (
+        _inline_secrets(file, raw.get("source", {}).get("config", {}), "source.config")
+        if isinstance(raw.get("source"), dict)
+        else []
+    )
+    try:
+        spec = ConnectionSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_problem_from_error(file, err) for err in exc.errors())
+        return None, problems
+    if problems:
+        return None, problems
+    return LoadedConnection(spec, path), []
+
+
+def load_connections(directory: Path, display_root: Path | None = None) -> list[LoadedConnection]:
+    """Load every connection file in ``directory``; raise one error listing all problems."""
+    directory = Path(directory)
+    files = sorted({p for pattern in CONNECTION_FILE_GLOBS for p in directory.glob(pattern)})
+    root = display_root or directory.parent
+    if not files:
+        raise ConfigurationError(
+            [Problem(str(directory), "", "no connection files found", "add one <name>.yml per connection")]
+        )
+    loaded: list[LoadedConnection] = []
+    problems: list[Problem] = []
+    for path in files:
+        conn, found = load_connection_file(path, root)
+        problems.extend(found)
+        if conn:
+            loaded.append(conn)
+
+    def rel(p: Path) -> str:
+        return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+    for attribute in ("name", "dbt_source"):
+        owners: dict[str, list[Path]] = defaultdict(list)
+        for conn in loaded:
+            owners[getattr(conn.spec, attribute)].append(conn.path)
+        for value, paths in owners.items():
+            if len(paths) > 1:
+                problems.extend(
+                    Problem(
+                        rel(p),
+                        attribute,
+                        f"{attribute} '{value}' is also used by {', '.join(rel(o) for o in paths if o != p)}",
+                        f"give each connection its own {attribute}",
+                    )
+                    for p in paths
+                )
+    if problems:
+        raise ConfigurationError(problems)
+    return loaded
+
+
+def resolve_config(value: Any, base_dir: Path, lookup_connection: Any = None, environ: Any = None) -> Any:
+    """Replace references in a connector config with their values. Called at run time only."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        if "from_env" in value:
+            ref = FromEnv.model_validate(value)
+            if ref.from_env not in environ:
+                raise KeyError(f"environment variable {ref.from_env} is not set on the worker")
+            return environ[ref.from_env]
+        if "from_airflow_connection" in value:
+            ref = FromAirflowConnection.model_validate(value)
+            conn = lookup_connection(ref.from_airflow_connection)
+            return getattr(conn, ref.field)
+        if "local_path" in value:
+            return str((base_dir / LocalPath.model_validate(value).local_path).resolve())
+        return {k: resolve_config(v, base_dir, lookup_connection, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_config(v, base_dir, lookup_connection, environ) for v in value]
+    return value

@@ -1,0 +1,84 @@
+"""The contract between ingestion connections and the dbt sources they feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from elt_platform.connections import ConfigurationError, LoadedConnection, Problem, load_connections
+from elt_platform.dbt_manifest import Manifest, load_manifest
+
+
+def check_contract(connections: list[LoadedConnection], manifest: Manifest, project_dir: Path) -> list[Problem]:
+    """Every dbt source is loaded by exactly one connection, into the schema and tables it declares."""
+    problems: list[Problem] = []
+    root = project_dir.parent
+    by_source = {c.spec.dbt_source: c for c in connections}
+    dbt_sources = manifest.source_names
+
+    def in_project(file: str) -> str:
+        return str((project_dir / file).relative_to(root)) if (project_dir / file).is_relative_to(root) else file
+
+    def conn_file(conn: LoadedConnection) -> str:
+        return str(conn.path.relative_to(root)) if conn.path.is_relative_to(root) else str(conn.path)
+
+    for conn in connections:
+        if conn.spec.dbt_source not in dbt_sources:
+            problems.append(
+                Problem(
+                    conn_file(conn),
+                    "dbt_source",
+                    f"dbt source '{conn.spec.dbt_source}' does not exist in the dbt project "
+                    f"(known sources: {', '.join(sorted(dbt_sources)) or 'none'})",
+                    "correct the name, or declare the source in a sources .yml under dbt_project/models/staging/",
+                )
+            )
+
+    for name in sorted(dbt_sources):
+        tables = manifest.source_tables(name)
+        file = in_project(tables[0].file)
+        conn = by_source.get(name)
+        if conn is None:
+            problems.append(
+                Problem(
+                    file,
+                    f"sources.{name}",
+                    f"no ingestion connection loads dbt source '{name}', so its models would run on data nobody syncs",
+                    f"add an ingestion/<connection>.yml with 'dbt_source: {name}', or remove the source",
+                )
+            )
+            continue
+        synced = set(conn.spec.tables.values())
+        for table in tables:
+            if table.schema != conn.spec.destination.raw_schema:
+                problems.append(
+                    Problem(
+                        file,
+                        f"sources.{name}.schema",
+                        f"schema '{table.schema}' differs from destination.raw_schema "
+                        f"'{conn.spec.destination.raw_schema}' in {conn_file(conn)}",
+                        "make the two schema names equal",
+                    )
+                )
+            if table.table not in synced:
+                problems.append(
+                    Problem(
+                        file,
+                        f"sources.{name}.tables.{table.table}",
+                        f"table '{table.table}' is not synced by connection '{conn.spec.name}' "
+                        f"({conn_file(conn)} syncs: {', '.join(sorted(synced))})",
+                        f"add the stream to 'streams' in {conn_file(conn)}, or remove the table from the source",
+                    )
+                )
+    return problems
+
+
+def load_and_check(
+    ingestion_dir: Path, dbt_project_dir: Path, manifest_path: Path
+) -> tuple[list[LoadedConnection], Manifest]:
+    """Load both halves and check the contract between them; raise every problem at once."""
+    connections = load_connections(ingestion_dir)
+    manifest = load_manifest(manifest_path)
+    problems = check_contract(connections, manifest, dbt_project_dir)
+    if problems:
+        raise ConfigurationError(problems)
+    return connections, manifest

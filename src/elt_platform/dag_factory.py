@@ -1,0 +1,135 @@
+"""Build the ELT DAG from the ingestion files and the dbt manifest.
+
+Shape: one ``sync_<connection>`` task per ingestion file, then Cosmos renders every
+dbt node as its own task (``<model>.run`` and ``<model>.test``). Each dbt source is
+rendered as a freshness check wired after the sync that loads it, so a model runs
+only when every sync it reads from succeeded, and models that do not read from a
+failed sync still run.
+
+Parsing runs no dbt and touches no network: the manifest is built beforehand by
+``make manifest`` (``dbt parse``), or at image build.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.sdk import DAG
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import (
+    DbtResourceType,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    SourceRenderingBehavior,
+    TestBehavior,
+)
+from cosmos.profiles import DuckDBUserPasswordProfileMapping
+
+from elt_platform.contract import load_and_check
+from elt_platform.local_sync import LocalAirbyteSyncOperator
+from elt_platform.settings import Settings
+
+TRANSFORM_GROUP_ID = "transform"
+
+_TASK_SUFFIX = {
+    DbtResourceType.MODEL: "run",
+    DbtResourceType.SEED: "seed",
+    DbtResourceType.SNAPSHOT: "snapshot",
+    DbtResourceType.TEST: "test",
+}
+
+
+def dbt_task_id(node: Any) -> str:
+    """Cosmos's own naming, except sources: two sources may both have a ``users`` table."""
+    if node.resource_type == DbtResourceType.SOURCE:
+        _, _, source_name, table = node.unique_id.split(".", 3)
+        return f"{source_name}__{table}_freshness"
+    return f"{node.name}_{_TASK_SUFFIX.get(node.resource_type, node.resource_type.value)}"
+
+
+def _profile_name(dbt_project_dir: Path) -> str:
+    project = yaml.safe_load((dbt_project_dir / "dbt_project.yml").read_text())
+    return project.get("profile") or project["name"]
+
+
+def build_elt_dag(
+    *,
+    dag_id: str,
+    dbt_project_dir: str | Path,
+    ingestion_dir: str | Path,
+    manifest_path: str | Path | None = None,
+    schedule: Any = None,
+    start_date: datetime = datetime(2026, 1, 1),
+    doc_md: str | None = None,
+    tags: list[str] | None = None,
+    settings: Settings | None = None,
+) -> DAG:
+    """The whole pipeline as one DAG: syncs, then one task per dbt node."""
+    settings = settings or Settings.from_env()
+    dbt_project_dir = Path(dbt_project_dir).resolve()
+    manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
+    connections, manifest = load_and_check(Path(ingestion_dir).resolve(), dbt_project_dir, manifest_path)
+
+    default_args = {
+        "owner": "data-platform",
+        "retries": settings.task_retries,
+        # DuckDB allows one writer per file: syncs and dbt share one pool slot.
+        "pool": settings.warehouse_pool,
+    }
+    with DAG(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        doc_md=doc_md,
+        tags=tags or ["elt", "airbyte", "dbt"],
+    ) as dag:
+        syncs = {
+            conn.spec.dbt_source: LocalAirbyteSyncOperator(
+                task_id=conn.spec.task_id,
+                task_display_name=f"sync {conn.spec.title}",
+                connection_file=str(conn.path),
+                warehouse_conn_id=settings.warehouse_conn_id,
+                doc_md=f"Sync **{conn.spec.title}** ({conn.path.name}) into `{conn.spec.destination.raw_schema}`.",
+            )
+            for conn in connections
+        }
+        transform = DbtTaskGroup(
+            group_id=TRANSFORM_GROUP_ID,
+            project_config=ProjectConfig(
+                dbt_project_path=dbt_project_dir,
+                manifest_path=manifest_path,
+                install_dbt_deps=False,
+            ),
+            profile_config=ProfileConfig(
+                profile_name=_profile_name(dbt_project_dir),
+                target_name=settings.dbt_target,
+                profile_mapping=DuckDBUserPasswordProfileMapping(conn_id=settings.warehouse_conn_id),
+            ),
+            execution_config=ExecutionConfig(
+                execution_mode=ExecutionMode.LOCAL,
+                invocation_mode=InvocationMode.DBT_RUNNER,
+            ),
+            render_config=RenderConfig(
+                load_method=LoadMode.DBT_MANIFEST,
+                test_behavior=TestBehavior.AFTER_EACH,
+                source_rendering_behavior=SourceRenderingBehavior.ALL,
+                normalize_task_id=dbt_task_id,
+                normalize_task_display_name=dbt_task_id,
+                # A test reading two models (relationships) runs once both exist.
+                should_detach_multiple_parents_tests=True,
+                emit_datasets=False,
+            ),
+            operator_args={"install_deps": False},
+        )
+        for unique_id, task in transform.tasks_map.items():
+            source = manifest.sources.get(unique_id)
+            if source is not None:
+                syncs[source.source_name] >> task
+    return dag

@@ -1,0 +1,63 @@
+"""Run one sync with PyAirbyte. Executed by the ingestion environment's Python, never by Airflow.
+
+Reads a JSON request on stdin (see :mod:`elt_platform.local_sync`), runs the real
+Airbyte source connector, and writes the raw tables into DuckDB in Airbyte's raw
+shape (``_airbyte_raw_id``, ``_airbyte_extracted_at``, ``_airbyte_meta``). The
+last stdout line carries the result as JSON.
+
+``python -m elt_platform.local_sync_runner install <ingestion dir>`` installs each
+connection's connector into its own virtualenv ahead of the first run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULT_PREFIX = "ELT_SYNC_RESULT "
+
+
+def sync(request: dict) -> dict:
+    import airbyte as ab
+
+    source = ab.get_source(
+        request["connector"],
+        config=request["config"],
+        pip_url=request["package"],
+        install_if_missing=True,
+        streams=request["streams"],
+    )
+    cache = ab.DuckDBCache(
+        db_path=request["warehouse_path"],
+        schema_name=request["raw_schema"],
+        table_prefix=request["table_prefix"],
+    )
+    result = source.read(cache=cache, force_full_refresh=True, write_strategy="replace")
+    return {
+        "raw_schema": request["raw_schema"],
+        "streams": {name: len(dataset) for name, dataset in result.streams.items()},
+    }
+
+
+def install(ingestion_dir: Path) -> None:
+    import airbyte as ab
+
+    from elt_platform.connections import load_connections
+
+    for conn in load_connections(ingestion_dir):
+        source = conn.spec.source
+        print(f"Installing {source.package} for connection {conn.spec.name}", flush=True)
+        ab.get_source(source.connector, pip_url=source.package, install_if_missing=True)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["install"]:
+        install(Path(sys.argv[2]))
+        return
+    result = sync(json.load(sys.stdin))
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Shared fixtures. Airflow reads its settings at import, so they are set here, first."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+_HOME = Path(tempfile.mkdtemp(prefix="elt-tests-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "DO_NOT_TRACK": "1",
+        "AIRFLOW_CONN_WAREHOUSE": '{"conn_type": "duckdb", "host": "%s"}' % (_HOME / "warehouse.duckdb"),
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def manifest_path() -> Path:
+    path = REPO / "dbt_project" / "target" / "manifest.json"
+    if not path.exists():
+        pytest.fail("dbt manifest missing: run the suite with `make test`, which builds it")
+    return path
+
+
+def copy_project(dest: Path) -> tuple[Path, Path]:
+    """A private copy of the dbt project (with its manifest) and of the ingestion files."""
+    dbt_dir = dest / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", dbt_dir, ignore=shutil.ignore_patterns("logs", "*.duckdb"))
+    shutil.copytree(REPO / "ingestion", dest / "ingestion")
+    return dbt_dir, dest / "ingestion"
+
+
+def dbt_parse(dbt_dir: Path) -> Path:
+    """Rebuild a copied project's manifest after it was changed."""
+    subprocess.run(
+        [str(BIN / "dbt"), "parse", "--quiet", "--profiles-dir", ".", "--no-partial-parse"],
+        cwd=dbt_dir,
+        check=True,
+        env={**os.environ, "ELT_DUCKDB_PATH": str(dbt_dir / "parse.duckdb")},
+    )
+    return dbt_dir / "target" / "manifest.json"
+
+
+def write_dag_file(dags_dir: Path, dag_id: str, dbt_dir: Path, ingestion_dir: Path) -> Path:
+    dags_dir.mkdir(parents=True, exist_ok=True)
+    path = dags_dir / f"{dag_id}.py"
+    path.write_text(
+        f'"""Test airflow DAG built by the factory from a copied project."""\n'
+        "from elt_platform.dag_factory import build_elt_dag\n\n"
+        f"dag = build_elt_dag(dag_id={dag_id!r}, dbt_project_dir={str(dbt_dir)!r}, "
+        f"ingestion_dir={str(ingestion_dir)!r})\n"
+    )
+    return path

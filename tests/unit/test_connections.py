@@ -1,0 +1,125 @@
+"""Ingestion files: valid ones load, and each kind of mistake names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from elt_platform.connections import ConfigurationError, ConnectionSpec, load_connections, resolve_config
+from tests.conftest import REPO
+
+VALID = (REPO / "ingestion" / "shop_faker.yml").read_text()
+
+
+@pytest.fixture
+def ingestion(tmp_path: Path) -> Path:
+    directory = tmp_path / "ingestion"
+    directory.mkdir()
+    (directory / "shop_faker.yml").write_text(VALID)
+    return directory
+
+
+def problems_of(directory: Path) -> list[str]:
+    with pytest.raises(ConfigurationError) as caught:
+        load_connections(directory)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_connections_load():
+    loaded = load_connections(REPO / "ingestion")
+    assert {c.spec.name: c.spec.dbt_source for c in loaded} == {"shop_faker": "faker", "support_desk": "support"}
+    faker = next(c.spec for c in loaded if c.spec.name == "shop_faker")
+    assert faker.task_id == "sync_shop_faker"
+    assert faker.tables == {"users": "users", "products": "products", "purchases": "purchases"}
+
+
+def test_invalid_yaml_names_file_and_position(ingestion):
+    (ingestion / "shop_faker.yml").write_text("name: shop_faker\nstreams: [users\n")
+    [problem] = problems_of(ingestion)
+    assert problem.startswith("ingestion/shop_faker.yml: line 3, column 1: invalid YAML")
+    assert "Fix:" in problem
+
+
+def test_missing_and_unknown_fields(ingestion):
+    text = VALID.replace("dbt_source: faker\n", "").replace("streams:", "stream_list:")
+    (ingestion / "shop_faker.yml").write_text(text)
+    problems = problems_of(ingestion)
+    assert "ingestion/shop_faker.yml: dbt_source: required field is missing" in "\n".join(problems)
+    assert "ingestion/shop_faker.yml: streams: required field is missing" in "\n".join(problems)
+    assert any(p.startswith("ingestion/shop_faker.yml: stream_list: unknown field. Fix: remove it") for p in problems)
+
+
+def test_wrong_value_names_nested_field(ingestion):
+    (ingestion / "shop_faker.yml").write_text(VALID.replace("airbyte-source-faker==7.2.1", "airbyte-source-faker"))
+    [problem] = problems_of(ingestion)
+    assert problem.startswith("ingestion/shop_faker.yml: source.package: String should match pattern")
+
+
+@pytest.mark.parametrize(
+    ("config_line", "field"),
+    [
+        ("    api_key: sk_live_123", "source.config.api_key"),
+        ("    credentials:\n      client_secret: hunter2", "source.config.credentials.client_secret"),
+        ("    password: hunter2", "source.config.password"),
+    ],
+)
+def test_inline_secret_is_refused(ingestion, config_line, field):
+    (ingestion / "shop_faker.yml").write_text(VALID.replace("    seed: 42", f"    seed: 42\n{config_line}"))
+    problems = problems_of(ingestion)
+    assert any(p.startswith(f"ingestion/shop_faker.yml: {field}: secret written inline") for p in problems), problems
+    assert all("hunter2" not in p and "sk_live" not in p for p in problems)
+
+
+def test_secret_references_are_accepted_and_resolved_at_run_time(ingestion, tmp_path):
+    text = VALID.replace(
+        "    seed: 42",
+        "    seed: 42\n    api_key: {from_env: SHOP_API_KEY}\n"
+        "    password: {from_airflow_connection: shop_db, field: password}",
+    )
+    (ingestion / "shop_faker.yml").write_text(text)
+    [conn] = load_connections(ingestion)
+
+    class Conn:
+        password = "from-airflow"
+
+    resolved = resolve_config(
+        conn.spec.source.config, tmp_path, lookup_connection=lambda conn_id: Conn, environ={"SHOP_API_KEY": "k-1"}
+    )
+    assert resolved["api_key"] == "k-1"
+    assert resolved["password"] == "from-airflow"
+    with pytest.raises(KeyError, match="SHOP_API_KEY is not set"):
+        resolve_config(conn.spec.source.config, tmp_path, lookup_connection=lambda c: Conn, environ={})
+
+
+def test_local_path_is_resolved_against_the_yaml_folder():
+    [support] = [c for c in load_connections(REPO / "ingestion") if c.spec.name == "support_desk"]
+    resolved = resolve_config(support.spec.source.config, support.path.parent)
+    assert resolved["url"] == str(REPO / "ingestion" / "data" / "support_tickets.csv")
+    assert Path(resolved["url"]).is_file()
+
+
+def test_duplicate_names_name_both_files(ingestion):
+    shutil.copy(ingestion / "shop_faker.yml", ingestion / "shop_faker_copy.yml")
+    problems = problems_of(ingestion)
+    assert (
+        "ingestion/shop_faker.yml: name: name 'shop_faker' is also used by ingestion/shop_faker_copy.yml"
+        in "\n".join(problems)
+    )
+    assert any(p.startswith("ingestion/shop_faker_copy.yml: dbt_source:") for p in problems)
+
+
+def test_every_file_is_checked_before_raising(ingestion):
+    (ingestion / "broken.yml").write_text("name: [\n")
+    (ingestion / "other.yml").write_text(VALID.replace("name: shop_faker", "name: Shop Faker"))
+    problems = problems_of(ingestion)
+    assert {p.split(":")[0] for p in problems} == {"ingestion/broken.yml", "ingestion/other.yml"}
+
+
+def test_committed_json_schema_matches_the_model():
+    committed = json.loads((REPO / "ingestion" / "connection.schema.json").read_text())
+    assert committed == ConnectionSpec.model_json_schema(), (
+        "regenerate it: .venv/bin/elt schema > ingestion/connection.schema.json"
+    )

@@ -1,0 +1,84 @@
+"""The factory's wiring: expected task ids, and every edge from a sync to the models that read it."""
+
+from __future__ import annotations
+
+import pytest
+
+from elt_platform.dag_factory import build_elt_dag
+from tests.conftest import REPO, copy_project
+
+MODELS = [
+    "stg_faker__users",
+    "stg_faker__products",
+    "stg_faker__purchases",
+    "stg_support__tickets",
+    "int_purchases_joined_to_products",
+    "int_tickets_aggregated_to_users",
+    "orders",
+    "products",
+    "customers",
+    "tickets",
+]
+SOURCES = ["faker_users", "faker_products", "faker_purchases", "support_tickets"]
+
+
+@pytest.fixture(scope="module")
+def dag(manifest_path):
+    return build_elt_dag(dag_id="wiring", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion")
+
+
+def upstream(dag, task_id: str) -> set[str]:
+    return dag.get_task(task_id).upstream_task_ids
+
+
+def all_upstream(dag, task_id: str) -> set[str]:
+    return {t.task_id for t in dag.get_task(task_id).get_flat_relatives(upstream=True)}
+
+
+def test_one_sync_per_connection_and_a_run_and_test_task_per_model(dag):
+    ids = set(dag.task_ids)
+    assert {t for t in ids if not t.startswith("transform.")} == {"sync_shop_faker", "sync_support_desk"}
+    for model in MODELS:
+        assert {f"transform.{model}.run", f"transform.{model}.test"} <= ids
+    for source in SOURCES:
+        assert {f"transform.{source}.source", f"transform.{source}.test"} <= ids
+
+
+def test_each_source_waits_for_the_sync_that_loads_it(dag):
+    for table in ("users", "products", "purchases"):
+        assert upstream(dag, f"transform.faker_{table}.source") == {"sync_shop_faker"}
+    assert upstream(dag, "transform.support_tickets.source") == {"sync_support_desk"}
+
+
+@pytest.mark.parametrize(
+    ("model", "syncs"),
+    [
+        ("stg_faker__users", {"sync_shop_faker"}),
+        ("orders", {"sync_shop_faker"}),
+        ("products", {"sync_shop_faker"}),
+        ("tickets", {"sync_support_desk"}),
+        ("int_tickets_aggregated_to_users", {"sync_support_desk"}),
+        ("customers", {"sync_shop_faker", "sync_support_desk"}),
+    ],
+)
+def test_a_model_waits_for_exactly_the_syncs_it_reads_from(dag, model, syncs):
+    found = {t for t in all_upstream(dag, f"transform.{model}.run") if t.startswith("sync_")}
+    assert found == syncs
+
+
+def test_model_edges_follow_dbt_refs(dag):
+    assert upstream(dag, "transform.stg_faker__users.run") == {"transform.faker_users.test"}
+    assert upstream(dag, "transform.customers.run") == {
+        "transform.stg_faker__users.test",
+        "transform.orders.test",
+        "transform.int_tickets_aggregated_to_users.test",
+    }
+    assert upstream(dag, "transform.customers.test") == {"transform.customers.run"}
+
+
+def test_factory_renders_any_project_path(tmp_path):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    other = build_elt_dag(dag_id="copy", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
+    run_task = other.get_task("transform.orders.run")
+    assert str(run_task.project_dir) == str(dbt_dir)
+    assert other.get_task("sync_support_desk").connection_file == str(ingestion_dir / "support_desk.yml")
