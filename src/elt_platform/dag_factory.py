@@ -126,7 +126,6 @@ def build_elt_dag(
                 should_detach_multiple_parents_tests=True,
                 emit_datasets=False,
             ),
-            operator_args={"install_deps": False},
         )
         for unique_id, task in transform.tasks_map.items():
             source = manifest.sources.get(unique_id)

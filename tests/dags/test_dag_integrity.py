@@ -17,7 +17,7 @@ PARSE_BUDGET_SECONDS = 3.0
 
 @pytest.fixture(scope="module")
 def dagbag(manifest_path) -> DagBag:
-    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_no_import_errors(dagbag):
@@ -29,7 +29,7 @@ def test_parse_time_within_budget(dagbag):
     durations = {stat.file: stat.duration.total_seconds() for stat in dagbag.dagbag_stats}
     # The first parse pays for importing Airflow and Cosmos; time a second, warm one too.
     start = time.perf_counter()
-    DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    DagBag(dag_folder=str(REPO / "dags"))
     warm = time.perf_counter() - start
     assert max(durations.values()) < PARSE_BUDGET_SECONDS, durations
     assert warm < PARSE_BUDGET_SECONDS
@@ -50,7 +50,7 @@ def test_bad_ingestion_file_is_an_import_error_naming_file_and_field(tmp_path):
     write_dag_file(dags, "bad_config", dbt_dir, ingestion_dir)
     shutil.copy(REPO / "tests" / "fixtures" / "unrelated_dag.py", dags / "unrelated_dag.py")
 
-    bag = DagBag(dag_folder=str(dags), include_examples=False)
+    bag = DagBag(dag_folder=str(dags))
 
     assert list(bag.import_errors) == [str(dags / "bad_config.py")]
     message = bag.import_errors[str(dags / "bad_config.py")]
