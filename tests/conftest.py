@@ -59,13 +59,19 @@ def dbt_parse(dbt_dir: Path) -> Path:
     return dbt_dir / "target" / "manifest.json"
 
 
-def write_dag_file(dags_dir: Path, dag_id: str, dbt_dir: Path, ingestion_dir: Path) -> Path:
+def write_dag_file(
+    dags_dir: Path, dag_id: str, dbt_dir: Path, ingestion_dir: Path, warehouse_conn_id: str = "warehouse"
+) -> Path:
+    """A thin DAG file, like dags/shop_elt.py, over a copied project and its own warehouse connection."""
     dags_dir.mkdir(parents=True, exist_ok=True)
     path = dags_dir / f"{dag_id}.py"
     path.write_text(
         f'"""Test airflow DAG built by the factory from a copied project."""\n'
-        "from elt_platform.dag_factory import build_elt_dag\n\n"
+        "from dataclasses import replace\n\n"
+        "from elt_platform.dag_factory import build_elt_dag\n"
+        "from elt_platform.settings import Settings\n\n"
         f"dag = build_elt_dag(dag_id={dag_id!r}, dbt_project_dir={str(dbt_dir)!r}, "
-        f"ingestion_dir={str(ingestion_dir)!r})\n"
+        f"ingestion_dir={str(ingestion_dir)!r}, "
+        f"settings=replace(Settings.from_env(), warehouse_conn_id={warehouse_conn_id!r}))\n"
     )
     return path

@@ -7,8 +7,10 @@ before anything is raised, so one run of ``elt check`` lists every mistake.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -84,6 +86,14 @@ class ProductionSpec(_Spec):
     )
 
 
+class RetrySpec(_Spec):
+    """Overrides of the default retry policy (src/elt_platform/settings.py) for one connection's sync."""
+
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    retry_delay_seconds: Annotated[float, Field(gt=0)] | None = None
+    max_retry_delay_seconds: Annotated[float, Field(gt=0)] | None = None
+
+
 class ConnectionSpec(_Spec):
     """One ingestion connection: an Airbyte source synced into raw tables that feed one dbt source."""
 
@@ -97,6 +107,7 @@ class ConnectionSpec(_Spec):
     destination: DestinationSpec
     dbt_source: Identifier = Field(description="Name of the dbt source these raw tables are declared as.")
     production: ProductionSpec
+    retries: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy overrides for the sync task.")
 
     @model_validator(mode="after")
     def _streams_unique(self) -> ConnectionSpec:
@@ -256,24 +267,38 @@ def load_connections(directory: Path, display_root: Path | None = None) -> list[
     return loaded
 
 
-def resolve_config(value: Any, base_dir: Path, lookup_connection: Any = None, environ: Any = None) -> Any:
-    """Replace references in a connector config with their values. Called at run time only."""
-    import os
+def resolve_config(
+    value: Any,
+    base_dir: Path,
+    lookup_connection: Callable[[str], Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_secret: Callable[[Any], None] = lambda secret: None,
+) -> Any:
+    """Replace references in a connector config with their values. Called at run time only.
 
+    Every value read through a reference is a secret: ``on_secret`` gets it (the sync
+    operator registers it with Airflow's log masker).
+    """
     environ = os.environ if environ is None else environ
-    if isinstance(value, dict):
-        if "from_env" in value:
-            ref = FromEnv.model_validate(value)
-            if ref.from_env not in environ:
-                raise KeyError(f"environment variable {ref.from_env} is not set on the worker")
-            return environ[ref.from_env]
-        if "from_airflow_connection" in value:
-            ref = FromAirflowConnection.model_validate(value)
-            conn = lookup_connection(ref.from_airflow_connection)
-            return getattr(conn, ref.field)
-        if "local_path" in value:
-            return str((base_dir / LocalPath.model_validate(value).local_path).resolve())
-        return {k: resolve_config(v, base_dir, lookup_connection, environ) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_config(v, base_dir, lookup_connection, environ) for v in value]
-    return value
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "from_env" in node:
+                ref = FromEnv.model_validate(node)
+                if ref.from_env not in environ:
+                    raise KeyError(f"environment variable {ref.from_env} is not set on the worker")
+                on_secret(environ[ref.from_env])
+                return environ[ref.from_env]
+            if "from_airflow_connection" in node:
+                ref = FromAirflowConnection.model_validate(node)
+                secret = getattr(lookup_connection(ref.from_airflow_connection), ref.field)
+                on_secret(secret)
+                return secret
+            if "local_path" in node:
+                return str((base_dir / LocalPath.model_validate(node).local_path).resolve())
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(value)

@@ -12,7 +12,8 @@ Parsing runs no dbt and touches no network: the manifest is built beforehand by
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,11 @@ from cosmos.constants import (
 )
 from cosmos.profiles import DuckDBUserPasswordProfileMapping
 
+from elt_platform.alerts import PipelineAlerts
+from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
 from elt_platform.local_sync import LocalAirbyteSyncOperator
-from elt_platform.settings import Settings
+from elt_platform.settings import Retries, Settings
 
 TRANSFORM_GROUP_ID = "transform"
 
@@ -49,6 +52,26 @@ def dbt_task_id(node: Any) -> str:
         _, _, source_name, table = node.unique_id.split(".", 3)
         return f"{source_name}__{table}_freshness"
     return f"{node.name}_{_TASK_SUFFIX.get(node.resource_type, node.resource_type.value)}"
+
+
+def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
+    """The default retry policy with the connection's own overrides applied."""
+    overrides = spec.retries
+    policy = replace(
+        defaults,
+        retries=defaults.retries if overrides.retries is None else overrides.retries,
+        retry_delay=(
+            defaults.retry_delay
+            if overrides.retry_delay_seconds is None
+            else timedelta(seconds=overrides.retry_delay_seconds)
+        ),
+        max_retry_delay=(
+            defaults.max_retry_delay
+            if overrides.max_retry_delay_seconds is None
+            else timedelta(seconds=overrides.max_retry_delay_seconds)
+        ),
+    )
+    return policy.as_task_args()
 
 
 def _profile_name(dbt_project_dir: Path) -> str:
@@ -74,11 +97,20 @@ def build_elt_dag(
     manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
     connections, manifest = load_and_check(Path(ingestion_dir).resolve(), dbt_project_dir, manifest_path)
 
+    alerts = PipelineAlerts(
+        manifest_path=manifest_path,
+        connection_files={conn.spec.task_id: conn.path for conn in connections},
+        settings=settings,
+    )
     default_args = {
         "owner": "data-platform",
-        "retries": settings.task_retries,
         # DuckDB allows one writer per file: syncs and dbt share one pool slot.
         "pool": settings.warehouse_pool,
+        # Per model: meta: {cosmos: {operator_kwargs: {retries: N}}} in dbt.
+        **settings.retries.as_task_args(),
+        # Fires once, after the last try; held-back tasks are upstream_failed and fire nothing.
+        "on_failure_callback": alerts.on_failure,
+        "on_retry_callback": alerts.on_retry,
     }
     with DAG(
         dag_id=dag_id,
@@ -97,6 +129,7 @@ def build_elt_dag(
                 connection_file=str(conn.path),
                 warehouse_conn_id=settings.warehouse_conn_id,
                 doc_md=f"Sync **{conn.spec.title}** ({conn.path.name}) into `{conn.spec.destination.raw_schema}`.",
+                **sync_retries(conn.spec, settings.retries),
             )
             for conn in connections
         }
@@ -126,9 +159,12 @@ def build_elt_dag(
                 should_detach_multiple_parents_tests=True,
                 emit_datasets=False,
             ),
+            on_warning_callback=alerts.on_warning,
         )
-        for unique_id, task in transform.tasks_map.items():
+        for unique_id, task_or_group in transform.tasks_map.items():
             source = manifest.sources.get(unique_id)
             if source is not None:
-                syncs[source.source_name] >> task
+                syncs[source.source_name] >> task_or_group
+            tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
+            alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
     return dag

@@ -16,6 +16,10 @@ class SourceTable:
     file: str
     has_freshness: bool
 
+    @property
+    def name(self) -> str:
+        return f"{self.source_name}.{self.table}"
+
 
 @dataclass(frozen=True)
 class Model:
@@ -41,6 +45,7 @@ class Manifest:
     sources: dict[str, SourceTable] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
     exposures: dict[str, Exposure] = field(default_factory=dict)
+    tests: dict[str, tuple[str, ...]] = field(default_factory=dict)  # test -> the nodes it reads
 
     def source_tables(self, source_name: str) -> list[SourceTable]:
         return [s for s in self.sources.values() if s.source_name == source_name]
@@ -48,6 +53,9 @@ class Manifest:
     @property
     def source_names(self) -> set[str]:
         return {s.source_name for s in self.sources.values()}
+
+    def exposures_reading(self, unique_ids: set[str]) -> list[Exposure]:
+        return [e for e in self.exposures.values() if unique_ids & set(e.depends_on)]
 
     def downstream_of(self, unique_ids: set[str]) -> set[str]:
         """Every model that reads, directly or not, from any of ``unique_ids``."""
@@ -109,4 +117,5 @@ def load_manifest(path: Path) -> Manifest:
         )
         for uid, n in raw.get("exposures", {}).items()
     }
-    return Manifest(path=path, sources=sources, models=models, exposures=exposures)
+    tests = {uid: tuple(n["depends_on"]["nodes"]) for uid, n in raw["nodes"].items() if n["resource_type"] == "test"}
+    return Manifest(path=path, sources=sources, models=models, exposures=exposures, tests=tests)

@@ -19,20 +19,9 @@ from airflow.sdk import BaseOperator, Connection
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
-from elt_platform.connections import SECRET_KEY, load_connection_file, resolve_config
+from elt_platform.connections import load_connection_file, resolve_config
 from elt_platform.local_sync_runner import RESULT_PREFIX
 from elt_platform.settings import Settings
-
-
-def _mask_secrets(value: Any, key: str = "") -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _mask_secrets(v, k)
-    elif isinstance(value, list):
-        for v in value:
-            _mask_secrets(v, key)
-    elif isinstance(value, str) and SECRET_KEY.search(key):
-        mask_secret(value)
 
 
 class LocalAirbyteSyncOperator(BaseOperator):
@@ -60,8 +49,9 @@ class LocalAirbyteSyncOperator(BaseOperator):
                 f"ELT_INGESTION_PYTHON={settings.ingestion_python} is not an interpreter. "
                 "Fix: run `make install`, which creates the PyAirbyte environment and sets it."
             )
-        config = resolve_config(spec.source.config, path.parent, lookup_connection=Connection.get)
-        _mask_secrets(config)
+        config = resolve_config(
+            spec.source.config, path.parent, lookup_connection=Connection.get, on_secret=mask_secret
+        )
         warehouse = Connection.get(self.warehouse_conn_id)
         if not warehouse.host:
             raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")

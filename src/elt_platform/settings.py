@@ -7,35 +7,80 @@ CI and in the container image. Reading them is cheap and safe at DAG-parse time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Retries:
+    """Retry policy of a task. Defaults here; per connection in its YAML; per model in dbt meta."""
+
+    retries: int = 2
+    retry_delay: timedelta = timedelta(seconds=60)
+    # 60 s, 120 s, 240 s, … capped at max_retry_delay.
+    retry_exponential_backoff: bool = True
+    max_retry_delay: timedelta = timedelta(minutes=15)
+
+    def as_task_args(self) -> dict[str, object]:
+        return {
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "retry_exponential_backoff": self.retry_exponential_backoff,
+            "max_retry_delay": self.max_retry_delay,
+        }
 
 
 @dataclass(frozen=True)
 class Settings:
     # Airflow connection that locates the warehouse; Cosmos maps it to the dbt profile.
-    warehouse_conn_id: str
+    warehouse_conn_id: str = "warehouse"
     # Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
-    warehouse_pool: str
+    warehouse_pool: str = "warehouse"
     # dbt target name written into the profile Cosmos generates.
-    dbt_target: str
+    dbt_target: str = "local"
     # Python of the PyAirbyte environment that runs local syncs.
-    ingestion_python: Path | None
+    ingestion_python: Path | None = None
     # Where PyAirbyte keeps one virtualenv per source connector.
-    connectors_dir: Path | None
-    # Retries of every task, unless overridden.
-    task_retries: int
+    connectors_dir: Path | None = None
+    retries: Retries = Retries()
+    # Alert channels: each is on when its Airflow connection exists.
+    slack_conn_id: str = "slack_alerts"
+    smtp_conn_id: str = "smtp_alerts"
+    alert_email_to: tuple[str, ...] = ()
+    alert_email_from: str = "airflow@localhost"
+    # A low-noise Slack message on each retry, besides the alert on the final failure.
+    alert_on_retry: bool = False
 
     @classmethod
-    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        ingestion_python = env.get("ELT_INGESTION_PYTHON")
-        connectors_dir = env.get("ELT_CONNECTORS_DIR")
+        base = cls()
+        defaults = Retries()
         return cls(
-            warehouse_conn_id=env.get("ELT_WAREHOUSE_CONN_ID", "warehouse"),
-            warehouse_pool=env.get("ELT_WAREHOUSE_POOL", "warehouse"),
-            dbt_target=env.get("ELT_DBT_TARGET", "local"),
-            ingestion_python=Path(ingestion_python) if ingestion_python else None,
-            connectors_dir=Path(connectors_dir) if connectors_dir else None,
-            task_retries=int(env.get("ELT_TASK_RETRIES", "0")),
+            warehouse_conn_id=env.get("ELT_WAREHOUSE_CONN_ID", base.warehouse_conn_id),
+            warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
+            dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
+            ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
+            connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,
+            retries=Retries(
+                retries=int(env.get("ELT_TASK_RETRIES", defaults.retries)),
+                retry_delay=timedelta(
+                    seconds=float(env.get("ELT_RETRY_DELAY_SECONDS", defaults.retry_delay.total_seconds()))
+                ),
+                retry_exponential_backoff=defaults.retry_exponential_backoff,
+                max_retry_delay=timedelta(
+                    seconds=float(env.get("ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay.total_seconds()))
+                ),
+            ),
+            slack_conn_id=env.get("ELT_SLACK_CONN_ID", base.slack_conn_id),
+            smtp_conn_id=env.get("ELT_SMTP_CONN_ID", base.smtp_conn_id),
+            alert_email_to=tuple(a.strip() for a in env.get("ELT_ALERT_EMAIL_TO", "").split(",") if a.strip()),
+            alert_email_from=env.get("ELT_ALERT_EMAIL_FROM", base.alert_email_from),
+            alert_on_retry=_flag(env.get("ELT_ALERT_ON_RETRY", "false")),
         )

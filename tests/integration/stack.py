@@ -1,0 +1,126 @@
+"""A real Airflow on 127.0.0.1: API server, scheduler (LocalExecutor) and DAG processor.
+
+Driven through Airflow's public REST API (``/api/v2``), like a person in the UI would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import BIN
+
+TERMINAL = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AirflowStack:
+    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str]):
+        self.home = home
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-jwt-secret",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+            **env,
+        }
+        self.procs: list[subprocess.Popen] = []
+        self.client = httpx.Client(base_url=f"{self.base_url}/api/v2", timeout=30)
+
+    def airflow(self, *args: str) -> None:
+        subprocess.run([str(BIN / "airflow"), *args], env=self.env, check=True, capture_output=True)
+
+    def start(self) -> AirflowStack:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate")
+        self.airflow("pools", "set", "warehouse", "1", "DuckDB allows one writer per file")
+        for name, args in (
+            ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
+            ("scheduler", ["scheduler"]),
+            ("dag-processor", ["dag-processor"]),
+        ):
+            log = (self.home / f"{name}.log").open("w")
+            self.procs.append(
+                subprocess.Popen([str(BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            )
+        self._wait(lambda: self.client.get("/monitor/health").status_code == 200, 120, "API server health")
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.client.close()
+
+    @staticmethod
+    def _wait(ready, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if ready():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"{what} not ready after {timeout} s")
+
+    def trigger(self, dag_id: str) -> str:
+        self._wait(lambda: self.client.get(f"/dags/{dag_id}").status_code == 200, 180, f"DAG {dag_id} parsed")
+        self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
+        state = {}
+
+        def done() -> bool:
+            state["value"] = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            return state["value"] in TERMINAL
+
+        self._wait(done, timeout, f"run {run_id} of {dag_id}")
+        return state["value"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict]:
+        response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})
+        response.raise_for_status()
+        return {ti["task_id"]: ti for ti in response.json()["task_instances"]}
+
+    def clear_with_downstream(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
+        response = self.client.post(
+            f"/dags/{dag_id}/clearTaskInstances",
+            json={
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "include_downstream": True,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+        response.raise_for_status()
+        return sorted(ti["task_id"] for ti in response.json()["task_instances"])
