@@ -120,9 +120,9 @@ class PipelineAlerts:
     """The DAG's callbacks. ``task_nodes`` maps each dbt task id to its dbt node, filled by the factory."""
 
     manifest_path: Path
-    connection_files: dict[str, Path]  # sync task id -> ingestion file
-    task_nodes: dict[str, str] = field(default_factory=dict)
-    settings: Settings = field(default_factory=Settings.from_env)
+    connection_files: dict[str, Path] = field(repr=False)  # sync task id -> ingestion file
+    task_nodes: dict[str, str] = field(default_factory=dict, repr=False)
+    settings: Settings = field(default_factory=Settings.from_env, repr=False)
 
     def on_failure(self, context: Any) -> None:
         send(self.describe(context, "failure"), context, self.settings)

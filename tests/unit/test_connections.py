@@ -85,11 +85,17 @@ def test_secret_references_are_accepted_and_resolved_at_run_time(ingestion, tmp_
     class Conn:
         password = "from-airflow"
 
+    secrets: list[str] = []
     resolved = resolve_config(
-        conn.spec.source.config, tmp_path, lookup_connection=lambda conn_id: Conn, environ={"SHOP_API_KEY": "k-1"}
+        conn.spec.source.config,
+        tmp_path,
+        lookup_connection=lambda conn_id: Conn,
+        environ={"SHOP_API_KEY": "k-1"},
+        on_secret=secrets.append,
     )
     assert resolved["api_key"] == "k-1"
     assert resolved["password"] == "from-airflow"
+    assert sorted(secrets) == ["from-airflow", "k-1"]  # both go to Airflow's log masker
     with pytest.raises(KeyError, match="SHOP_API_KEY is not set"):
         resolve_config(conn.spec.source.config, tmp_path, lookup_connection=lambda c: Conn, environ={})
 
