@@ -135,6 +135,8 @@ class PipelineAlerts:
         ti = context["ti"]
         results = context.get("test_results") or []
         names = context.get("test_names") or []
+        if not names:  # Cosmos calls this after every source freshness check, warnings or not.
+            return
         facts = [("DAG", ti.dag_id), ("Run", ti.run_id), ("Task", ti.task_id)]
         facts += [(name, error_excerpt(result) or "warn") for name, result in zip(names, results, strict=False)]
         alert = Alert("warning", f"dbt warning in {ti.task_id} ({len(names)} issue(s))", facts, "", ti.log_url)
