@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
 from elt_platform.connections import load_connection_file, resolve_config
-from elt_platform.local_sync_runner import RESULT_PREFIX
+from elt_platform.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
 from elt_platform.settings import Settings
 
 
@@ -112,17 +112,20 @@ def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dic
     proc.stdin.close()
     tail: collections.deque[str] = collections.deque(maxlen=20)
     result: dict[str, Any] | None = None
+    error = ""
     for line in proc.stdout:
         line = line.rstrip()
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX) :])
+            continue
+        if line.startswith(ERROR_PREFIX):
+            error = json.loads(line[len(ERROR_PREFIX) :])
             continue
         if line.strip():
             tail.append(line)
             log.info("%s", line)
     code = proc.wait()
     if code != 0 or result is None:
-        raise AirflowException(
-            f"Sync with {request['connector']} failed (exit code {code}). Last output:\n" + "\n".join(tail)
-        )
+        reason = error or "Last output:\n" + "\n".join(tail)
+        raise AirflowException(f"Sync with {request['connector']} failed (exit code {code}): {reason}")
     return result

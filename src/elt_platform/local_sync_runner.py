@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 RESULT_PREFIX = "ELT_SYNC_RESULT "
+ERROR_PREFIX = "ELT_SYNC_ERROR "
 
 
 def sync(request: dict) -> dict:
@@ -40,6 +41,25 @@ def sync(request: dict) -> dict:
     }
 
 
+def connector_error(exc: Exception) -> str:
+    """The connector's own error (its last Airbyte TRACE ERROR message), then PyAirbyte's summary."""
+    messages = []
+    log_file = getattr(exc, "log_file", None)
+    if log_file and Path(log_file).is_file():
+        for line in Path(log_file).read_text(errors="replace").splitlines():
+            start = line.find('{"type": "TRACE"')
+            if start < 0:
+                continue
+            try:
+                error = json.loads(line[start:]).get("trace", {}).get("error")
+            except ValueError:
+                continue
+            if error:
+                messages.append(" ".join(filter(None, (error.get("internal_message"), error.get("message")))))
+    summary = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+    return "\n".join([*messages[-1:], summary])
+
+
 def install(ingestion_dir: Path) -> None:
     import airbyte as ab
 
@@ -55,7 +75,12 @@ def main() -> None:
     if sys.argv[1:2] == ["install"]:
         install(Path(sys.argv[2]))
         return
-    result = sync(json.load(sys.stdin))
+    try:
+        result = sync(json.load(sys.stdin))
+    except Exception as exc:
+        # One line the operator can quote: the connector's own message, not a traceback.
+        print(ERROR_PREFIX + json.dumps(connector_error(exc)), flush=True)
+        raise
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 

@@ -1,79 +1,121 @@
-"""Run real DAGs with `airflow dags test`: real connectors, real dbt, a real DuckDB file."""
+"""One real Airflow (API server, scheduler with LocalExecutor, DAG processor) for every integration test.
+
+Before it starts, the DAG folder receives the repository's own DAG and one DAG per
+failure scenario (tests/integration/scenarios.py), each with its own DuckDB warehouse.
+All runs are triggered through the REST API and shared by the assertions about them.
+Alerts go to real SMTP and HTTP servers on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO
+from tests.conftest import REPO
+from tests.integration import scenarios
+from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
+from tests.integration.stack import AirflowStack
 
-pytestmark = pytest.mark.integration
+PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
+DAG_IDS = ("shop_elt", "broken_model", "failed_sync", "alerts_models", "alerts_sync")
 
 
 @dataclass
 class DagRunResult:
     dag_id: str
-    states: dict[str, str]
+    run_id: str
+    state: str
+    tis: dict[str, dict]
     warehouse: Path
-    log: Path
-    returncode: int
+    slack: list[str] = field(default_factory=list)
+    email: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def states(self) -> dict[str, str]:
+        return {task_id: ti["state"] for task_id, ti in self.tis.items()}
 
     def with_state(self, state: str) -> set[str]:
-        return {task for task, s in self.states.items() if s == state}
+        return {task_id for task_id, s in self.states.items() if s == state}
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow-home")
+def receivers():
+    smtp = SmtpReceiver().start()
+    slack = SlackWebhookReceiver(PLANTED_WEBHOOK_TOKEN).start()
+    yield smtp, slack
+    smtp.stop()
+    slack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
     if not Path(os.environ.get("ELT_INGESTION_PYTHON", "/missing")).exists():
         pytest.fail("ELT_INGESTION_PYTHON is not set to the PyAirbyte environment: run the suite with `make test`")
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env={**os.environ, "AIRFLOW_HOME": str(home)},
-        check=True,
-        capture_output=True,
-    )
-    return home
+    smtp, slack = receivers
+    root = tmp_path_factory.mktemp("integration")
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / "shop_elt.py").symlink_to(REPO / "dags" / "shop_elt.py")
+    projects = scenarios.prepare(root, dags)
+
+    warehouses = {"shop_elt": root / "shop_elt.duckdb"} | {d: root / f"{d}.duckdb" for d in projects}
+    env = {
+        "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "duckdb", "host": str(warehouses["shop_elt"])}),
+        **{
+            f"AIRFLOW_CONN_WAREHOUSE_{dag_id.upper()}": json.dumps({"conn_type": "duckdb", "host": str(path)})
+            for dag_id, path in warehouses.items()
+            if dag_id != "shop_elt"
+        },
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": slack.url}),
+        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1},
+            }
+        ),
+        "ELT_ALERT_EMAIL_TO": "oncall@example.com",
+        # One quick retry everywhere, so that retries and "alert on the final try only" are exercised.
+        "ELT_TASK_RETRIES": "1",
+        "ELT_RETRY_DELAY_SECONDS": "1",
+        "ELT_MAX_RETRY_DELAY_SECONDS": "5",
+        "SUPPORT_DESK_URL": f"/nonexistent/{scenarios.PLANTED_PATH_SECRET}/tickets.csv",
+    }
+    airflow = AirflowStack(root / "airflow", dags, env).start()
+    airflow.projects = projects
+    airflow.warehouses = warehouses
+    yield airflow
+    airflow.stop()
 
 
 @pytest.fixture(scope="session")
-def run_dag(airflow_home: Path):
-    """Run one DAG to completion in ``dags_folder`` against its own warehouse file; return task states."""
-
-    def run(dag_id: str, dags_folder: Path, warehouse: Path) -> DagRunResult:
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "duckdb", "host": str(warehouse)}),
-            # Failures here are deterministic; retries and alerts are exercised in test_alerts.py.
-            "ELT_TASK_RETRIES": "0",
-        }
-        log = airflow_home / f"{dag_id}.log"
-        with log.open("w") as out:
-            proc = subprocess.run(
-                [str(BIN / "airflow"), "dags", "test", dag_id],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=1200,
-            )
-        with sqlite3.connect(airflow_home / "airflow.db") as db:
-            rows = db.execute("select task_id, state from task_instance where dag_id = ?", (dag_id,)).fetchall()
-        assert rows, f"DAG {dag_id} did not run; see {log}:\n{log.read_text()[-3000:]}"
-        return DagRunResult(dag_id, dict(rows), warehouse, log, proc.returncode)
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def pipeline_run(run_dag, tmp_path_factory: pytest.TempPathFactory) -> DagRunResult:
-    """The repository's own DAG, run once end to end and shared by the assertions about it."""
-    warehouse = tmp_path_factory.mktemp("warehouse") / "analytics.duckdb"
-    return run_dag("shop_elt", REPO / "dags", warehouse)
+def runs(stack, receivers) -> dict[str, DagRunResult]:
+    """Every DAG triggered at once (they share the one-slot warehouse pool), each run to its end."""
+    smtp, slack = receivers
+    run_ids = {dag_id: stack.trigger(dag_id) for dag_id in DAG_IDS}
+    results = {}
+    for dag_id, run_id in run_ids.items():
+        state = stack.wait_for_run(dag_id, run_id, timeout=2400)
+        results[dag_id] = DagRunResult(
+            dag_id=dag_id,
+            run_id=run_id,
+            state=state,
+            tis=stack.task_instances(dag_id, run_id),
+            warehouse=stack.warehouses[dag_id],
+        )
+    for result in results.values():
+        result.slack = [t for t in slack.texts() if f"*DAG:* {result.dag_id}\n" in t]
+        result.email = [
+            (m["Subject"], body)
+            for m, body in zip(smtp.messages, smtp.bodies(), strict=True)
+            if f"<td>{result.dag_id}</td>" in body
+        ]
+    # Kept beside the Airflow logs for whoever debugs a failing run.
+    received = {"slack": slack.texts(), "email": [b for b in smtp.bodies()]}
+    (stack.home.parent / "received-alerts.json").write_text(json.dumps(received, indent=2))
+    return results

@@ -124,3 +124,9 @@ class AirflowStack:
         )
         response.raise_for_status()
         return sorted(ti["task_id"] for ti in response.json()["task_instances"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int | str) -> httpx.Response:
+        return self.client.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            headers={"Accept": "application/json"},
+        )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests.conftest import copy_project, dbt_parse, write_dag_file
+from tests.integration.scenarios import BROKEN_MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -13,39 +12,28 @@ FAKER_ONLY = {"stg_faker__users", "stg_faker__products", "stg_faker__purchases"}
 SUPPORT_ONLY = {"stg_support__tickets", "int_tickets_aggregated_to_users", "tickets"}
 
 
-def test_broken_model_fails_only_its_own_task(run_dag, tmp_path):
-    dbt_dir, ingestion_dir = copy_project(tmp_path)
-    broken = dbt_dir / "models" / "intermediate" / "sales" / "int_purchases_joined_to_products.sql"
-    broken.write_text("select purchase_id, no_such_column from {{ ref('stg_faker__purchases') }}\n")
-    dbt_parse(dbt_dir)
-    write_dag_file(tmp_path / "dags", "broken_model", dbt_dir, ingestion_dir)
+def tasks(models: set[str]) -> set[str]:
+    return {f"transform.{m}.{step}" for m in models for step in ("run", "test")}
 
-    result = run_dag("broken_model", tmp_path / "dags", tmp_path / "warehouse.duckdb")
 
-    assert result.with_state("failed") == {"transform.int_purchases_joined_to_products.run"}
-    downstream = {"orders", "products", "customers"}
-    held_back = {"transform.int_purchases_joined_to_products.test"}
-    held_back |= {f"transform.{m}.{step}" for m in downstream for step in ("run", "test")}
+def test_broken_model_fails_only_its_own_task(stack, runs):
+    result = runs["broken_model"]
+
+    assert result.state == "failed"
+    assert result.with_state("failed") == {f"transform.{BROKEN_MODEL}.run"}
+    held_back = {f"transform.{BROKEN_MODEL}.test"} | tasks({"orders", "products", "customers"})
     assert held_back <= result.with_state("upstream_failed")
-    independent = {f"transform.{m}.{step}" for m in FAKER_ONLY | SUPPORT_ONLY for step in ("run", "test")}
-    assert independent <= result.with_state("success")
-    assert "no_such_column" in result.log.read_text()
+    assert tasks(FAKER_ONLY | SUPPORT_ONLY) <= result.with_state("success")
+    log = stack.task_log("broken_model", result.run_id, f"transform.{BROKEN_MODEL}.run", 1)
+    assert "no_such_column" in log.text
 
 
-def test_failed_sync_holds_back_only_the_models_that_read_from_it(run_dag, tmp_path):
-    dbt_dir, ingestion_dir = copy_project(tmp_path)
-    spec_file = ingestion_dir / "support_desk.yml"
-    spec = yaml.safe_load(spec_file.read_text())
-    spec["source"]["config"]["url"] = {"local_path": "data/missing_export.csv"}
-    spec_file.write_text(yaml.safe_dump(spec))
-    write_dag_file(tmp_path / "dags", "failed_sync", dbt_dir, ingestion_dir)
-
-    result = run_dag("failed_sync", tmp_path / "dags", tmp_path / "warehouse.duckdb")
+def test_failed_sync_holds_back_only_the_models_that_read_from_it(runs):
+    result = runs["failed_sync"]
 
     assert result.with_state("failed") == {"sync_support_desk"}
-    held_back = {f"transform.{m}.{step}" for m in SUPPORT_ONLY | {"customers"} for step in ("run", "test")}
-    held_back |= {"transform.support_tickets.source"}
+    held_back = tasks(SUPPORT_ONLY | {"customers"}) | {"transform.support_tickets.source"}
     assert held_back <= result.with_state("upstream_failed")
-    faker_side = {"orders", "products", "int_purchases_joined_to_products"} | FAKER_ONLY
-    assert {f"transform.{m}.{step}" for m in faker_side for step in ("run", "test")} <= result.with_state("success")
+    faker_side = {"orders", "products", BROKEN_MODEL} | FAKER_ONLY
+    assert tasks(faker_side) <= result.with_state("success")
     assert "sync_shop_faker" in result.with_state("success")

@@ -1,0 +1,83 @@
+"""Copies of the project, each broken in one known way, for the DAGs the integration tests run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import copy_project, dbt_parse, write_dag_file
+
+BROKEN_MODEL = "int_purchases_joined_to_products"
+PLANTED_PATH_SECRET = "planted-s3cret-7f3a9c"
+
+
+def break_model(dbt_dir: Path) -> None:
+    path = dbt_dir / "models" / "intermediate" / "sales" / f"{BROKEN_MODEL}.sql"
+    path.write_text("select purchase_id, no_such_column from {{ ref('stg_faker__purchases') }}\n")
+
+
+def make_transient(dbt_dir: Path, marker_dir: Path) -> None:
+    """stg_support__tickets fails on its first two tries, then succeeds; it allows itself 2 retries."""
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    sql = dbt_dir / "models" / "staging" / "support" / "stg_support__tickets.sql"
+    hooks = (
+        "{{ config(pre_hook=[\n"
+        f"    \"copy (select 1 as attempt) to '{marker_dir}/attempt_{{{{ invocation_id }}}}.csv'\",\n"
+        f"    \"select case when (select count(*) from glob('{marker_dir}/attempt_*.csv')) < 3 "
+        "then error('transient glitch: warehouse briefly unavailable') end\",\n"
+        "]) }}\n"
+    )
+    sql.write_text(hooks + sql.read_text())
+    models = dbt_dir / "models" / "staging" / "support" / "_support__models.yml"
+    spec = yaml.safe_load(models.read_text())
+    spec["models"][0]["config"] = {"meta": {"cosmos": {"operator_kwargs": {"retries": 2, "retry_delay": 1}}}}
+    models.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def add_warn_test(dbt_dir: Path) -> None:
+    """A warn-severity test on tickets.priority that fails: the CSV has 'urgent' tickets."""
+    models = dbt_dir / "models" / "marts" / "support" / "_support_marts__models.yml"
+    spec = yaml.safe_load(models.read_text())
+    priority = next(c for c in spec["models"][0]["columns"] if c["name"] == "priority")
+    priority["data_tests"] = [
+        {"accepted_values": {"arguments": {"values": ["low", "normal", "high"]}, "config": {"severity": "warn"}}}
+    ]
+    models.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def set_support_url(ingestion_dir: Path, url: dict) -> None:
+    support = ingestion_dir / "support_desk.yml"
+    spec = yaml.safe_load(support.read_text())
+    spec["source"]["config"]["url"] = url
+    support.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def prepare(root: Path, dags: Path) -> dict[str, Path]:
+    """Write one DAG file per scenario; return each scenario's dbt project directory."""
+    projects = {}
+
+    dbt_dir, ingestion_dir = copy_project(root / "broken_model")
+    break_model(dbt_dir)
+    dbt_parse(dbt_dir)
+    write_dag_file(dags, "broken_model", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_broken_model")
+    projects["broken_model"] = dbt_dir
+
+    dbt_dir, ingestion_dir = copy_project(root / "failed_sync")
+    set_support_url(ingestion_dir, {"local_path": "data/missing_export.csv"})
+    write_dag_file(dags, "failed_sync", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_failed_sync")
+    projects["failed_sync"] = dbt_dir
+
+    dbt_dir, ingestion_dir = copy_project(root / "alerts_models")
+    break_model(dbt_dir)
+    make_transient(dbt_dir, root / "markers")
+    add_warn_test(dbt_dir)
+    dbt_parse(dbt_dir)
+    write_dag_file(dags, "alerts_models", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_alerts_models")
+    projects["alerts_models"] = dbt_dir
+
+    dbt_dir, ingestion_dir = copy_project(root / "alerts_sync")
+    set_support_url(ingestion_dir, {"from_env": "SUPPORT_DESK_URL"})
+    write_dag_file(dags, "alerts_sync", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_alerts_sync")
+    projects["alerts_sync"] = dbt_dir
+    return projects
