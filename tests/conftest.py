@@ -60,18 +60,28 @@ def dbt_parse(dbt_dir: Path) -> Path:
 
 
 def write_dag_file(
-    dags_dir: Path, dag_id: str, dbt_dir: Path, ingestion_dir: Path, warehouse_conn_id: str = "warehouse"
+    dags_dir: Path,
+    dag_id: str,
+    dbt_dir: Path,
+    ingestion_dir: Path,
+    warehouse_conn_id: str = "warehouse",
+    **settings: str,
 ) -> Path:
-    """A thin DAG file, like dags/shop_elt.py, over a copied project and its own warehouse connection."""
+    """A thin DAG file, like dags/shop_elt.py, over a copied project and its own warehouse connection.
+
+    ``settings`` override Settings fields with Python expressions, e.g. ``sync_timeout="timedelta(seconds=8)"``.
+    """
     dags_dir.mkdir(parents=True, exist_ok=True)
     path = dags_dir / f"{dag_id}.py"
+    overrides = "".join(f", {name}={expression}" for name, expression in settings.items())
     path.write_text(
         f'"""Test airflow DAG built by the factory from a copied project."""\n'
-        "from dataclasses import replace\n\n"
+        "from dataclasses import replace\n"
+        "from datetime import timedelta  # noqa: F401\n\n"
         "from elt_platform.dag_factory import build_elt_dag\n"
         "from elt_platform.settings import Settings\n\n"
         f"dag = build_elt_dag(dag_id={dag_id!r}, dbt_project_dir={str(dbt_dir)!r}, "
         f"ingestion_dir={str(ingestion_dir)!r}, "
-        f"settings=replace(Settings.from_env(), warehouse_conn_id={warehouse_conn_id!r}))\n"
+        f"settings=replace(Settings.from_env(), warehouse_conn_id={warehouse_conn_id!r}{overrides}))\n"
     )
     return path

@@ -1,6 +1,7 @@
 """``elt``: validate the configuration and summarise a pipeline run.
 
 - ``elt check``: every ingestion file, and the contract with the dbt sources.
+- ``elt check-airbyte``: the production Airbyte connections exist and sync what dbt reads.
 - ``elt schema``: print the JSON Schema of an ingestion file.
 - ``elt summary``: task states, rows per raw table and per mart, after a run.
 """
@@ -30,6 +31,28 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_airbyte(args: argparse.Namespace) -> int:
+    from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
+
+    from elt_platform.airbyte_contract import check_airbyte
+    from elt_platform.contract import load_and_check
+    from elt_platform.settings import Settings
+
+    try:
+        connections, manifest = load_and_check(args.ingestion_dir, args.dbt_project_dir, args.manifest)
+        hook = AirbyteHook(airbyte_conn_id=args.airbyte_conn_id or Settings.from_env().airbyte_conn_id)
+        problems = check_airbyte(connections, manifest, hook)
+    except (ConfigurationError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if problems:
+        print(ConfigurationError(problems), file=sys.stderr)
+        return 1
+    for conn in connections:
+        print(f"ok  {conn.path.name}: Airbyte connection {conn.spec.production.airbyte_connection_id} syncs it all")
+    return 0
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(ConnectionSpec.model_json_schema(), indent=2))
     return 0
@@ -51,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
     check.add_argument("--manifest", type=Path, default=None)
     check.set_defaults(func=_check)
+
+    airbyte = sub.add_parser("check-airbyte", help="compare ingestion files with the Airbyte API's connections")
+    airbyte.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
+    airbyte.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
+    airbyte.add_argument("--manifest", type=Path, default=None)
+    airbyte.add_argument("--airbyte-conn-id", default=None, help="Airflow connection (default: ELT_AIRBYTE_CONN_ID)")
+    airbyte.set_defaults(func=_check_airbyte)
 
     sub.add_parser("schema", help="print the ingestion file JSON Schema").set_defaults(func=_schema)
 

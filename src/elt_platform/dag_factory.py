@@ -33,8 +33,8 @@ from cosmos.profiles import DuckDBUserPasswordProfileMapping
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
-from elt_platform.local_sync import LocalAirbyteSyncOperator
 from elt_platform.settings import Retries, Settings
+from elt_platform.sync_operator import SyncOperator
 
 TRANSFORM_GROUP_ID = "transform"
 
@@ -123,11 +123,13 @@ def build_elt_dag(
         tags=tags or ["elt", "airbyte", "dbt"],
     ) as dag:
         syncs = {
-            conn.spec.dbt_source: LocalAirbyteSyncOperator(
+            conn.spec.dbt_source: SyncOperator(
                 task_id=conn.spec.task_id,
                 task_display_name=f"sync {conn.spec.title}",
                 connection_file=str(conn.path),
                 warehouse_conn_id=settings.warehouse_conn_id,
+                airbyte_conn_id=settings.airbyte_conn_id,
+                execution_timeout=settings.sync_timeout,
                 doc_md=f"Sync **{conn.spec.title}** ({conn.path.name}) into `{conn.spec.destination.raw_schema}`.",
                 **sync_retries(conn.spec, settings.retries),
             )

@@ -1,9 +1,9 @@
 """The embedded ingestion backend: real Airbyte source connectors run by PyAirbyte into DuckDB.
 
-PyAirbyte cannot share Airflow's environment, so the operator starts
+PyAirbyte cannot share Airflow's environment, so the sync task starts
 :mod:`elt_platform.local_sync_runner` with the ingestion environment's Python and
-talks to it over stdin/stdout. Secrets are resolved here, on the worker, at run
-time, and passed on stdin: never on the command line, never in XCom.
+talks to it over stdin/stdout. Secrets are resolved on the worker, at run time, and
+passed on stdin: never on the command line, never in XCom.
 """
 
 from __future__ import annotations
@@ -12,71 +12,12 @@ import collections
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, Connection
 from airflow.sdk.exceptions import AirflowException
-from airflow.sdk.log import mask_secret
 
-from elt_platform.connections import load_connection_file, resolve_config
 from elt_platform.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
 from elt_platform.settings import Settings
-
-
-class LocalAirbyteSyncOperator(BaseOperator):
-    """Sync one ingestion connection with its real Airbyte connector into the DuckDB warehouse.
-
-    Returns rows synced per stream, e.g. ``{"streams": {"users": 500}, "raw_schema": "raw_faker"}``.
-    """
-
-    ui_color = "#615EFF"
-
-    def __init__(self, *, connection_file: str, warehouse_conn_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.connection_file = connection_file
-        self.warehouse_conn_id = warehouse_conn_id
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        settings = Settings.from_env()
-        path = Path(self.connection_file)
-        loaded, problems = load_connection_file(path)
-        if loaded is None:
-            raise AirflowException("; ".join(str(p) for p in problems))
-        spec = loaded.spec
-        if settings.ingestion_python is None or not settings.ingestion_python.exists():
-            raise AirflowException(
-                f"ELT_INGESTION_PYTHON={settings.ingestion_python} is not an interpreter. "
-                "Fix: run `make install`, which creates the PyAirbyte environment and sets it."
-            )
-        config = resolve_config(
-            spec.source.config, path.parent, lookup_connection=Connection.get, on_secret=mask_secret
-        )
-        warehouse = Connection.get(self.warehouse_conn_id)
-        if not warehouse.host:
-            raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")
-        Path(warehouse.host).parent.mkdir(parents=True, exist_ok=True)
-        request = {
-            "connector": spec.source.connector,
-            "package": spec.source.package,
-            "config": config,
-            "streams": spec.streams,
-            "warehouse_path": warehouse.host,
-            "raw_schema": spec.destination.raw_schema,
-            "table_prefix": spec.destination.table_prefix,
-        }
-        self.log.info(
-            "Syncing %s (%s) with %s: streams %s into %s.%s*",
-            spec.name,
-            spec.title,
-            spec.source.package,
-            spec.streams,
-            spec.destination.raw_schema,
-            spec.destination.table_prefix,
-        )
-        result = run_local_sync(request, settings, self.log)
-        self.log.info("Rows synced per stream: %s", result["streams"])
-        return result
 
 
 def runner_env(settings: Settings) -> dict[str, str]:
@@ -98,7 +39,11 @@ def runner_env(settings: Settings) -> dict[str, str]:
 
 def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dict[str, Any]:
     """Run the runner with ``request`` on stdin; stream its output to ``log``; return its result."""
-    assert settings.ingestion_python is not None
+    if settings.ingestion_python is None or not settings.ingestion_python.exists():
+        raise AirflowException(
+            f"ELT_INGESTION_PYTHON={settings.ingestion_python} is not an interpreter. "
+            "Fix: run `make install`, which creates the PyAirbyte environment and sets it."
+        )
     proc = subprocess.Popen(
         [str(settings.ingestion_python), "-m", "elt_platform.local_sync_runner"],
         stdin=subprocess.PIPE,
@@ -107,6 +52,14 @@ def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dic
         env=runner_env(settings),
         text=True,
     )
+    try:
+        return _converse(proc, request, log)
+    finally:
+        if proc.poll() is None:  # the task timed out or was killed: stop the connector too
+            proc.kill()
+
+
+def _converse(proc: subprocess.Popen, request: dict[str, Any], log: Any) -> dict[str, Any]:
     assert proc.stdin and proc.stdout
     proc.stdin.write(json.dumps(request))
     proc.stdin.close()

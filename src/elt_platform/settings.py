@@ -49,6 +49,15 @@ class Settings:
     # Where PyAirbyte keeps one virtualenv per source connector.
     connectors_dir: Path | None = None
     retries: Retries = Retries()
+    # Where syncs run: "local" (PyAirbyte, the embedded default) or "airbyte" (Airbyte
+    # Cloud/OSS API). Read when a sync task runs, never at parse time.
+    ingestion_backend: str = "local"
+    # Airflow connection of the Airbyte API (host with /v1; login/password = client id/secret).
+    airbyte_conn_id: str = "airbyte"
+    # Seconds between job status polls while a sync is deferred to the triggerer.
+    airbyte_poll_seconds: float = 30.0
+    # A sync still running after this long is cancelled on the Airbyte server and fails.
+    sync_timeout: timedelta = timedelta(hours=6)
     # Alert channels: each is on when its Airflow connection exists.
     slack_conn_id: str = "slack_alerts"
     smtp_conn_id: str = "smtp_alerts"
@@ -77,6 +86,12 @@ class Settings:
                 max_retry_delay=timedelta(
                     seconds=float(env.get("ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay.total_seconds()))
                 ),
+            ),
+            ingestion_backend=env.get("ELT_INGESTION_BACKEND", base.ingestion_backend).strip().lower(),
+            airbyte_conn_id=env.get("ELT_AIRBYTE_CONN_ID", base.airbyte_conn_id),
+            airbyte_poll_seconds=float(env.get("ELT_AIRBYTE_POLL_SECONDS", base.airbyte_poll_seconds)),
+            sync_timeout=timedelta(
+                seconds=float(env.get("ELT_SYNC_TIMEOUT_SECONDS", base.sync_timeout.total_seconds()))
             ),
             slack_conn_id=env.get("ELT_SLACK_CONN_ID", base.slack_conn_id),
             smtp_conn_id=env.get("ELT_SMTP_CONN_ID", base.smtp_conn_id),

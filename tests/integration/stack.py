@@ -1,4 +1,4 @@
-"""A real Airflow on 127.0.0.1: API server, scheduler (LocalExecutor) and DAG processor.
+"""A real Airflow on 127.0.0.1: API server, scheduler (LocalExecutor), DAG processor and triggerer.
 
 Driven through Airflow's public REST API (``/api/v2``), like a person in the UI would.
 """
@@ -58,6 +58,7 @@ class AirflowStack:
             ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
+            ("triggerer", ["triggerer"]),
         ):
             log = (self.home / f"{name}.log").open("w")
             self.procs.append(

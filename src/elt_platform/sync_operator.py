@@ -1,0 +1,148 @@
+"""The sync task: one ingestion connection, on the backend chosen when the task runs.
+
+``ELT_INGESTION_BACKEND`` (read at run time, never at parse time, so the DAG's shape is
+the same for both):
+
+- ``local`` (default): the connector package runs under PyAirbyte into the DuckDB
+  warehouse (:mod:`elt_platform.local_sync`).
+- ``airbyte``: the provider's ``AirbyteTriggerSyncOperator`` starts the job on Airbyte
+  Cloud/OSS; the task then defers to :class:`~elt_platform.airbyte_trigger.AirbyteJobTrigger`,
+  freeing its worker slot while the job runs. The Airbyte connection id is read from the
+  ingestion file's ``production.airbyte_connection_id`` when the task runs.
+
+Either way the task returns what it synced, for XCom and alerts. A sync that times out
+or is killed cancels its Airbyte job.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airbyte_api.models import JobStatusEnum
+from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
+from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
+from airflow.sdk import Connection
+from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import mask_secret
+
+from elt_platform.airbyte_trigger import AirbyteJobTrigger
+from elt_platform.connections import ConnectionSpec, load_connection_file, resolve_config
+from elt_platform.local_sync import run_local_sync
+from elt_platform.settings import Settings
+
+BACKENDS = ("local", "airbyte")
+
+
+class SyncOperator(AirbyteTriggerSyncOperator):
+    """Sync the connection described by ``connection_file``; returns rows (and bytes) synced."""
+
+    template_fields = ()
+    ui_color = "#615EFF"
+
+    def __init__(self, *, connection_file: str, warehouse_conn_id: str, airbyte_conn_id: str, **kwargs: Any):
+        super().__init__(connection_id="", airbyte_conn_id=airbyte_conn_id, deferrable=True, **kwargs)
+        self.connection_file = connection_file
+        self.warehouse_conn_id = warehouse_conn_id
+        self.job_id: int | None = None
+
+    def _spec(self) -> ConnectionSpec:
+        loaded, problems = load_connection_file(Path(self.connection_file))
+        if loaded is None:
+            raise AirflowException("; ".join(str(p) for p in problems))
+        return loaded.spec
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        settings = Settings.from_env()
+        spec = self._spec()
+        self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
+        if settings.ingestion_backend == "local":
+            return self._sync_locally(spec, settings)
+        if settings.ingestion_backend == "airbyte":
+            return self._sync_on_airbyte(context, spec, settings)
+        raise AirflowException(
+            f"ELT_INGESTION_BACKEND={settings.ingestion_backend!r} is not a backend. Fix: set it to one of {BACKENDS}"
+        )
+
+    def _sync_locally(self, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
+        path = Path(self.connection_file)
+        config = resolve_config(
+            spec.source.config, path.parent, lookup_connection=Connection.get, on_secret=mask_secret
+        )
+        warehouse = Connection.get(self.warehouse_conn_id)
+        if not warehouse.host:
+            raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")
+        Path(warehouse.host).parent.mkdir(parents=True, exist_ok=True)
+        request = {
+            "connector": spec.source.connector,
+            "package": spec.source.package,
+            "config": config,
+            "streams": spec.streams,
+            "warehouse_path": warehouse.host,
+            "raw_schema": spec.destination.raw_schema,
+            "table_prefix": spec.destination.table_prefix,
+        }
+        result = run_local_sync(request, settings, self.log)
+        self.log.info("Rows synced per stream: %s", result["streams"])
+        return {"backend": "local", **result, "rows_synced": sum(result["streams"].values())}
+
+    def _sync_on_airbyte(self, context: Any, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
+        self.connection_id = str(spec.production.airbyte_connection_id)
+        hook = self._hook()
+        job = hook.submit_sync_connection(connection_id=self.connection_id)
+        self.job_id = job.job_id
+        context["ti"].xcom_push(key="airbyte_job_id", value=job.job_id)
+        self.log.info("Airbyte job %s started for connection %s (%s)", job.job_id, self.connection_id, job.status)
+        if job.status == JobStatusEnum.SUCCEEDED:
+            return self._result(hook, job.job_id)
+        if job.status in (JobStatusEnum.FAILED, JobStatusEnum.CANCELLED):
+            raise AirflowException(f"Airbyte job {job.job_id} ended as {job.status.value} on submission")
+        timeout = self.execution_timeout or settings.sync_timeout
+        now = time.time()
+        self.defer(
+            trigger=AirbyteJobTrigger(
+                job_id=job.job_id,
+                conn_id=self.airbyte_conn_id,
+                end_time=now + settings.sync_timeout.total_seconds(),
+                poll_interval=settings.airbyte_poll_seconds,
+                execution_deadline=now + timeout.total_seconds(),
+            ),
+            method_name="execute_complete",
+            # Leave the trigger two polls to report the timeout, so the job gets cancelled.
+            timeout=timeout + timedelta(seconds=2 * settings.airbyte_poll_seconds),
+        )
+        raise AssertionError("unreachable: defer() raises")
+
+    def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
+        self.job_id = event.get("job_id")
+        if event["status"] != "success":
+            # The provider cancels the job on "timeout", then raises for every failure.
+            try:
+                super().execute_complete(context, event)
+            except RuntimeError as exc:
+                raise AirflowException(str(exc)) from None
+        return self._result(
+            AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version), self.job_id
+        )
+
+    def _hook(self) -> AirbyteHook:
+        return AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version)
+
+    def _result(self, hook: AirbyteHook, job_id: int) -> dict[str, Any]:
+        job = hook.get_job_details(job_id)
+        self.log.info(
+            "Airbyte job %s %s: %s rows, %s bytes synced", job_id, job.status.value, job.rows_synced, job.bytes_synced
+        )
+        return {
+            "backend": "airbyte",
+            "job_id": job_id,
+            "status": job.status.value,
+            "rows_synced": job.rows_synced,
+            "bytes_synced": job.bytes_synced,
+        }
+
+    def on_kill(self) -> None:
+        if self.job_id is not None:
+            super().on_kill()  # cancels the Airbyte job
