@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 VENV := $(CURDIR)/.venv
 INGEST_VENV := $(CURDIR)/.venvs/ingestion
+BQ_EMULATOR_VENV := $(CURDIR)/.venvs/bigquery-emulator
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 DAG_ID := shop_elt
@@ -46,6 +47,11 @@ $(INGEST_VENV)/.installed: requirements-ingestion.txt pyproject.toml ingestion/*
 		$(INGEST_VENV)/bin/python -m elt_platform.local_sync_runner install ingestion
 	touch $@
 
+$(BQ_EMULATOR_VENV)/.installed: requirements-bigquery-emulator.txt | $(UV)
+	test -x $(BQ_EMULATOR_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(BQ_EMULATOR_VENV)
+	VIRTUAL_ENV=$(BQ_EMULATOR_VENV) $(UV) pip install --quiet --prerelease=allow -r requirements-bigquery-emulator.txt
+	touch $@
+
 .PHONY: install
 install: $(VENV)/.installed $(INGEST_VENV)/.installed ## Create both environments and install the connectors
 
@@ -72,7 +78,7 @@ run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whol
 	$(BIN)/elt summary --dag-id $(DAG_ID) --warehouse $(WAREHOUSE)
 
 .PHONY: test
-test: install manifest ## Run the whole test suite
+test: install manifest $(BQ_EMULATOR_VENV)/.installed ## Run the whole test suite
 	$(BIN)/pytest
 
 .PHONY: ui
@@ -80,14 +86,16 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 	$(BIN)/airflow standalone
 
 .PHONY: lint
-lint: install ## ruff
+lint: $(VENV)/.installed ## ruff and hadolint
 	$(BIN)/ruff check src dags tests
 	$(BIN)/ruff format --check src dags tests
+	$(BIN)/hadolint Dockerfile
 
 .PHONY: lock
-lock: $(UV) ## Re-pin requirements*.txt from requirements*.in
-	$(UV) pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
-	$(UV) pip compile --quiet --python-version 3.11 requirements-ingestion.in -o requirements-ingestion.txt
+lock: $(UV) ## Re-pin every requirements*.txt from its requirements*.in
+	for f in requirements*.in; do \
+		$(UV) pip compile --quiet --prerelease=if-necessary-or-explicit --python-version 3.11 $$f -o $${f%.in}.txt || exit 1; \
+	done
 
 .PHONY: clean
 clean: ## Remove environments, warehouse, Airflow home and dbt artefacts

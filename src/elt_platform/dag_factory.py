@@ -28,13 +28,13 @@ from cosmos.constants import (
     SourceRenderingBehavior,
     TestBehavior,
 )
-from cosmos.profiles import DuckDBUserPasswordProfileMapping
 
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
 from elt_platform.settings import Retries, Settings
 from elt_platform.sync_operator import SyncOperator
+from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
 
@@ -145,11 +145,16 @@ def build_elt_dag(
             profile_config=ProfileConfig(
                 profile_name=_profile_name(dbt_project_dir),
                 target_name=settings.dbt_target,
-                profile_mapping=DuckDBUserPasswordProfileMapping(conn_id=settings.warehouse_conn_id),
+                profile_mapping=profile_mapping(settings),
             ),
             execution_config=ExecutionConfig(
                 execution_mode=ExecutionMode.LOCAL,
-                invocation_mode=InvocationMode.DBT_RUNNER,
+                # dbt in its own virtualenv (the image) runs as a subprocess; else in-process.
+                **(
+                    {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": settings.dbt_executable}
+                    if settings.dbt_executable
+                    else {"invocation_mode": InvocationMode.DBT_RUNNER}
+                ),
             ),
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST,

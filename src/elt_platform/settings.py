@@ -40,6 +40,15 @@ class Retries:
 class Settings:
     # Airflow connection that locates the warehouse; Cosmos maps it to the dbt profile.
     warehouse_conn_id: str = "warehouse"
+    # "duckdb" (the embedded default) or "bigquery" (production).
+    warehouse_type: str = "duckdb"
+    # Deployment environment: names the BigQuery dataset the models build in.
+    environment: str = "dev"
+    # How dbt authenticates to BigQuery: "adc" (application default credentials,
+    # e.g. workload identity) or "service-account" (key JSON in the Airflow connection).
+    bigquery_auth: str = "adc"
+    # Path of a dbt executable in its own virtualenv; unset runs dbt in-process (dbtRunner).
+    dbt_executable: Path | None = None
     # Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
     warehouse_pool: str = "warehouse"
     # dbt target name written into the profile Cosmos generates.
@@ -66,6 +75,11 @@ class Settings:
     # A low-noise Slack message on each retry, besides the alert on the final failure.
     alert_on_retry: bool = False
 
+    @property
+    def dataset(self) -> str:
+        """The BigQuery dataset of this environment's models, e.g. analytics_prod."""
+        return f"analytics_{self.environment}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -73,6 +87,10 @@ class Settings:
         defaults = Retries()
         return cls(
             warehouse_conn_id=env.get("ELT_WAREHOUSE_CONN_ID", base.warehouse_conn_id),
+            warehouse_type=env.get("ELT_WAREHOUSE_TYPE", base.warehouse_type).strip().lower(),
+            environment=env.get("ELT_ENVIRONMENT", base.environment).strip().lower(),
+            bigquery_auth=env.get("ELT_BIGQUERY_AUTH", base.bigquery_auth).strip().lower(),
+            dbt_executable=Path(env["ELT_DBT_EXECUTABLE"]) if env.get("ELT_DBT_EXECUTABLE") else None,
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
             dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,

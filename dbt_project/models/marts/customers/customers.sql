@@ -42,7 +42,7 @@ final as (
         cast(order_totals.first_ordered_at as {{ dbt.type_timestamp() }}) as first_ordered_at,
         cast(order_totals.last_ordered_at as {{ dbt.type_timestamp() }}) as last_ordered_at,
         cast(coalesce(order_totals.orders, 0) as {{ dbt.type_int() }}) as orders,
-        cast(coalesce(order_totals.lifetime_value, 0) as {{ dbt.type_numeric() }}) as lifetime_value,
+        cast(coalesce(order_totals.lifetime_value, 0) as numeric) as lifetime_value,
         cast(coalesce(support.support_tickets, 0) as {{ dbt.type_int() }}) as support_tickets,
         cast(coalesce(support.open_support_tickets, 0) as {{ dbt.type_int() }}) as open_support_tickets,
         cast(support.avg_satisfaction_score as {{ dbt.type_float() }}) as avg_satisfaction_score,

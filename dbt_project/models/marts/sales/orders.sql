@@ -28,7 +28,7 @@ final as (
         cast(purchase_status as {{ dbt.type_string() }}) as order_status,
         cast(purchased_at as {{ dbt.type_timestamp() }}) as ordered_at,
         cast(returned_at as {{ dbt.type_timestamp() }}) as returned_at,
-        cast(net_revenue as {{ dbt.type_numeric() }}) as net_revenue,
+        cast(net_revenue as numeric) as net_revenue,
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
 
     from purchases

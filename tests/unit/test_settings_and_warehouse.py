@@ -1,0 +1,74 @@
+"""Settings come from the environment in one place; each warehouse gets its Cosmos profile mapping."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from elt_platform.settings import Settings
+from elt_platform.warehouse import profile_mapping
+
+
+def test_defaults_and_overrides():
+    assert Settings.from_env({}) == Settings()
+    settings = Settings.from_env(
+        {
+            "ELT_TASK_RETRIES": "5",
+            "ELT_RETRY_DELAY_SECONDS": "10",
+            "ELT_INGESTION_BACKEND": " Airbyte ",
+            "ELT_ALERT_EMAIL_TO": "a@x.io, b@x.io",
+            "ELT_ALERT_ON_RETRY": "yes",
+            "ELT_ENVIRONMENT": "prod",
+        }
+    )
+    assert settings.retries.retries == 5
+    assert settings.retries.retry_delay == timedelta(seconds=10)
+    assert settings.ingestion_backend == "airbyte"
+    assert settings.alert_email_to == ("a@x.io", "b@x.io")
+    assert settings.alert_on_retry is True
+    assert settings.dataset == "analytics_prod"
+
+
+def test_duckdb_profile_reads_the_file_path_from_the_connection(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}))
+    mapping = profile_mapping(Settings(warehouse_conn_id="wh"))
+    assert mapping.profile == {"type": "duckdb", "path": str(tmp_path / "w.duckdb")}
+
+
+def test_bigquery_service_account_profile_keeps_the_key_out_of_the_profile_file(monkeypatch):
+    key = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": "-----planted-----"}
+    conn = {"conn_type": "google_cloud_platform", "extra": {"project": "p", "keyfile_dict": json.dumps(key)}}
+    monkeypatch.setenv("AIRFLOW_CONN_BQ", json.dumps(conn))
+    mapping = profile_mapping(
+        Settings(
+            warehouse_conn_id="bq", warehouse_type="bigquery", bigquery_auth="service-account", environment="staging"
+        )
+    )
+    profile = mapping.profile
+    assert profile["method"] == "service-account-json" and profile["dataset"] == "analytics_staging"
+    assert "-----planted-----" not in json.dumps(profile)  # passed through an environment variable instead
+    assert "-----planted-----" in json.dumps(mapping.env_vars)
+
+
+def test_unknown_warehouse_is_a_clear_error():
+    with pytest.raises(ValueError, match="ELT_WAREHOUSE_TYPE='snowflake': use one of"):
+        profile_mapping(Settings(warehouse_type="snowflake"))
+
+
+def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
+    from airflow.sdk.exceptions import AirflowException
+
+    from elt_platform.sync_operator import SyncOperator
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ELT_INGESTION_BACKEND", "fivetran")
+    task = SyncOperator(
+        task_id="sync_shop_faker",
+        connection_file=str(REPO / "ingestion" / "shop_faker.yml"),
+        warehouse_conn_id="warehouse",
+        airbyte_conn_id="airbyte",
+    )
+    with pytest.raises(AirflowException, match=r"ELT_INGESTION_BACKEND='fivetran' is not a backend. Fix: set it"):
+        task.execute(context={})
