@@ -21,7 +21,6 @@ import yaml
 from airflow.sdk import DAG
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
-    DbtResourceType,
     ExecutionMode,
     InvocationMode,
     LoadMode,
@@ -37,22 +36,6 @@ from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
-
-_TASK_SUFFIX = {
-    DbtResourceType.MODEL: "run",
-    DbtResourceType.SEED: "seed",
-    DbtResourceType.SNAPSHOT: "snapshot",
-    DbtResourceType.TEST: "test",
-}
-
-
-def dbt_task_id(node: Any) -> str:
-    """Cosmos's own naming, except sources: two sources may both have a ``users`` table."""
-    if node.resource_type == DbtResourceType.SOURCE:
-        _, _, source_name, table = node.unique_id.split(".", 3)
-        return f"{source_name}__{table}_freshness"
-    return f"{node.name}_{_TASK_SUFFIX.get(node.resource_type, node.resource_type.value)}"
-
 
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
     """The default retry policy with the connection's own overrides applied."""
@@ -160,8 +143,6 @@ def build_elt_dag(
                 load_method=LoadMode.DBT_MANIFEST,
                 test_behavior=TestBehavior.AFTER_EACH,
                 source_rendering_behavior=SourceRenderingBehavior.ALL,
-                normalize_task_id=dbt_task_id,
-                normalize_task_display_name=dbt_task_id,
                 # A test reading two models (relationships) runs once both exist.
                 should_detach_multiple_parents_tests=True,
                 emit_datasets=False,

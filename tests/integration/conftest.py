@@ -86,7 +86,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
         "ELT_MAX_RETRY_DELAY_SECONDS": "5",
         "SUPPORT_DESK_URL": f"/nonexistent/{scenarios.PLANTED_PATH_SECRET}/tickets.csv",
     }
-    airflow = AirflowStack(root / "airflow", dags, env).start()
+    pools = ("warehouse", *(f"warehouse_{dag_id}" for dag_id in projects))
+    airflow = AirflowStack(root / "airflow", dags, env, pools=pools).start()
     airflow.projects = projects
     airflow.warehouses = warehouses
     yield airflow
@@ -95,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
 
 @pytest.fixture(scope="session")
 def runs(stack, receivers) -> dict[str, DagRunResult]:
-    """Every DAG triggered at once (they share the one-slot warehouse pool), each run to its end."""
+    """Every DAG triggered at once (each has its own warehouse file and pool), each run to its end."""
     smtp, slack = receivers
     run_ids = {dag_id: stack.trigger(dag_id) for dag_id in DAG_IDS}
     results = {}

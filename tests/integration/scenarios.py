@@ -53,31 +53,44 @@ def set_support_url(ingestion_dir: Path, url: dict) -> None:
     support.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+def _scenario(root: Path, dags: Path, dag_id: str, change_project=None, change_ingestion=None) -> Path:
+    """Copy the project, change it, rebuild its manifest if dbt files changed, write its DAG file."""
+    dbt_dir, ingestion_dir = copy_project(root / dag_id)
+    if change_project:
+        change_project(dbt_dir)
+        dbt_parse(dbt_dir)
+    if change_ingestion:
+        change_ingestion(ingestion_dir)
+    # Its own DuckDB file, so its own one-slot pool: scenarios run beside each other.
+    write_dag_file(
+        dags,
+        dag_id,
+        dbt_dir,
+        ingestion_dir,
+        warehouse_conn_id=f"warehouse_{dag_id}",
+        warehouse_pool=repr(f"warehouse_{dag_id}"),
+    )
+    return dbt_dir
+
+
 def prepare(root: Path, dags: Path) -> dict[str, Path]:
     """Write one DAG file per scenario; return each scenario's dbt project directory."""
-    projects = {}
 
-    dbt_dir, ingestion_dir = copy_project(root / "broken_model")
-    break_model(dbt_dir)
-    dbt_parse(dbt_dir)
-    write_dag_file(dags, "broken_model", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_broken_model")
-    projects["broken_model"] = dbt_dir
+    def alerts_project(dbt_dir: Path) -> None:
+        break_model(dbt_dir)
+        make_transient(dbt_dir, root / "markers")
+        add_warn_test(dbt_dir)
 
-    dbt_dir, ingestion_dir = copy_project(root / "failed_sync")
-    set_support_url(ingestion_dir, {"local_path": "data/missing_export.csv"})
-    write_dag_file(dags, "failed_sync", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_failed_sync")
-    projects["failed_sync"] = dbt_dir
-
-    dbt_dir, ingestion_dir = copy_project(root / "alerts_models")
-    break_model(dbt_dir)
-    make_transient(dbt_dir, root / "markers")
-    add_warn_test(dbt_dir)
-    dbt_parse(dbt_dir)
-    write_dag_file(dags, "alerts_models", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_alerts_models")
-    projects["alerts_models"] = dbt_dir
-
-    dbt_dir, ingestion_dir = copy_project(root / "alerts_sync")
-    set_support_url(ingestion_dir, {"from_env": "SUPPORT_DESK_URL"})
-    write_dag_file(dags, "alerts_sync", dbt_dir, ingestion_dir, warehouse_conn_id="warehouse_alerts_sync")
-    projects["alerts_sync"] = dbt_dir
-    return projects
+    return {
+        "broken_model": _scenario(root, dags, "broken_model", change_project=break_model),
+        "failed_sync": _scenario(
+            root,
+            dags,
+            "failed_sync",
+            change_ingestion=lambda d: set_support_url(d, {"local_path": "data/missing_export.csv"}),
+        ),
+        "alerts_models": _scenario(root, dags, "alerts_models", change_project=alerts_project),
+        "alerts_sync": _scenario(
+            root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})
+        ),
+    }

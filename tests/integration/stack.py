@@ -1,5 +1,8 @@
 """A real Airflow on 127.0.0.1: API server, scheduler (LocalExecutor), DAG processor and triggerer.
 
+Its metadata lives in a database of its own on the local PostgreSQL server: SQLite
+locks up ("database is locked") once several DAG runs write at the same time.
+
 Driven through Airflow's public REST API (``/api/v2``), like a person in the UI would.
 """
 
@@ -9,13 +12,16 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import psycopg2
 
 from tests.conftest import BIN
 
 TERMINAL = {"success", "failed"}
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
 def free_port() -> int:
@@ -25,13 +31,18 @@ def free_port() -> int:
 
 
 class AirflowStack:
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str]):
+    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str], pools: tuple[str, ...] = ("warehouse",)):
         self.home = home
+        self.pools = pools
+        self.database = f"airflow_test_{uuid.uuid4().hex[:12]}"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+                f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{self.database}"
+            ),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -50,10 +61,20 @@ class AirflowStack:
     def airflow(self, *args: str) -> None:
         subprocess.run([str(BIN / "airflow"), *args], env=self.env, check=True, capture_output=True)
 
+    def _admin(self, statement: str) -> None:
+        conn = psycopg2.connect(**POSTGRES)
+        try:
+            conn.autocommit = True
+            conn.cursor().execute(statement)
+        finally:
+            conn.close()
+
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
+        self._admin(f"create database {self.database}")
         self.airflow("db", "migrate")
-        self.airflow("pools", "set", "warehouse", "1", "DuckDB allows one writer per file")
+        for pool in self.pools:
+            self.airflow("pools", "set", pool, "1", "DuckDB allows one writer per file")
         for name, args in (
             ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
             ("scheduler", ["scheduler"]),
@@ -76,6 +97,7 @@ class AirflowStack:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.client.close()
+        self._admin(f"drop database if exists {self.database} with (force)")
 
     @staticmethod
     def _wait(ready, timeout: float, what: str) -> None:
