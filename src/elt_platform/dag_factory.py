@@ -37,6 +37,7 @@ from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
 
+
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
     """The default retry policy with the connection's own overrides applied."""
     overrides = spec.retries

@@ -21,7 +21,7 @@ from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
 from tests.integration.stack import AirflowStack
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
-DAG_IDS = ("shop_elt", "broken_model", "failed_sync", "alerts_models", "alerts_sync")
+DAG_IDS = ("shop_elt", "alerts_models", "alerts_sync")
 
 
 @dataclass

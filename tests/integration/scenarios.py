@@ -82,13 +82,6 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
         add_warn_test(dbt_dir)
 
     return {
-        "broken_model": _scenario(root, dags, "broken_model", change_project=break_model),
-        "failed_sync": _scenario(
-            root,
-            dags,
-            "failed_sync",
-            change_ingestion=lambda d: set_support_url(d, {"local_path": "data/missing_export.csv"}),
-        ),
         "alerts_models": _scenario(root, dags, "alerts_models", change_project=alerts_project),
         "alerts_sync": _scenario(
             root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})

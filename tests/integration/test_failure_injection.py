@@ -1,4 +1,8 @@
-"""Break one model, or one sync, in a copy of the project and check where the failure lands."""
+"""Break one model, or one sync, in a copy of the project and check where the failure lands.
+
+The runs are the scenario DAGs of tests/integration/scenarios.py, shared with test_alerts.py:
+``alerts_models`` has a model with broken SQL, ``alerts_sync`` a help-desk sync that fails.
+"""
 
 from __future__ import annotations
 
@@ -17,19 +21,19 @@ def tasks(models: set[str]) -> set[str]:
 
 
 def test_broken_model_fails_only_its_own_task(stack, runs):
-    result = runs["broken_model"]
+    result = runs["alerts_models"]
 
     assert result.state == "failed"
     assert result.with_state("failed") == {f"transform.{BROKEN_MODEL}.run"}
     held_back = {f"transform.{BROKEN_MODEL}.test"} | tasks({"orders", "products", "customers"})
     assert held_back <= result.with_state("upstream_failed")
     assert tasks(FAKER_ONLY | SUPPORT_ONLY) <= result.with_state("success")
-    log = stack.task_log("broken_model", result.run_id, f"transform.{BROKEN_MODEL}.run", 1)
+    log = stack.task_log("alerts_models", result.run_id, f"transform.{BROKEN_MODEL}.run", 1)
     assert "no_such_column" in log.text
 
 
 def test_failed_sync_holds_back_only_the_models_that_read_from_it(runs):
-    result = runs["failed_sync"]
+    result = runs["alerts_sync"]
 
     assert result.with_state("failed") == {"sync_support_desk"}
     held_back = tasks(SUPPORT_ONLY | {"customers"}) | {"transform.support_tickets.source"}
