@@ -34,6 +34,9 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
         hook = AirbyteHook(airbyte_conn_id=self.conn_id)
         errors = 0
         while True:
+            # The job was just started (or just polled): give it an interval before asking.
+            # This also leaves the scheduler time to record the deferral before the trigger fires.
+            await asyncio.sleep(self.poll_interval)
             now = time.time()
             if self.execution_deadline is not None and self.execution_deadline <= now:
                 yield self._event("timeout", f"Airbyte job {self.job_id} reached the task's execution timeout")
@@ -56,7 +59,6 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
                 if errors >= MAX_CONSECUTIVE_API_ERRORS:
                     yield self._event("error", f"Airbyte API unavailable while waiting for job {self.job_id}: {exc}")
                     return
-                await asyncio.sleep(self.poll_interval)
                 continue
             self.log.info("Airbyte job %s is %s", self.job_id, getattr(status, "value", status))
             if status == JobStatusEnum.SUCCEEDED:
@@ -68,4 +70,3 @@ class AirbyteJobTrigger(AirbyteSyncTrigger):
             if status not in WAITING:
                 yield self._event("error", f"Airbyte job {self.job_id} ended as {getattr(status, 'value', status)}")
                 return
-            await asyncio.sleep(self.poll_interval)

@@ -33,14 +33,15 @@ def airbyte(tmp_path_factory, runs):
     shutil.copy(runs["shop_elt"].warehouse, root / "warehouse.duckdb")
     write_dag_file(dags, "airbyte_elt", dbt_dir, ingestion_dir)
     write_dag_file(dags, "airbyte_bad_credentials", dbt_dir, ingestion_dir, airbyte_conn_id="'airbyte_bad'")
-    write_dag_file(dags, "airbyte_timeout", dbt_dir, ingestion_dir, sync_timeout="timedelta(seconds=6)")
+    write_dag_file(dags, "airbyte_timeout", dbt_dir, ingestion_dir, sync_timeout="timedelta(seconds=10)")
 
     def conn(secret: str) -> str:
         return json.dumps({"conn_type": "airbyte", "host": api.url, "login": api.client_id, "password": secret})
 
     env = {
         "ELT_INGESTION_BACKEND": "airbyte",
-        "ELT_AIRBYTE_POLL_SECONDS": "1",
+        # Scripted jobs move on at every poll: a few seconds apart, as real jobs take minutes.
+        "ELT_AIRBYTE_POLL_SECONDS": "3",
         "ELT_TASK_RETRIES": "0",
         "AIRFLOW_CONN_AIRBYTE": conn(api.client_secret),
         "AIRFLOW_CONN_AIRBYTE_BAD": conn("not-the-secret"),
@@ -90,8 +91,8 @@ def test_syncs_wait_through_queued_incomplete_errors_and_slow_answers(airbyte):
 
 def test_failed_and_cancelled_jobs_fail_their_sync_and_hold_back_their_models(airbyte):
     stack, api = airbyte
-    api.queue(FAKER, ["running", "failed"])
-    api.queue(SUPPORT, ["pending", "cancelled"])
+    api.queue(FAKER, ["pending", "running", "failed"])
+    api.queue(SUPPORT, ["pending", "running", "cancelled"])
 
     state, tis = _run(stack, "airbyte_elt")
 
@@ -120,7 +121,7 @@ def test_bad_credentials_fail_with_the_token_endpoint_401(airbyte):
 def test_a_sync_that_times_out_cancels_its_airbyte_job(airbyte):
     stack, api = airbyte
     api.queue(FAKER, ["running"])  # never finishes
-    api.queue(SUPPORT, ["failed"])  # keeps the models from running: only the timeout matters here
+    api.queue(SUPPORT, ["pending", "running", "failed"])  # keeps the models from running: only the timeout matters
 
     state, tis = _run(stack, "airbyte_timeout")
 
