@@ -38,7 +38,7 @@ def test_duckdb_profile_reads_the_file_path_from_the_connection(monkeypatch, tmp
 
 
 def test_bigquery_service_account_profile_keeps_the_key_out_of_the_profile_file(monkeypatch):
-    key = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": "-----planted-----"}
+    key = {"type": "service_account", "project_id": "p", "private_key_id": "k1", "private_key": "planted-key-material"}
     conn = {"conn_type": "google_cloud_platform", "extra": {"project": "p", "keyfile_dict": json.dumps(key)}}
     monkeypatch.setenv("AIRFLOW_CONN_BQ", json.dumps(conn))
     mapping = profile_mapping(
@@ -48,8 +48,8 @@ def test_bigquery_service_account_profile_keeps_the_key_out_of_the_profile_file(
     )
     profile = mapping.profile
     assert profile["method"] == "service-account-json" and profile["dataset"] == "analytics_staging"
-    assert "-----planted-----" not in json.dumps(profile)  # passed through an environment variable instead
-    assert "-----planted-----" in json.dumps(mapping.env_vars)
+    assert "planted-key-material" not in json.dumps(profile)  # passed through an environment variable instead
+    assert "planted-key-material" in json.dumps(mapping.env_vars)
 
 
 def test_unknown_warehouse_is_a_clear_error():
