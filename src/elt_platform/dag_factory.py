@@ -6,6 +6,10 @@ rendered as a freshness check wired after the sync that loads it, so a model run
 only when every sync it reads from succeeded, and models that do not read from a
 failed sync still run.
 
+By default (``ELT_TRANSFORM_MODE=build``) one ``dbt build`` per run does the work and each
+node's task reports its node's result from the triggerer (see ``elt_platform.build_mode``);
+``per-model`` runs one dbt invocation per task (Cosmos LOCAL).
+
 Parsing runs no dbt and touches no network: the manifest is built beforehand by
 ``make manifest`` (``dbt parse``), or at image build.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from airflow.sdk import DAG
+from airflow.sdk import DAG, BaseOperator
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
@@ -28,6 +32,7 @@ from cosmos.constants import (
     TestBehavior,
 )
 
+from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
@@ -36,6 +41,8 @@ from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
+# "build": one dbt build per run behind the per-node tasks (elt_platform.build_mode); "per-model": Cosmos LOCAL.
+TRANSFORM_MODES = ("build", "per-model")
 
 
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
@@ -63,6 +70,87 @@ def _profile_name(dbt_project_dir: Path) -> str:
     return project.get("profile") or project["name"]
 
 
+def transform_group(
+    *,
+    dbt_project_dir: Path,
+    manifest_path: Path,
+    settings: Settings,
+    alerts: PipelineAlerts,
+    source_syncs: dict[str, BaseOperator],
+) -> DbtTaskGroup:
+    """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources."""
+    if settings.transform_mode not in TRANSFORM_MODES:
+        raise ValueError(f"ELT_TRANSFORM_MODE={settings.transform_mode!r}: use one of {', '.join(TRANSFORM_MODES)}")
+    build = settings.transform_mode == "build"
+    transform = DbtTaskGroup(
+        group_id=TRANSFORM_GROUP_ID,
+        project_config=ProjectConfig(
+            dbt_project_path=dbt_project_dir,
+            manifest_path=manifest_path,
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name=_profile_name(dbt_project_dir),
+            target_name=settings.dbt_target,
+            profile_mapping=profile_mapping(settings),
+        ),
+        execution_config=ExecutionConfig(
+            # build: one dbt build per run, each node's task reports its node (elt_platform.build_mode);
+            # per-model: one dbt invocation per task (Cosmos LOCAL).
+            execution_mode=ExecutionMode.WATCHER if build else ExecutionMode.LOCAL,
+            # dbt in its own virtualenv (the image) runs as a subprocess; else in-process.
+            **(
+                {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": settings.dbt_executable}
+                if settings.dbt_executable
+                else {"invocation_mode": InvocationMode.DBT_RUNNER}
+            ),
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            source_rendering_behavior=SourceRenderingBehavior.ALL,
+            # A test reading two models (relationships) runs once both exist.
+            should_detach_multiple_parents_tests=True,
+            emit_datasets=False,
+        ),
+        on_warning_callback=alerts.on_warning,
+    )
+    sources = {}
+    for unique_id, task_or_group in transform.tasks_map.items():
+        tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
+        if unique_id in source_syncs:
+            source_syncs[unique_id] >> task_or_group
+            sources[unique_id] = source_syncs[unique_id].task_id
+        if unique_id.count(".") >= 2:  # a dbt node, not Cosmos's producer
+            alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
+    if build:
+        producer = build_mode.refine(
+            list(transform.dag.tasks),
+            source_syncs=sources,
+            warehouse_pool=settings.warehouse_pool,
+            lock_name=settings.warehouse_pool if settings.warehouse_type == "duckdb" else None,
+            poll_seconds=settings.model_poll_seconds,
+            on_warning=alerts.on_warning,
+        )
+        for sync in set(source_syncs.values()):
+            sync >> producer
+    return transform
+
+
+def _dag(dag_id: str, settings: Settings, alerts: PipelineAlerts, **kwargs: Any) -> DAG:
+    default_args = {
+        "owner": "data-platform",
+        # DuckDB allows one writer per file: syncs and dbt share one pool slot.
+        "pool": settings.warehouse_pool,
+        # Per model: meta: {cosmos: {operator_kwargs: {retries: N}}} in dbt.
+        **settings.retries.as_task_args(),
+        # Fires once, after the last try; held-back tasks are upstream_failed and fire nothing.
+        "on_failure_callback": alerts.on_failure,
+        "on_retry_callback": alerts.on_retry,
+    }
+    return DAG(dag_id=dag_id, catchup=False, max_active_runs=1, default_args=default_args, **kwargs)
+
+
 def build_elt_dag(
     *,
     dag_id: str,
@@ -86,26 +174,8 @@ def build_elt_dag(
         connection_files={conn.spec.task_id: conn.path for conn in connections},
         settings=settings,
     )
-    default_args = {
-        "owner": "data-platform",
-        # DuckDB allows one writer per file: syncs and dbt share one pool slot.
-        "pool": settings.warehouse_pool,
-        # Per model: meta: {cosmos: {operator_kwargs: {retries: N}}} in dbt.
-        **settings.retries.as_task_args(),
-        # Fires once, after the last try; held-back tasks are upstream_failed and fire nothing.
-        "on_failure_callback": alerts.on_failure,
-        "on_retry_callback": alerts.on_retry,
-    }
-    with DAG(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=start_date,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args,
-        doc_md=doc_md,
-        tags=tags or ["elt", "airbyte", "dbt"],
-    ) as dag:
+    tags = tags or ["elt", "airbyte", "dbt"]
+    with _dag(dag_id, settings, alerts, schedule=schedule, start_date=start_date, doc_md=doc_md, tags=tags) as dag:
         syncs = {
             conn.spec.dbt_source: SyncOperator(
                 task_id=conn.spec.task_id,
@@ -119,41 +189,37 @@ def build_elt_dag(
             )
             for conn in connections
         }
-        transform = DbtTaskGroup(
-            group_id=TRANSFORM_GROUP_ID,
-            project_config=ProjectConfig(
-                dbt_project_path=dbt_project_dir,
-                manifest_path=manifest_path,
-                install_dbt_deps=False,
-            ),
-            profile_config=ProfileConfig(
-                profile_name=_profile_name(dbt_project_dir),
-                target_name=settings.dbt_target,
-                profile_mapping=profile_mapping(settings),
-            ),
-            execution_config=ExecutionConfig(
-                execution_mode=ExecutionMode.LOCAL,
-                # dbt in its own virtualenv (the image) runs as a subprocess; else in-process.
-                **(
-                    {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": settings.dbt_executable}
-                    if settings.dbt_executable
-                    else {"invocation_mode": InvocationMode.DBT_RUNNER}
-                ),
-            ),
-            render_config=RenderConfig(
-                load_method=LoadMode.DBT_MANIFEST,
-                test_behavior=TestBehavior.AFTER_EACH,
-                source_rendering_behavior=SourceRenderingBehavior.ALL,
-                # A test reading two models (relationships) runs once both exist.
-                should_detach_multiple_parents_tests=True,
-                emit_datasets=False,
-            ),
-            on_warning_callback=alerts.on_warning,
+        source_syncs = {uid: syncs[source.source_name] for uid, source in manifest.sources.items()}
+        transform_group(
+            dbt_project_dir=dbt_project_dir,
+            manifest_path=manifest_path,
+            settings=settings,
+            alerts=alerts,
+            source_syncs=source_syncs,
         )
-        for unique_id, task_or_group in transform.tasks_map.items():
-            source = manifest.sources.get(unique_id)
-            if source is not None:
-                syncs[source.source_name] >> task_or_group
-            tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
-            alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
+    return dag
+
+
+def build_transform_dag(
+    *,
+    dag_id: str,
+    dbt_project_dir: str | Path,
+    manifest_path: str | Path | None = None,
+    settings: Settings | None = None,
+    schedule: Any = None,
+    start_date: datetime = datetime(2026, 1, 1),
+) -> DAG:
+    """The transform alone, in the configured mode: for projects whose data is already loaded (benchmarks)."""
+    settings = settings or Settings.from_env()
+    dbt_project_dir = Path(dbt_project_dir).resolve()
+    manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
+    alerts = PipelineAlerts(manifest_path=manifest_path, connection_files={}, settings=settings)
+    with _dag(dag_id, settings, alerts, schedule=schedule, start_date=start_date, tags=["dbt"]) as dag:
+        transform_group(
+            dbt_project_dir=dbt_project_dir,
+            manifest_path=manifest_path,
+            settings=settings,
+            alerts=alerts,
+            source_syncs={},
+        )
     return dag

@@ -51,6 +51,12 @@ class Settings:
     dbt_executable: Path | None = None
     # Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
     warehouse_pool: str = "warehouse"
+    # How dbt runs behind the one-task-per-model view: "build" (the default: one
+    # ``dbt build`` per DAG run, each model's task reports its model's result) or
+    # "per-model" (Cosmos LOCAL: one dbt invocation per task).
+    transform_mode: str = "build"
+    # Seconds between checks of a model's result while its task waits in the triggerer.
+    model_poll_seconds: float = 1.0
     # dbt target name written into the profile Cosmos generates.
     dbt_target: str = "local"
     # Python of the PyAirbyte environment that runs local syncs.
@@ -92,6 +98,8 @@ class Settings:
             bigquery_auth=env.get("ELT_BIGQUERY_AUTH", base.bigquery_auth).strip().lower(),
             dbt_executable=Path(env["ELT_DBT_EXECUTABLE"]) if env.get("ELT_DBT_EXECUTABLE") else None,
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
+            transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),
+            model_poll_seconds=float(env.get("ELT_MODEL_POLL_SECONDS", base.model_poll_seconds)),
             dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
             connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,
