@@ -1,0 +1,23 @@
+"""Benchmark airflow DAG: the project's own transform, in its default mode, over a generated dbt project.
+
+Built by ``elt_platform.dag_factory.build_transform_dag`` from the manifest, with the
+warehouse connection and pool of the benchmark; every other setting is the
+project's default (``Settings.from_env()``).
+
+Template: bench/run.py fills in the ``${...}`` placeholders.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+from elt_platform.dag_factory import build_transform_dag
+from elt_platform.settings import Settings
+
+PROJECT_DIR = Path("${project_dir}")
+
+dag = build_transform_dag(
+    dag_id="${dag_id}",
+    dbt_project_dir=PROJECT_DIR,
+    manifest_path=PROJECT_DIR / "target" / "manifest.json",
+    settings=replace(Settings.from_env(), warehouse_conn_id="${conn_id}", warehouse_pool="${pool}"),
+)
