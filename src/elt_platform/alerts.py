@@ -196,6 +196,7 @@ class PipelineAlerts:
             source = manifest.sources[unique_id]
             facts = [("Source", f"{source.name} ({unique_id})"), ("File", source.file)]
             return f"dbt source {source.name}", facts, {unique_id}
-        parents = set(manifest.tests.get(unique_id, ()))
+        test = manifest.tests.get(unique_id)
+        parents = set(test.depends_on) if test else set()
         facts = [("dbt node", unique_id or task_id)]
         return f"dbt {unique_id.split('.')[-2] if unique_id else task_id}", facts, parents

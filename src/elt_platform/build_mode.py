@@ -1,25 +1,35 @@
-"""One ``dbt build`` per DAG run behind one Airflow task per dbt node (the default transform mode).
+"""The default transform mode: one ``dbt build`` per DAG run, one Airflow task per dbt node.
 
-Cosmos's WATCHER execution mode renders the project as a *producer* task, which runs a
-single ``dbt build``, and one sensor per dbt node, which reports that node's result. This
-module keeps that shape and changes what the pipeline's guarantees need:
+The ``transform`` task group holds one task, ``dbt_build``, that runs the run's single
+``dbt build`` (Cosmos's WATCHER *producer*: it publishes each node's result to XCom as
+dbt finishes it), and one task per dbt node, wired like the dbt graph:
 
-- **No worker process per node.** Each node's task starts in the triggerer
-  (``start_from_trigger``) and a passing node ends there (``TaskSuccessEvent``). Only a
-  node that failed, warned or must run alone goes to a worker, where it raises with dbt's
-  own error (failure location, retries and alerts as for any task) or runs dbt for itself.
-- **Syncs gate exactly the models that read from them.** The producer waits for every sync
-  to finish, whatever its outcome, and excludes from the build everything downstream of a
-  source whose sync did not succeed. Those nodes' tasks are ``upstream_failed`` through the
-  normal Airflow dependencies (sync -> source -> models); every other model runs.
-- **A model fails its own task, never the producer's.** dbt's "some nodes failed" exit ends
-  the producer successfully; only a dbt run that could not happen at all fails it.
-- **A retry re-runs that node only.** A later try of a node's task waits for the producer to
-  finish, then runs ``dbt run``/``dbt test``/``dbt source freshness`` for that node alone.
-  So does a node dbt skipped because an upstream model failed, once the upstream task has
-  succeeded on retry.
-- **One writer.** The producer holds the warehouse pool slot; node tasks hold no slot while
-  they wait, and a node's own dbt run takes a file lock first when the warehouse is DuckDB.
+- ``transform.<model>``: the model (seed, snapshot) and its own tests, as ``dbt build``
+  sees them;
+- ``transform.<source>.<table>``: the source's freshness check and tests, after the sync
+  that loads it;
+- ``transform.<test>``: a test reading two nodes (e.g. ``relationships``), after both.
+
+Guarantees, and how they are kept:
+
+- **Cheap per-node tasks.** A node's task starts in the triggerer (``start_from_trigger``)
+  and, when its node passed, ends there (``TaskSuccessEvent``): no worker process, no DAG
+  parse. Only a node that failed, warned or must run alone resumes on a worker. The tasks
+  are plain operators rendered from a compact copy of the manifest, so a 1,000-model DAG
+  parses in a fraction of a second.
+- **Syncs gate exactly the models that read from them.** ``dbt_build`` runs once every
+  sync has finished, whatever the outcome, and leaves out everything downstream of a source
+  whose sync did not succeed (or whose freshness check errored). Those nodes' tasks are
+  ``upstream_failed`` through the Airflow edges sync -> source -> models; all else runs.
+- **A failure lands on its node.** dbt's "some nodes failed" exit ends ``dbt_build``
+  successfully; the node's own task fails with dbt's error, retries and alerts as any task.
+  Tasks downstream of it are ``upstream_failed``.
+- **A retry re-runs that node only.** A later try waits for ``dbt_build`` to end, then runs
+  ``dbt build --select <node>`` alone. So does a node dbt skipped because an upstream node
+  failed, once that upstream task has succeeded on retry (or after a *Clear*).
+- **One writer.** ``dbt_build`` holds the warehouse pool slot (DuckDB: one writer per
+  file); node tasks hold no slot while they wait, and a node running alone takes a file
+  lock first when the warehouse is DuckDB.
 """
 
 from __future__ import annotations
@@ -29,16 +39,18 @@ import fcntl
 import json
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airflow.exceptions import AirflowException
-from airflow.sdk.bases.operator import BaseOperator
+from airflow.sdk import BaseOperator, TaskGroup
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
-from cosmos.dbt.graph import DbtNode
+from cosmos.airflow.compatibility import AirflowSkipException
+from cosmos.config import ProfileConfig
 from cosmos.operators._watcher.base import _log_dbt_msg
 from cosmos.operators._watcher.state import (
     DBT_FAILED_STATUSES,
@@ -46,31 +58,30 @@ from cosmos.operators._watcher.state import (
     get_dbt_event_xcom_key,
     get_status_xcom_key,
 )
-from cosmos.operators.watcher import (
-    DbtProducerWatcherOperator,
-    DbtRunWatcherOperator,
-    DbtSourceWatcherOperator,
-    DbtTestWatcherOperator,
-)
+from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+from elt_platform.dbt_manifest import Manifest
 
 try:
     from airflow.task.trigger_rule import TriggerRule
 except ImportError:  # pragma: no cover - Airflow < 3.1
     from airflow.utils.trigger_rule import TriggerRule
 
-PRODUCER_STATES_DONE = {"success", "failed", "skipped", "upstream_failed"}
-# dbt log events the node tasks need from the producer: a node's final status, and the
-# events that tell a skip caused by an upstream failure apart (Cosmos turns those into "failed").
-TERMINAL_EVENTS = {"NodeFinished", "LogSkipBecauseError", "SkippingDetails"}
+PRODUCER_TASK_ID = "dbt_build"
 NODE_TASK_POOL = "default_pool"
+PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed"}
+FINAL = DBT_SUCCESS_STATUSES | DBT_FAILED_STATUSES | {"skipped"}
+# dbt log events the node tasks need: a node's final status, and the events that tell a
+# skip caused by an upstream failure apart (Cosmos publishes those as "failed").
+TERMINAL_EVENTS = {"NodeFinished", "LogSkipBecauseError", "SkippingDetails"}
 
 
 @contextmanager
 def warehouse_lock(name: str | None) -> Iterator[None]:
-    """Hold an exclusive lock named after the warehouse pool, or nothing when ``name`` is None.
+    """An exclusive lock named after the warehouse pool; nothing when ``name`` is None.
 
-    DuckDB allows one writer per file. The producer holds the pool slot; a node task that
-    runs dbt for itself holds this lock (LocalExecutor: every writer is on this machine).
+    DuckDB allows one writer per file. ``dbt_build`` holds the pool slot; a node that runs
+    dbt alone holds this lock (LocalExecutor: every writer runs on this machine).
     """
     if name is None:
         yield
@@ -84,16 +95,16 @@ def warehouse_lock(name: str | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def descendants(nodes: dict[str, DbtNode], roots: set[str]) -> set[str]:
+def descendants(parents: dict[str, tuple[str, ...]], roots: set[str]) -> set[str]:
     """Every node that depends, directly or not, on one of ``roots``."""
-    dependents: dict[str, set[str]] = {}
-    for node_id, node in nodes.items():
-        for parent in node.depends_on:
-            dependents.setdefault(parent, set()).add(node_id)
+    children: dict[str, set[str]] = {}
+    for node_id, node_parents in parents.items():
+        for parent in node_parents:
+            children.setdefault(parent, set()).add(node_id)
     found: set[str] = set()
     stack = list(roots)
     while stack:
-        for child in dependents.get(stack.pop(), ()):
+        for child in children.get(stack.pop(), ()):
             if child not in found:
                 found.add(child)
                 stack.append(child)
@@ -101,164 +112,194 @@ def descendants(nodes: dict[str, DbtNode], roots: set[str]) -> set[str]:
 
 
 class BuildProducer(DbtProducerWatcherOperator):
-    """Runs the DAG run's one ``dbt build`` and publishes each node's result as it finishes."""
+    """Runs the DAG run's one ``dbt build`` and publishes each node's result as dbt finishes it."""
 
-    # Set by ``refine``: dbt source unique_id -> id of the sync task that loads it.
-    source_syncs: dict[str, str]
-    lock_name: str | None
+    def __init__(
+        self, *, source_syncs: dict[str, str], parents: dict[str, tuple[str, ...]], lock_name: str | None, **kwargs
+    ):
+        super().__init__(freshness_callback=self.left_out, **kwargs)
+        self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
+        self.parents = parents  # buildable node unique_id -> the nodes it reads
+        self.lock_name = lock_name
 
-    def excluded_nodes(self, context: Any, dag: Any, task_group: Any, nodes: Any, sources_json: Any) -> list:
-        """Cosmos's freshness callback: what this build must leave out, with the state to publish.
-
-        Left out: everything downstream of a source whose sync did not succeed, or whose
-        freshness check errored. Their tasks are held back by Airflow (upstream_failed).
-        """
-        nodes = nodes or {}
+    def left_out(self, context: Any, *_: Any) -> list[tuple[str, str]]:
+        """What this build leaves out, published as "skipped": everything downstream of a
+        source whose sync did not succeed or whose freshness check errored."""
         ti = context["ti"]
-        sync_ids = sorted(set(self.source_syncs.values()))
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=sync_ids, run_ids=[ti.run_id]) if sync_ids else {}
+        syncs = sorted(set(self.source_syncs.values()))
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=syncs, run_ids=[ti.run_id]) if syncs else {}
         sync_state = states.get(ti.run_id, {})
         failed = {source for source, sync in self.source_syncs.items() if sync_state.get(sync) != "success"}
         stale = {
             r["unique_id"]
-            for r in (sources_json or {}).get("results", [])
+            for r in (getattr(self, "_sources_json", None) or {}).get("results", [])
             if r.get("status") in {"error", "runtime error"}
         }
-        if failed:
-            self.log.info("Sources whose sync did not succeed: %s", ", ".join(sorted(failed)))
-        if stale:
-            self.log.info("Sources whose freshness check errored: %s", ", ".join(sorted(stale)))
-        held_back = descendants(nodes, failed | stale)
-        runnable = {"model", "seed", "snapshot"}
-        return sorted((uid, "skipped") for uid in held_back if str(nodes[uid].resource_type.value) in runnable)
+        for label, sources in (("did not sync", failed), ("errored on freshness", stale)):
+            if sources:
+                self.log.info("Sources that %s: %s; what reads them is left out.", label, ", ".join(sorted(sources)))
+        return sorted((uid, "skipped") for uid in descendants(self.parents, failed | stale) if uid in self.parents)
 
     def _make_parse_callable(self) -> Any:
-        """Publish only final node results: one XCom per event would slow every dbt thread down."""
+        """Publish final node results only: an XCom per dbt event would slow every dbt thread down."""
         parse = super()._make_parse_callable()
 
         def parse_terminal(line: str, extra_kwargs: Any) -> None:
             try:
-                name = json.loads(line).get("info", {}).get("name")
-            except (json.JSONDecodeError, AttributeError):
-                name = None
-            if name in TERMINAL_EVENTS or name is None:
-                parse(line, extra_kwargs)
-            else:
-                _log_dbt_msg(json.loads(line))
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                return parse(line, extra_kwargs)
+            if event.get("info", {}).get("name") in TERMINAL_EVENTS:
+                # No project_dir: the node tasks do not show compiled SQL, so it is not published.
+                return parse(line, {**extra_kwargs, "project_dir": None})
+            return _log_dbt_msg(event)
 
         return parse_terminal
 
     def handle_exception_dbt_runner(self, result: Any) -> None:
         if result.exception is None and result.result is not None:
-            self.log.warning("dbt build finished with failed nodes: each fails its own task.")
+            self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
             return
         super().handle_exception_dbt_runner(result)
 
     def handle_exception_subprocess(self, result: Any) -> None:
-        if result.exit_code == 1:  # dbt: nodes failed (2 would be a dbt error)
-            self.log.warning("dbt build finished with failed nodes: each fails its own task.")
+        if result.exit_code == 1:  # dbt's exit code for failed nodes; 2 is dbt itself failing
+            self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
             return
         super().handle_exception_subprocess(result)
 
     def execute(self, context: Any, **kwargs: Any) -> Any:
+        left_out = self.left_out(context)
+        if self.parents and {uid for uid, _ in left_out} >= set(self.parents):
+            raise AirflowSkipException("Nothing to build: every dbt node reads from a sync that did not succeed.")
         with warehouse_lock(self.lock_name):
+            if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
+                self._apply_node_state_tokens(context, left_out)
             return super().execute(context, **kwargs)
 
 
-class NodeResult:
-    """What a node task does on a worker: only when its node failed, warned or must run alone."""
+@dataclass
+class NodeRunner:
+    """How a node runs alone, shared by every node task: Cosmos's LOCAL operators, built on demand."""
 
-    node_kind: str  # "model", "source" or "tests"
+    project_dir: Path
+    profile_config: ProfileConfig
+    execution_args: dict[str, Any]
     lock_name: str | None
-    on_warning: Any = None
+    on_warning: Callable[[Any], None] | None = field(default=None, repr=False)
+
+    def run(self, task: DbtNodeTask, context: Any) -> None:
+        from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
+
+        common = {
+            "task_id": task.task_id,
+            "project_dir": str(self.project_dir),
+            "profile_config": self.profile_config,
+            "install_deps": False,
+            "should_store_compiled_sql": False,
+            "emit_datasets": False,
+            "on_warning_callback": self.on_warning,
+            **self.execution_args,
+        }
+        if task.kind == "test":
+            operators = [DbtTestLocalOperator(select=task.select, **common)]
+        else:
+            # Only the tests on this node alone: a test reading two nodes has a task of its own.
+            operators = [DbtBuildLocalOperator(select=task.select, indirect_selection="cautious", **common)]
+            if task.kind == "source" and task.has_freshness:
+                operators.insert(0, DbtSourceLocalOperator(select=task.select, **common))
+        with warehouse_lock(self.lock_name):
+            for operator in operators:
+                operator.execute(context)
+
+
+class DbtNodeTask(BaseOperator):
+    """One dbt node: its result in this run's ``dbt build``, or the node built alone."""
+
+    ui_color = "#e8f7e4"
+    template_fields = ()
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        unique_id: str,
+        select: str,
+        watch: list[str],
+        runner: NodeRunner,
+        producer_task_id: str,
+        poll_seconds: float,
+        has_freshness: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(pool=NODE_TASK_POOL, **kwargs)
+        self.kind = kind  # "model" (also seed, snapshot), "source" or "test"
+        self.unique_id = unique_id
+        self.select = select
+        self.has_freshness = has_freshness
+        self.runner = runner
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
+            trigger_kwargs={"producer_task_id": producer_task_id, "node_ids": watch, "poll_seconds": poll_seconds},
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute(self, context: Any) -> None:  # only reached if the scheduler did not start it in the triggerer
+        self.runner.run(self, context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         outcome = event["outcome"]
         if outcome == "run_alone":
-            self.log.info("%s", event["reason"])
-            return self.run_alone(context)
+            self.log.info("%s Running %s alone.", event["reason"], self.unique_id)
+            return self.runner.run(self, context)
         if outcome == "not_reported":
-            producer = event["producer_task_id"]
-            if event["producer_state"] == "success":
-                self.log.info("dbt build (%s) did not run %s: running it alone.", producer, self.model_unique_id)
-                return self.run_alone(context)
+            producer, state = event["producer_task_id"], event["producer_state"]
+            if state == "success":
+                self.log.info("dbt build (%s) did not run %s: running it alone.", producer, self.unique_id)
+                return self.runner.run(self, context)
             raise AirflowException(
-                f"dbt build ({producer}) ended '{event['producer_state']}' before reporting on "
-                f"{self.model_unique_id}: see that task's log. A retry of this task runs it alone."
+                f"dbt build ({producer}) ended '{state}' before reporting on {self.unique_id}: see that task's "
+                "log. A retry of this task runs the node alone."
             )
         results: dict[str, dict[str, Any]] = event["results"]
         for node_id, result in results.items():
-            self.log.info("%s: %s %s", node_id, result["status"], result.get("msg") or "")
-        failed = {
-            n: r for n, r in results.items() if r["status"] in DBT_FAILED_STATUSES and r.get("event") != "skipped"
-        }
+            self.log.info("%s: %s%s", node_id, result["status"], f"\n{result['msg']}" if result.get("msg") else "")
+        # A node dbt skipped because an upstream node failed is published as "failed"; its dbt event says "skipped".
+        failed = {n: r for n, r in results.items() if r["status"] in DBT_FAILED_STATUSES and r["event"] != "skipped"}
         if failed:
             message = "\n".join(f"{n}: {r.get('msg') or r['status']}" for n, r in failed.items())
-            raise AirflowException(f"dbt {self.node_kind} {self.model_unique_id} failed:\n{message}")
+            raise AirflowException(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
         if any(r["status"] not in DBT_SUCCESS_STATUSES for r in results.values()):
-            # Skipped by dbt because an upstream model failed; that upstream has now succeeded.
-            self.log.info("dbt build skipped %s after an upstream failure: running it alone.", self.model_unique_id)
-            return self.run_alone(context)
+            # Upstream failed in dbt build; its task has succeeded since (retry or clear).
+            self.log.info("dbt build skipped %s after an upstream failure: running it alone.", self.unique_id)
+            return self.runner.run(self, context)
         warned = {n: r for n, r in results.items() if r["status"] == "warn"}
-        self.warn(context, list(warned), [r.get("msg") or "warn" for r in warned.values()])
+        if warned and self.runner.on_warning is not None:
+            names, messages = list(warned), [r.get("msg") or "warn" for r in warned.values()]
+            self.runner.on_warning({**context, "test_names": names, "test_results": messages})
         return None
-
-    def warn(self, context: Any, names: list[str], messages: list[str]) -> None:
-        if names and self.on_warning is not None:
-            self.on_warning({**context, "test_names": names, "test_results": messages})
-
-    def run_alone(self, context: Any) -> None:
-        """This node alone, as Cosmos LOCAL would run it (used by retries and re-runs)."""
-        with warehouse_lock(self.lock_name):
-            result = self.build_and_run_cmd(context, cmd_flags=self.alone_flags())
-        if self.node_kind == "tests":
-            from cosmos.dbt.runner import extract_message_by_status
-
-            names, messages = extract_message_by_status(result, ["warn"]) if hasattr(result, "result") else ([], [])
-            self.warn(context, names, messages)
-
-    def alone_flags(self) -> list[str]:
-        name = DbtNode.get_resource_name_from_unique_id(self.model_unique_id)
-        return ["--select", f"source:{name}" if self.node_kind == "source" else name]
-
-
-class ModelResult(NodeResult, DbtRunWatcherOperator):
-    node_kind = "model"
-
-
-class NodeTestsResult(NodeResult, DbtTestWatcherOperator):
-    node_kind = "tests"
-
-
-class SourceResult(NodeResult, DbtSourceWatcherOperator):
-    node_kind = "source"
 
 
 class NodeResultTrigger(BaseTrigger):
-    """Waits in the triggerer for the producer's result on a node (or a model's tests).
+    """Waits in the triggerer for ``dbt build``'s results on some dbt nodes (a node and its tests).
 
-    Runs as the first step of the node's task (``start_from_trigger``): a pass ends the task
-    here; anything else resumes it on a worker with the results. A later try resumes it on a
-    worker as soon as the producer is done, to run the node alone.
+    The first step of a node's task (``start_from_trigger``): all passed ends the task here;
+    anything else resumes it on a worker with the results. A later try resumes it on a worker
+    as soon as ``dbt build`` has ended, to run the node alone.
     """
 
-    def __init__(self, producer_task_id: str, node_ids: list[str], kind: str, poll_seconds: float = 1.0):
+    def __init__(self, producer_task_id: str, node_ids: list[str], poll_seconds: float = 1.0):
         super().__init__()
         self.producer_task_id = producer_task_id
         self.node_ids = list(node_ids)
-        self.kind = kind
         self.poll_seconds = poll_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "producer_task_id": self.producer_task_id,
-                "node_ids": self.node_ids,
-                "kind": self.kind,
-                "poll_seconds": self.poll_seconds,
-            },
-        )
+        kwargs = {"producer_task_id": self.producer_task_id, "node_ids": self.node_ids}
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**kwargs, "poll_seconds": self.poll_seconds}
 
     async def _xcom(self, key: str) -> Any:
         from airflow.sdk.execution_time.xcom import XCom
@@ -277,113 +318,141 @@ class NodeResultTrigger(BaseTrigger):
         )
         return states.get(ti.run_id, {}).get(self.producer_task_id)
 
-    async def _result(self, node_id: str) -> dict[str, Any] | None:
-        """The node's final result, or None while dbt has not finished it."""
-        event = await self._xcom(get_dbt_event_xcom_key(node_id)) or {}
-        if self.kind == "tests":
-            status = event.get("status")
-        else:
+    async def _statuses(self) -> dict[str, str] | None:
+        """Each watched node's final status, or None while dbt has not finished them all."""
+        statuses = {}
+        for node_id in self.node_ids:
             published = await self._xcom(get_status_xcom_key(node_id))
             status = published.get("status") if isinstance(published, dict) else published
-        if status is None or status not in DBT_SUCCESS_STATUSES | DBT_FAILED_STATUSES | {"skipped"}:
-            return None
-        return {"status": str(status), "event": event.get("status"), "msg": event.get("msg")}
-
-    async def _results(self) -> dict[str, dict[str, Any]] | None:
-        results = {}
-        for node_id in self.node_ids:
-            result = await self._result(node_id)
-            if result is None:
+            if status not in FINAL:
                 return None
-            results[node_id] = result
+            statuses[node_id] = str(status)
+        return statuses
+
+    async def _results(self, statuses: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """dbt's own event (message, raw status) for the nodes that did not simply pass."""
+        results = {}
+        for node_id, status in statuses.items():
+            event = {} if status in {"success", "pass"} else (await self._xcom(get_dbt_event_xcom_key(node_id)) or {})
+            results[node_id] = {"status": status, "event": event.get("status"), "msg": event.get("msg")}
         return results
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         first_try = self.task_instance.try_number <= 1
         producer_checked = 0.0
         while True:
-            results = await self._results() if first_try else None
-            if results is not None:
-                if all(r["status"] in DBT_SUCCESS_STATUSES and r["status"] != "warn" for r in results.values()):
+            statuses = await self._statuses() if first_try else None
+            if statuses is not None:
+                if all(s in DBT_SUCCESS_STATUSES and s != "warn" for s in statuses.values()):
                     yield TaskSuccessEvent()
                 else:
-                    yield TriggerEvent({"outcome": "results", "results": results})
+                    yield TriggerEvent({"outcome": "results", "results": await self._results(statuses)})
                 return
-            # The producer's state matters only when a result is missing: ask every few polls.
+            # The producer's state matters only while a result is missing: ask every few polls.
             if time.monotonic() - producer_checked >= max(5 * self.poll_seconds, 5):
                 producer_checked = time.monotonic()
                 state = await self._producer_state()
-                if state in PRODUCER_STATES_DONE:
+                if state in PRODUCER_DONE:
                     if not first_try:
-                        reason = f"Try {self.task_instance.try_number}: dbt build is done, running this node alone."
+                        reason = f"Try {self.task_instance.try_number}: dbt build has ended."
                         yield TriggerEvent({"outcome": "run_alone", "reason": reason})
                         return
-                    results = await self._results()  # published just before the producer ended?
-                    if results is None:
+                    if await self._statuses() is None:  # else: published just before it ended
+                        producer = self.producer_task_id
                         yield TriggerEvent(
-                            {
-                                "outcome": "not_reported",
-                                "producer_state": state,
-                                "producer_task_id": self.producer_task_id,
-                            }
+                            {"outcome": "not_reported", "producer_state": state, "producer_task_id": producer}
                         )
                         return
                     continue
             await asyncio.sleep(self.poll_seconds)
 
 
-def _start_in_triggerer(task: BaseOperator, trigger_kwargs: dict[str, Any]) -> None:
-    task.start_from_trigger = True
-    task.start_trigger_args = StartTriggerArgs(
-        trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
-        trigger_kwargs=trigger_kwargs,
-        next_method="execute_complete",
-        next_kwargs=None,
-        timeout=None,
-    )
-
-
-def refine(
-    tasks: list[BaseOperator],
+def render(
+    manifest: Manifest,
     *,
-    source_syncs: dict[str, str],
+    source_syncs: dict[str, BaseOperator],
+    runner: NodeRunner,
+    producer_args: dict[str, Any],
     warehouse_pool: str,
-    lock_name: str | None,
     poll_seconds: float,
-    on_warning: Any,
-) -> BaseOperator:
-    """Turn the tasks Cosmos rendered in WATCHER mode into this mode's tasks; returns the producer."""
-    [producer] = [t for t in tasks if isinstance(t, DbtProducerWatcherOperator)]
-    producer.__class__ = BuildProducer
-    producer.source_syncs = source_syncs
-    producer.lock_name = lock_name
-    producer._freshness_callback = producer.excluded_nodes
-    producer.pool = warehouse_pool
-    producer.trigger_rule = TriggerRule.ALL_DONE  # runs whatever the syncs' outcome; excludes what they hold back
-    producer.retries = 0  # a node's retry runs that node alone; a second whole build would redo every node
-    tests_per_model: dict[str, list[str]] = producer.tests_per_model
-    # Tests on two models (relationships) have a task of their own, after both models' tests.
-    detached = {
-        t.model_unique_id for t in tasks if type(t) is DbtTestWatcherOperator and t.model_unique_id.startswith("test.")
-    }
-    swaps = {
-        DbtRunWatcherOperator: ModelResult,
-        DbtTestWatcherOperator: NodeTestsResult,
-        DbtSourceWatcherOperator: SourceResult,
-    }
-    for task in tasks:
-        new_class = swaps.get(type(task))
-        if new_class is None:
-            continue
-        task.__class__ = new_class
-        task.lock_name = lock_name
-        task.on_warning = on_warning
-        task.producer_task_id = producer.task_id
-        task.pool = NODE_TASK_POOL  # waiting holds no warehouse slot; running alone takes the lock
-        node_id = task.model_unique_id
-        # A model's tests task watches each of its tests; a detached test watches itself.
-        own_tests = [t for t in tests_per_model.get(node_id, []) if t not in detached]
-        node_ids = (own_tests or [node_id]) if new_class is NodeTestsResult else [node_id]
-        kwargs = {"producer_task_id": producer.task_id, "node_ids": node_ids, "kind": task.node_kind}
-        _start_in_triggerer(task, {**kwargs, "poll_seconds": poll_seconds})
-    return producer
+    group_id: str,
+) -> tuple[TaskGroup, dict[str, str]]:
+    """The transform task group, in the DAG being built; returns it and each task's dbt node."""
+    attached: dict[str, list[str]] = {}  # node -> its own tests (those reading it alone)
+    detached = []
+    for test in manifest.tests.values():
+        parents = [p for p in test.depends_on if p in manifest.models or p in manifest.sources]
+        if len(parents) == 1:
+            attached.setdefault(parents[0], []).append(test.unique_id)
+        elif parents:
+            detached.append(test)
+    node_args = {"runner": runner, "poll_seconds": poll_seconds}
+    tasks: dict[str, BaseOperator] = {}
+    with TaskGroup(group_id=group_id) as group:
+        producer = BuildProducer(
+            task_id=PRODUCER_TASK_ID,
+            task_display_name="dbt build",
+            project_dir=str(runner.project_dir),
+            profile_config=runner.profile_config,
+            source_syncs={uid: sync.task_id for uid, sync in source_syncs.items()},
+            parents={uid: m.depends_on for uid, m in manifest.models.items()},
+            lock_name=runner.lock_name,
+            # The per-node results come from dbt's events: no aggregation of tests per model.
+            tests_per_model={},
+            _check_source_freshness=any(s.has_freshness for s in manifest.sources.values()),
+            install_deps=False,
+            emit_datasets=False,
+            pool=warehouse_pool,
+            trigger_rule=TriggerRule.ALL_DONE,  # whatever the syncs' outcome; it leaves out what they hold back
+            retries=0,  # a node's retry runs that node alone; a second build would redo every node
+            doc_md="Runs this DAG run's one `dbt build`; each dbt node's task reports its node's result.",
+            **runner.execution_args,
+            **producer_args,
+        )
+        for sync in {s.task_id: s for s in source_syncs.values()}.values():
+            sync >> producer
+        for uid, source in manifest.sources.items():
+            watch = ([uid] if source.has_freshness else []) + attached.get(uid, [])
+            tasks[uid] = DbtNodeTask(
+                task_id=source.name,
+                kind="source",
+                unique_id=uid,
+                select=f"source:{source.name}",
+                watch=watch,
+                has_freshness=source.has_freshness,
+                producer_task_id=producer.task_id,
+                doc_md=f"Freshness and tests of dbt source `{source.name}` ({source.file}).",
+                **node_args,
+            )
+        for uid, model in manifest.models.items():
+            tasks[uid] = DbtNodeTask(
+                task_id=model.name,
+                kind="model",
+                unique_id=uid,
+                select=model.name,
+                watch=[uid, *attached.get(uid, [])],
+                producer_task_id=producer.task_id,
+                doc_md=f"dbt {model.resource_type} `{model.name}` ({model.file}) and its tests.",
+                **{**node_args, **model.operator_kwargs},
+            )
+        for test in detached:
+            tasks[test.unique_id] = DbtNodeTask(
+                task_id=test.name,
+                kind="test",
+                unique_id=test.unique_id,
+                select=test.name,
+                watch=[test.unique_id],
+                producer_task_id=producer.task_id,
+                doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}.",
+                **node_args,
+            )
+    for uid, source_task in ((u, t) for u, t in tasks.items() if u in manifest.sources):
+        if uid in source_syncs:
+            source_syncs[uid] >> source_task
+    parents_of = {uid: m.depends_on for uid, m in manifest.models.items()}
+    parents_of.update({t.unique_id: t.depends_on for t in detached})
+    for uid, parents in parents_of.items():
+        for parent in parents:
+            if parent in tasks:
+                tasks[parent] >> tasks[uid]
+    return group, {task.task_id: uid for uid, task in tasks.items()}

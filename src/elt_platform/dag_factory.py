@@ -1,14 +1,15 @@
 """Build the ELT DAG from the ingestion files and the dbt manifest.
 
-Shape: one ``sync_<connection>`` task per ingestion file, then Cosmos renders every
-dbt node as its own task (``<model>.run`` and ``<model>.test``). Each dbt source is
-rendered as a freshness check wired after the sync that loads it, so a model runs
-only when every sync it reads from succeeded, and models that do not read from a
-failed sync still run.
+Shape: one ``sync_<connection>`` task per ingestion file, then one task per dbt node in
+the ``transform`` group. Each dbt source's task (freshness and tests) is wired after the
+sync that loads it, so a model runs only when every sync it reads from succeeded, and
+models that do not read from a failed sync still run.
 
-By default (``ELT_TRANSFORM_MODE=build``) one ``dbt build`` per run does the work and each
-node's task reports its node's result from the triggerer (see ``elt_platform.build_mode``);
-``per-model`` runs one dbt invocation per task (Cosmos LOCAL).
+Two transform modes (``ELT_TRANSFORM_MODE``):
+
+- ``build`` (default): one ``dbt build`` per run does the work; ``transform.<model>``
+  reports its model's result (model and tests) from the triggerer. See ``build_mode``.
+- ``per-model``: Cosmos LOCAL, one dbt invocation per task (``<model>.run``, ``<model>.test``).
 
 Parsing runs no dbt and touches no network: the manifest is built beforehand by
 ``make manifest`` (``dbt parse``), or at image build.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG, BaseOperator, TaskGroup
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
     ExecutionMode,
@@ -36,6 +37,7 @@ from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
+from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Retries, Settings
 from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
@@ -70,41 +72,58 @@ def _profile_name(dbt_project_dir: Path) -> str:
     return project.get("profile") or project["name"]
 
 
+def _execution_args(settings: Settings) -> dict[str, Any]:
+    """dbt in its own virtualenv (the image) runs as a subprocess; else in-process (dbtRunner)."""
+    if settings.dbt_executable:
+        return {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": str(settings.dbt_executable)}
+    return {"invocation_mode": InvocationMode.DBT_RUNNER}
+
+
 def transform_group(
     *,
     dbt_project_dir: Path,
-    manifest_path: Path,
+    manifest: Manifest,
     settings: Settings,
     alerts: PipelineAlerts,
     source_syncs: dict[str, BaseOperator],
-) -> DbtTaskGroup:
+) -> TaskGroup:
     """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources."""
     if settings.transform_mode not in TRANSFORM_MODES:
         raise ValueError(f"ELT_TRANSFORM_MODE={settings.transform_mode!r}: use one of {', '.join(TRANSFORM_MODES)}")
-    build = settings.transform_mode == "build"
+    profile_config = ProfileConfig(
+        profile_name=_profile_name(dbt_project_dir),
+        target_name=settings.dbt_target,
+        profile_mapping=profile_mapping(settings),
+    )
+    if settings.transform_mode == "build":
+        runner = build_mode.NodeRunner(
+            project_dir=dbt_project_dir,
+            profile_config=profile_config,
+            execution_args=_execution_args(settings),
+            lock_name=settings.warehouse_pool if settings.warehouse_type == "duckdb" else None,
+            on_warning=alerts.on_warning,
+        )
+        group, task_nodes = build_mode.render(
+            manifest,
+            source_syncs=source_syncs,
+            runner=runner,
+            producer_args={},
+            warehouse_pool=settings.warehouse_pool,
+            poll_seconds=settings.model_poll_seconds,
+            group_id=TRANSFORM_GROUP_ID,
+        )
+        alerts.task_nodes.update(task_nodes)
+        return group
+
     transform = DbtTaskGroup(
         group_id=TRANSFORM_GROUP_ID,
         project_config=ProjectConfig(
             dbt_project_path=dbt_project_dir,
-            manifest_path=manifest_path,
+            manifest_path=manifest.path,
             install_dbt_deps=False,
         ),
-        profile_config=ProfileConfig(
-            profile_name=_profile_name(dbt_project_dir),
-            target_name=settings.dbt_target,
-            profile_mapping=profile_mapping(settings),
-        ),
-        execution_config=ExecutionConfig(
-            # build: one dbt build per run, each node's task reports its node (elt_platform.build_mode);
-            # per-model: one dbt invocation per task (Cosmos LOCAL).
-            execution_mode=ExecutionMode.WATCHER if build else ExecutionMode.LOCAL,
-            # dbt in its own virtualenv (the image) runs as a subprocess; else in-process.
-            **(
-                {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": settings.dbt_executable}
-                if settings.dbt_executable
-                else {"invocation_mode": InvocationMode.DBT_RUNNER}
-            ),
-        ),
+        profile_config=profile_config,
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, **_execution_args(settings)),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
@@ -115,25 +134,11 @@ def transform_group(
         ),
         on_warning_callback=alerts.on_warning,
     )
-    sources = {}
     for unique_id, task_or_group in transform.tasks_map.items():
-        tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
         if unique_id in source_syncs:
             source_syncs[unique_id] >> task_or_group
-            sources[unique_id] = source_syncs[unique_id].task_id
-        if unique_id.count(".") >= 2:  # a dbt node, not Cosmos's producer
-            alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
-    if build:
-        producer = build_mode.refine(
-            list(transform.dag.tasks),
-            source_syncs=sources,
-            warehouse_pool=settings.warehouse_pool,
-            lock_name=settings.warehouse_pool if settings.warehouse_type == "duckdb" else None,
-            poll_seconds=settings.model_poll_seconds,
-            on_warning=alerts.on_warning,
-        )
-        for sync in set(source_syncs.values()):
-            sync >> producer
+        tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
+        alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
     return transform
 
 
@@ -192,7 +197,7 @@ def build_elt_dag(
         source_syncs = {uid: syncs[source.source_name] for uid, source in manifest.sources.items()}
         transform_group(
             dbt_project_dir=dbt_project_dir,
-            manifest_path=manifest_path,
+            manifest=manifest,
             settings=settings,
             alerts=alerts,
             source_syncs=source_syncs,
@@ -217,7 +222,7 @@ def build_transform_dag(
     with _dag(dag_id, settings, alerts, schedule=schedule, start_date=start_date, tags=["dbt"]) as dag:
         transform_group(
             dbt_project_dir=dbt_project_dir,
-            manifest_path=manifest_path,
+            manifest=load_manifest(manifest_path),
             settings=settings,
             alerts=alerts,
             source_syncs={},

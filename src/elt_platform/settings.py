@@ -57,6 +57,8 @@ class Settings:
     transform_mode: str = "build"
     # Seconds between checks of a model's result while its task waits in the triggerer.
     model_poll_seconds: float = 1.0
+    # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
+    dbt_threads: int = 4
     # dbt target name written into the profile Cosmos generates.
     dbt_target: str = "local"
     # Python of the PyAirbyte environment that runs local syncs.
@@ -101,6 +103,7 @@ class Settings:
             transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),
             model_poll_seconds=float(env.get("ELT_MODEL_POLL_SECONDS", base.model_poll_seconds)),
             dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
+            dbt_threads=int(env.get("ELT_DBT_THREADS", base.dbt_threads)),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
             connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,
             retries=Retries(

@@ -19,9 +19,9 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
     extra; the dataset is per environment (``analytics_<environment>``)."""
     conn_id = settings.warehouse_conn_id
     if settings.warehouse_type == "duckdb":
-        return DuckDBUserPasswordProfileMapping(conn_id=conn_id)
+        return DuckDBUserPasswordProfileMapping(conn_id=conn_id, profile_args={"threads": settings.dbt_threads})
     if settings.warehouse_type == "bigquery":
-        args = {"dataset": settings.dataset, "threads": 4}
+        args = {"dataset": settings.dataset, "threads": settings.dbt_threads}
         if settings.bigquery_auth == "service-account":
             return GoogleCloudServiceAccountDictProfileMapping(conn_id=conn_id, profile_args=args)
         if settings.bigquery_auth == "adc":

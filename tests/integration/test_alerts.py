@@ -28,8 +28,8 @@ def test_broken_model_alerts_exactly_once_on_each_channel(runs):
     models_run = runs["alerts_models"]
     tis = models_run.tis
     assert models_run.state == "failed"
-    assert {t for t, ti in tis.items() if ti["state"] == "failed"} == {f"transform.{BROKEN_MODEL}.run"}
-    assert tis[f"transform.{BROKEN_MODEL}.run"]["try_number"] == 2  # retried once, as configured
+    assert {t for t, ti in tis.items() if ti["state"] == "failed"} == {f"transform.{BROKEN_MODEL}"}
+    assert tis[f"transform.{BROKEN_MODEL}"]["try_number"] == 2  # retried once, as configured
 
     failures = [t for t in models_run.slack if t.startswith(":red_circle:")]
     assert len(failures) == 1, models_run.slack
@@ -51,7 +51,7 @@ def test_broken_model_alerts_exactly_once_on_each_channel(runs):
 
 def test_transient_failure_recovers_on_retry_and_alerts_nobody(runs):
     models_run = runs["alerts_models"]
-    ti = models_run.tis["transform.stg_support__tickets.run"]
+    ti = models_run.tis["transform.stg_support__tickets"]
     assert ti["state"] == "success"
     assert ti["try_number"] == 3  # per-model override: 2 retries where the default allows 1
     assert not any("stg_support__tickets" in t for t in models_run.slack)
@@ -60,10 +60,10 @@ def test_transient_failure_recovers_on_retry_and_alerts_nobody(runs):
 
 def test_warn_test_sends_one_warning_and_fails_nothing(runs):
     models_run = runs["alerts_models"]
-    assert models_run.tis["transform.tickets.test"]["state"] == "success"
+    assert models_run.tis["transform.tickets"]["state"] == "success"
     warnings = [t for t in models_run.slack if t.startswith(":warning:")]
     assert len(warnings) == 1, models_run.slack
-    assert "transform.tickets.test" in warnings[0]
+    assert "transform.tickets" in warnings[0]
     assert "accepted_values_tickets_priority" in warnings[0]
     assert len(models_run.slack) == 2  # the failure and the warning, nothing else
     assert all("warning" not in subject.lower() for subject, _ in models_run.email)
@@ -82,7 +82,7 @@ def test_alert_link_opens_that_task_try_on_the_api_server(stack, runs):
     assert (dag_id, run_id, task_id, try_number) == (
         "alerts_models",
         models_run.run_id,
-        f"transform.{BROKEN_MODEL}.run",
+        f"transform.{BROKEN_MODEL}",
         "2",
     )
 
@@ -99,12 +99,13 @@ def test_clearing_the_failed_model_reruns_it_and_what_follows_only(stack, runs, 
     shutil.copy(good, stack.projects["alerts_models"] / "models" / "intermediate" / "sales" / f"{BROKEN_MODEL}.sql")
     alerts_before = len(receivers[1].payloads) + len(receivers[0].messages)
 
-    cleared = stack.clear_with_downstream("alerts_models", models_run.run_id, f"transform.{BROKEN_MODEL}.run")
+    cleared = stack.clear_with_downstream("alerts_models", models_run.run_id, f"transform.{BROKEN_MODEL}")
     state = stack.wait_for_run("alerts_models", models_run.run_id)
     after = stack.task_instances("alerts_models", models_run.run_id)
 
-    downstream = {f"transform.{m}.{s}" for m in ("orders", "products", "customers") for s in ("run", "test")}
-    assert {f"transform.{BROKEN_MODEL}.run", f"transform.{BROKEN_MODEL}.test"} | downstream <= set(cleared)
+    relationships = "relationships_orders_product_id__product_id__ref_products_"
+    downstream = {f"transform.{m}" for m in ("orders", "products", "customers", relationships)}
+    assert {f"transform.{BROKEN_MODEL}"} | downstream <= set(cleared)
     assert state == "success"
     assert all(ti["state"] == "success" for ti in after.values())
     for task_id, ti in before.items():

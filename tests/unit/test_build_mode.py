@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 from cosmos.operators.local import DbtRunLocalOperator
 
-from elt_platform.build_mode import BuildProducer, ModelResult, NodeResultTrigger, NodeTestsResult, SourceResult
+from elt_platform.build_mode import BuildProducer, DbtNodeTask, NodeResultTrigger
 from elt_platform.dag_factory import build_elt_dag
+from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
 from tests.conftest import REPO
 
-PRODUCER = "transform.dbt_producer_watcher"
+PRODUCER = "transform.dbt_build"
 SUPPORT_SIDE = {"stg_support__tickets", "int_tickets_aggregated_to_users", "tickets", "customers"}
 
 
@@ -29,46 +33,58 @@ def trigger_kwargs(dag, task_id: str) -> dict:
     return args.trigger_kwargs
 
 
-def test_one_producer_runs_after_every_sync_whatever_their_outcome_in_the_warehouse_pool(dag):
+def test_one_build_runs_after_every_sync_whatever_their_outcome_in_the_warehouse_pool(dag):
     producer = dag.get_task(PRODUCER)
     assert type(producer) is BuildProducer
     assert producer.upstream_task_ids == {"sync_shop_faker", "sync_support_desk"}
     assert producer.trigger_rule == "all_done"
     assert producer.pool == "warehouse"
     assert producer.retries == 0
+    assert producer.downstream_task_ids == set()  # node tasks wait on its results, not on its end
 
 
 def test_every_node_task_starts_in_the_triggerer_and_holds_no_warehouse_slot(dag):
-    node_tasks = [t for t in dag.tasks if t.task_id.startswith("transform.") and t.task_id != PRODUCER]
-    kinds = {type(t) for t in node_tasks if t.task_id != f"{PRODUCER}_done"}
-    assert kinds == {ModelResult, NodeTestsResult, SourceResult}
-    for task in node_tasks:
-        if task.task_id == f"{PRODUCER}_done":
-            continue
+    nodes = [t for t in dag.tasks if t.task_id.startswith("transform.") and t.task_id != PRODUCER]
+    assert len(nodes) == 10 + 4 + 3  # models, source tables, tests reading two models
+    for task in nodes:
+        assert type(task) is DbtNodeTask, task.task_id
         assert task.start_from_trigger, task.task_id
         assert task.pool == "default_pool", task.task_id
         assert trigger_kwargs(dag, task.task_id)["producer_task_id"] == PRODUCER
 
 
-def test_a_models_tests_task_watches_its_own_tests_and_a_two_model_test_has_its_own_task(dag):
-    watched = trigger_kwargs(dag, "transform.orders.test")["node_ids"]
+def test_a_model_task_watches_the_model_and_its_own_tests_and_a_two_model_test_has_its_own_task(dag):
+    watched = trigger_kwargs(dag, "transform.orders")["node_ids"]
+    assert watched[0] == "model.shop_analytics.orders"
     assert "test.shop_analytics.unique_orders_order_id.fed79b3a6e" in watched
-    assert all(t.startswith("test.shop_analytics.") for t in watched)
+    assert all(t.startswith("test.shop_analytics.") for t in watched[1:])
     assert not any(t.startswith("test.shop_analytics.relationships_") for t in watched)
-    detached = "transform.relationships_orders_product_id__product_id__ref_products__test"
+    detached = "transform.relationships_orders_product_id__product_id__ref_products_"
     assert trigger_kwargs(dag, detached)["node_ids"] == [
         "test.shop_analytics.relationships_orders_product_id__product_id__ref_products_.9ec5cdfdac"
     ]
-    assert trigger_kwargs(dag, "transform.orders.run") == {
-        "producer_task_id": PRODUCER,
-        "node_ids": ["model.shop_analytics.orders"],
-        "kind": "model",
-        "poll_seconds": 1.0,
-    }
+    source = trigger_kwargs(dag, "transform.support.tickets")["node_ids"]
+    assert source == [  # its freshness check, then its tests
+        "source.shop_analytics.support.tickets",
+        "test.shop_analytics.source_unique_support_tickets_ticket_id.6aee730e69",
+        "test.shop_analytics.source_not_null_support_tickets_ticket_id.65c806ac4b",
+    ]
+
+
+def test_per_model_retries_from_dbt_meta_reach_the_task(tmp_path):
+    from tests.conftest import copy_project, dbt_parse
+    from tests.integration.scenarios import make_transient
+
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    make_transient(dbt_dir, tmp_path / "markers")
+    dbt_parse(dbt_dir)
+    dag = build_elt_dag(dag_id="meta", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
+    assert dag.get_task("transform.stg_support__tickets").retries == 2
+    assert dag.get_task("transform.stg_faker__users").retries == Settings.from_env().retries.retries
 
 
 def test_trigger_round_trips_through_serialisation():
-    trigger = NodeResultTrigger(PRODUCER, ["model.p.a"], "model", 2.0)
+    trigger = NodeResultTrigger(PRODUCER, ["model.p.a", "test.p.b"], 2.0)
     path, kwargs = trigger.serialize()
     assert path == "elt_platform.build_mode.NodeResultTrigger"
     assert NodeResultTrigger(**kwargs).serialize() == (path, kwargs)
@@ -80,19 +96,18 @@ class FakeTaskInstance(SimpleNamespace):
         return {self.run_id: {task: self.states[task] for task in task_ids}}
 
 
-def excluded(dag, states: dict[str, str], sources_json: dict | None = None) -> set[str]:
+def left_out(dag, states: dict[str, str], sources_json: dict | None = None) -> set[str]:
     producer = dag.get_task(PRODUCER)
-    nodes = dag.task_group_dict["transform"].dbt_graph.nodes
-    ti = FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states)
-    pairs = producer.excluded_nodes({"ti": ti}, dag, None, nodes, sources_json)
+    producer._sources_json = sources_json
+    pairs = producer.left_out({"ti": FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states)})
     assert {state for _, state in pairs} <= {"skipped"}
     return {uid.rsplit(".", 1)[-1] for uid, _ in pairs}
 
 
 def test_the_build_leaves_out_exactly_what_reads_from_a_failed_sync(dag):
-    assert excluded(dag, {"sync_shop_faker": "success", "sync_support_desk": "success"}) == set()
-    assert excluded(dag, {"sync_shop_faker": "success", "sync_support_desk": "failed"}) == SUPPORT_SIDE
-    faker_failed = excluded(dag, {"sync_shop_faker": "upstream_failed", "sync_support_desk": "success"})
+    assert left_out(dag, {"sync_shop_faker": "success", "sync_support_desk": "success"}) == set()
+    assert left_out(dag, {"sync_shop_faker": "success", "sync_support_desk": "failed"}) == SUPPORT_SIDE
+    faker_failed = left_out(dag, {"sync_shop_faker": "upstream_failed", "sync_support_desk": "success"})
     assert "tickets" not in faker_failed and "stg_support__tickets" not in faker_failed
     assert {"orders", "products", "customers", "stg_faker__users"} <= faker_failed
 
@@ -101,8 +116,23 @@ def test_a_source_whose_freshness_errors_holds_back_what_reads_it_and_a_warning_
     ok = {"sync_shop_faker": "success", "sync_support_desk": "success"}
     error = {"results": [{"unique_id": "source.shop_analytics.support.tickets", "status": "error"}]}
     warn = {"results": [{"unique_id": "source.shop_analytics.support.tickets", "status": "warn"}]}
-    assert excluded(dag, ok, error) == SUPPORT_SIDE
-    assert excluded(dag, ok, warn) == set()
+    assert left_out(dag, ok, error) == SUPPORT_SIDE
+    assert left_out(dag, ok, warn) == set()
+
+
+def test_the_compact_manifest_copy_is_rebuilt_when_the_manifest_changes(tmp_path, manifest_path):
+    manifest = tmp_path / "manifest.json"
+    shutil.copy(manifest_path, manifest)
+    first = load_manifest(manifest)
+    cache = tmp_path / "manifest.elt.json"
+    assert cache.is_file() and cache.stat().st_size < manifest.stat().st_size / 5
+    assert load_manifest(manifest) == first  # read back from the copy
+
+    raw = json.loads(manifest.read_text())
+    raw["nodes"]["model.shop_analytics.orders"]["name"] = "orders_renamed"
+    manifest.write_text(json.dumps(raw))
+    os.utime(manifest, ns=(1, 1))  # a different modification time, whatever the clock
+    assert load_manifest(manifest).models["model.shop_analytics.orders"].name == "orders_renamed"
 
 
 def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
@@ -112,7 +142,7 @@ def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
     )
     assert PRODUCER not in dag.task_ids
     assert isinstance(dag.get_task("transform.orders.run"), DbtRunLocalOperator)
-    assert not dag.get_task("transform.orders.run").start_from_trigger
+    assert dag.get_task("transform.support_tickets.source").upstream_task_ids == {"sync_support_desk"}
 
 
 def test_an_unknown_transform_mode_names_the_setting_and_the_choices(manifest_path):
@@ -121,3 +151,12 @@ def test_an_unknown_transform_mode_names_the_setting_and_the_choices(manifest_pa
         build_elt_dag(
             dag_id="x", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion", settings=settings
         )
+
+
+def test_alerts_know_the_dbt_node_of_every_node_task(dag):
+    alerts = dag.default_args["on_failure_callback"].__self__
+    assert alerts.task_nodes["transform.orders"] == "model.shop_analytics.orders"
+    assert alerts.task_nodes["transform.support.tickets"] == "source.shop_analytics.support.tickets"
+    assert alerts.task_nodes["transform.relationships_orders_product_id__product_id__ref_products_"].startswith(
+        "test.shop_analytics.relationships_orders_product_id"
+    )

@@ -19,7 +19,7 @@ MODELS = [
     "customers",
     "tickets",
 ]
-SOURCES = ["faker_users", "faker_products", "faker_purchases", "support_tickets"]
+SOURCES = ["faker.users", "faker.products", "faker.purchases", "support.tickets"]
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +35,21 @@ def all_upstream(dag, task_id: str) -> set[str]:
     return {t.task_id for t in dag.get_task(task_id).get_flat_relatives(upstream=True)}
 
 
-def test_one_sync_per_connection_and_a_run_and_test_task_per_model(dag):
+def test_one_sync_per_connection_and_one_task_per_model_and_source(dag):
     ids = set(dag.task_ids)
     assert {t for t in ids if not t.startswith("transform.")} == {"sync_shop_faker", "sync_support_desk"}
-    for model in MODELS:
-        assert {f"transform.{model}.run", f"transform.{model}.test"} <= ids
-    for source in SOURCES:
-        assert {f"transform.{source}.source", f"transform.{source}.test"} <= ids
+    assert {f"transform.{node}" for node in MODELS + SOURCES} <= ids
+    relationships = {t for t in ids if t.startswith("transform.relationships_")}
+    assert len(relationships) == 3  # tests reading two models: a task each, after both
+    assert ids == {"sync_shop_faker", "sync_support_desk", "transform.dbt_build"} | relationships | {
+        f"transform.{node}" for node in MODELS + SOURCES
+    }
 
 
 def test_each_source_waits_for_the_sync_that_loads_it(dag):
     for table in ("users", "products", "purchases"):
-        assert upstream(dag, f"transform.faker_{table}.source") == {"sync_shop_faker"}
-    assert upstream(dag, "transform.support_tickets.source") == {"sync_support_desk"}
+        assert upstream(dag, f"transform.faker.{table}") == {"sync_shop_faker"}
+    assert upstream(dag, "transform.support.tickets") == {"sync_support_desk"}
 
 
 @pytest.mark.parametrize(
@@ -62,23 +64,26 @@ def test_each_source_waits_for_the_sync_that_loads_it(dag):
     ],
 )
 def test_a_model_waits_for_exactly_the_syncs_it_reads_from(dag, model, syncs):
-    found = {t for t in all_upstream(dag, f"transform.{model}.run") if t.startswith("sync_")}
+    found = {t for t in all_upstream(dag, f"transform.{model}") if t.startswith("sync_")}
     assert found == syncs
 
 
 def test_model_edges_follow_dbt_refs(dag):
-    assert upstream(dag, "transform.stg_faker__users.run") == {"transform.faker_users.test"}
-    assert upstream(dag, "transform.customers.run") == {
-        "transform.stg_faker__users.test",
-        "transform.orders.test",
-        "transform.int_tickets_aggregated_to_users.test",
+    assert upstream(dag, "transform.stg_faker__users") == {"transform.faker.users"}
+    assert upstream(dag, "transform.customers") == {
+        "transform.stg_faker__users",
+        "transform.orders",
+        "transform.int_tickets_aggregated_to_users",
     }
-    assert upstream(dag, "transform.customers.test") == {"transform.customers.run"}
+    assert upstream(dag, "transform.relationships_orders_product_id__product_id__ref_products_") == {
+        "transform.orders",
+        "transform.products",
+    }
 
 
 def test_factory_renders_any_project_path(tmp_path):
     dbt_dir, ingestion_dir = copy_project(tmp_path)
     other = build_elt_dag(dag_id="copy", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
-    run_task = other.get_task("transform.orders.run")
-    assert str(run_task.project_dir) == str(dbt_dir)
+    assert other.get_task("transform.orders").runner.project_dir == dbt_dir
+    assert other.get_task("transform.dbt_build").project_dir == str(dbt_dir)
     assert other.get_task("sync_support_desk").connection_file == str(ingestion_dir / "support_desk.yml")

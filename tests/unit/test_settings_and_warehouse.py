@@ -34,7 +34,8 @@ def test_defaults_and_overrides():
 def test_duckdb_profile_reads_the_file_path_from_the_connection(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_WH", json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "w.duckdb")}))
     mapping = profile_mapping(Settings(warehouse_conn_id="wh"))
-    assert mapping.profile == {"type": "duckdb", "path": str(tmp_path / "w.duckdb")}
+    assert mapping.profile == {"type": "duckdb", "path": str(tmp_path / "w.duckdb"), "threads": 4}
+    assert profile_mapping(Settings(warehouse_conn_id="wh", dbt_threads=8)).profile["threads"] == 8
 
 
 def test_bigquery_service_account_profile_keeps_the_key_out_of_the_profile_file(monkeypatch):

@@ -1,0 +1,64 @@
+"""The default transform mode under the scheduler: one dbt build per run, one task per dbt node.
+
+Uses the DAG runs of tests/integration/conftest.py: ``shop_elt`` (all green),
+``alerts_models`` (a broken model, and a model that fails twice and then recovers) and
+``alerts_sync`` (the help-desk sync fails).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.scenarios import BROKEN_MODEL
+
+pytestmark = pytest.mark.integration
+
+PRODUCER = "transform.dbt_build"
+
+
+def on_a_worker(tis: dict[str, dict]) -> set[str]:
+    """Tasks that went through the executor; the others started and ended in the triggerer."""
+    return {t for t, ti in tis.items() if t.startswith("transform.") and ti["queued_when"] is not None}
+
+
+def test_one_dbt_build_per_run_and_passing_nodes_never_reach_a_worker(runs):
+    tis = runs["shop_elt"].tis
+    nodes = {t for t in tis if t.startswith("transform.") and t != PRODUCER}
+    assert len(nodes) == 10 + 4 + 3  # models, source tables, tests reading two models
+    assert {tis[t]["state"] for t in nodes} == {"success"}
+    assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
+    assert on_a_worker(tis) == {PRODUCER}
+
+
+def test_a_failing_model_fails_its_own_task_not_the_build(runs):
+    tis = runs["alerts_models"].tis
+    assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
+    assert tis[f"transform.{BROKEN_MODEL}"]["state"] == "failed"
+
+
+def test_a_retry_runs_that_model_alone_then_what_dbt_skipped_after_it(stack, runs):
+    run = runs["alerts_models"]
+    log = stack.task_log("alerts_models", run.run_id, "transform.stg_support__tickets", 2).text
+    assert "Try 2: dbt build has ended. Running model.shop_analytics.stg_support__tickets alone." in log
+    assert "START sql view model main.stg_support__tickets" in log
+    assert log.count("START sql") == 1  # this model and no other
+    assert "transient glitch" in log
+    # dbt build skipped what reads from it; once it had recovered, each of those ran alone, once
+    for model in ("int_tickets_aggregated_to_users", "tickets"):
+        ti = run.tis[f"transform.{model}"]
+        assert (ti["state"], ti["try_number"]) == ("success", 1), model
+    assert on_a_worker(run.tis) == {
+        PRODUCER,
+        f"transform.{BROKEN_MODEL}",
+        "transform.stg_support__tickets",
+        "transform.int_tickets_aggregated_to_users",
+        "transform.tickets",
+    }
+
+
+def test_a_failed_sync_leaves_what_reads_from_it_out_of_the_build(stack, runs):
+    run = runs["alerts_sync"]
+    log = stack.task_log("alerts_sync", run.run_id, PRODUCER, 1).text
+    assert "Sources that did not sync: source.shop_analytics.support.tickets" in log
+    assert run.tis[PRODUCER]["state"] == "success"
+    assert on_a_worker(run.tis) == {PRODUCER}  # the faker side passed in the build
