@@ -71,9 +71,25 @@ PRODUCER_TASK_ID = "dbt_build"
 NODE_TASK_POOL = "default_pool"
 PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed"}
 FINAL = DBT_SUCCESS_STATUSES | DBT_FAILED_STATUSES | {"skipped"}
+PASSED = {"success", "pass"}
 # dbt log events the node tasks need: a node's final status, and the events that tell a
 # skip caused by an upstream failure apart (Cosmos publishes those as "failed").
 TERMINAL_EVENTS = {"NodeFinished", "LogSkipBecauseError", "SkippingDetails"}
+
+
+def published_status(value: Any) -> str | None:
+    """A node's status as the producer publishes it: {"status": ..., "outlet_uris": [...]}."""
+    status = value.get("status") if isinstance(value, dict) else value
+    return None if status is None else str(status)
+
+
+def node_results(statuses: dict[str, str], events: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each node's status, with dbt's raw status and message where there is an event."""
+    found = {}
+    for node_id, status in statuses.items():
+        event = events.get(node_id) or {}
+        found[node_id] = {"status": status, "event": event.get("status"), "msg": event.get("msg")}
+    return found
 
 
 @contextmanager
@@ -238,6 +254,8 @@ class DbtNodeTask(BaseOperator):
         self.select = select
         self.has_freshness = has_freshness
         self.runner = runner
+        self.watch = watch
+        self.producer_task_id = producer_task_id
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
@@ -247,8 +265,23 @@ class DbtNodeTask(BaseOperator):
             timeout=None,
         )
 
-    def execute(self, context: Any) -> None:  # only reached if the scheduler did not start it in the triggerer
-        self.runner.run(self, context)
+    def execute(self, context: Any) -> None:
+        """Reached only when the task did not start in the triggerer (``airflow dags test``):
+        use dbt build's results if it has published them all, else run the node alone."""
+        ti = context["ti"]
+        statuses = {}
+        for node_id in self.watch:
+            status = published_status(ti.xcom_pull(task_ids=self.producer_task_id, key=get_status_xcom_key(node_id)))
+            if status not in FINAL:
+                self.log.info("dbt build has not reported on %s: running it alone.", node_id)
+                return self.runner.run(self, context)
+            statuses[node_id] = status
+        events = {
+            node_id: ti.xcom_pull(task_ids=self.producer_task_id, key=get_dbt_event_xcom_key(node_id))
+            for node_id, status in statuses.items()
+            if status not in PASSED
+        }
+        return self.execute_complete(context, {"outcome": "results", "results": node_results(statuses, events)})
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         outcome = event["outcome"]
@@ -322,20 +355,16 @@ class NodeResultTrigger(BaseTrigger):
         """Each watched node's final status, or None while dbt has not finished them all."""
         statuses = {}
         for node_id in self.node_ids:
-            published = await self._xcom(get_status_xcom_key(node_id))
-            status = published.get("status") if isinstance(published, dict) else published
+            status = published_status(await self._xcom(get_status_xcom_key(node_id)))
             if status not in FINAL:
                 return None
-            statuses[node_id] = str(status)
+            statuses[node_id] = status
         return statuses
 
     async def _results(self, statuses: dict[str, str]) -> dict[str, dict[str, Any]]:
-        """dbt's own event (message, raw status) for the nodes that did not simply pass."""
-        results = {}
-        for node_id, status in statuses.items():
-            event = {} if status in {"success", "pass"} else (await self._xcom(get_dbt_event_xcom_key(node_id)) or {})
-            results[node_id] = {"status": status, "event": event.get("status"), "msg": event.get("msg")}
-        return results
+        """With dbt's own event (message, raw status) for the nodes that did not simply pass."""
+        events = {n: await self._xcom(get_dbt_event_xcom_key(n)) for n, s in statuses.items() if s not in PASSED}
+        return node_results(statuses, events)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         first_try = self.task_instance.try_number <= 1
@@ -343,7 +372,7 @@ class NodeResultTrigger(BaseTrigger):
         while True:
             statuses = await self._statuses() if first_try else None
             if statuses is not None:
-                if all(s in DBT_SUCCESS_STATUSES and s != "warn" for s in statuses.values()):
+                if all(s in PASSED for s in statuses.values()):
                     yield TaskSuccessEvent()
                 else:
                     yield TriggerEvent({"outcome": "results", "results": await self._results(statuses)})

@@ -160,3 +160,66 @@ def test_alerts_know_the_dbt_node_of_every_node_task(dag):
     assert alerts.task_nodes["transform.relationships_orders_product_id__product_id__ref_products_"].startswith(
         "test.shop_analytics.relationships_orders_product_id"
     )
+
+
+class RecordingRunner(SimpleNamespace):
+    """Stands in for NodeRunner (which runs dbt) to see which path a node task takes."""
+
+    def run(self, task, context):
+        self.ran.append(task.task_id)
+
+
+@pytest.fixture
+def node_task(dag):
+    task = dag.get_task("transform.orders")
+    warnings = []
+    runner = RecordingRunner(ran=[], on_warning=lambda context: warnings.append(context["test_names"]))
+    original = task.runner
+    task.runner = runner
+    yield task, runner, warnings
+    task.runner = original
+
+
+def event(statuses: dict[str, str], events: dict | None = None) -> dict:
+    return {
+        "outcome": "results",
+        "results": {n: {"status": s, **(events or {}).get(n, {})} for n, s in statuses.items()},
+    }
+
+
+def test_a_failed_node_raises_with_dbts_message_and_a_skipped_one_runs_alone(node_task):
+    task, runner, _ = node_task
+    model = "model.shop_analytics.orders"
+    failed = event({model: "error"}, {model: {"event": "error", "msg": "Binder Error: no_such_column"}})
+    with pytest.raises(Exception, match="no_such_column"):
+        task.execute_complete({}, failed)
+    assert runner.ran == []
+    skipped = event({model: "failed"}, {model: {"event": "skipped", "msg": None}})
+    task.execute_complete({}, skipped)
+    assert runner.ran == ["transform.orders"]
+
+
+def test_a_warning_reaches_the_warning_callback_and_passes(node_task):
+    task, runner, warnings = node_task
+    test = "test.shop_analytics.accepted_values_orders_order_status"
+    task.execute_complete(
+        {}, event({"model.shop_analytics.orders": "success", test: "warn"}, {test: {"event": "warn"}})
+    )
+    assert warnings == [[test]] and runner.ran == []
+
+
+class XComTaskInstance(SimpleNamespace):
+    def xcom_pull(self, task_ids, key):
+        assert task_ids == PRODUCER
+        return self.xcoms.get(key)
+
+
+def test_without_the_triggerer_a_node_uses_published_results_or_runs_alone(node_task):
+    task, runner, _ = node_task
+    published = {f"{n.replace('.', '__')}_status": {"status": "pass"} for n in task.watch[1:]}
+    published["model__shop_analytics__orders_status"] = {"status": "success", "outlet_uris": []}
+    task.execute({"ti": XComTaskInstance(xcoms=published)})
+    assert runner.ran == []
+    del published["model__shop_analytics__orders_status"]
+    task.execute({"ti": XComTaskInstance(xcoms=published)})
+    assert runner.ran == ["transform.orders"]
