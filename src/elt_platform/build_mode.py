@@ -37,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +59,7 @@ from cosmos.operators._watcher.state import (
     DBT_SUCCESS_STATUSES,
     get_dbt_event_xcom_key,
     get_status_xcom_key,
+    xcom_set_lock,
 )
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
@@ -72,9 +75,8 @@ NODE_TASK_POOL = "default_pool"
 PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed"}
 FINAL = DBT_SUCCESS_STATUSES | DBT_FAILED_STATUSES | {"skipped"}
 PASSED = {"success", "pass"}
-# dbt log events the node tasks need: a node's final status, and the events that tell a
-# skip caused by an upstream failure apart (Cosmos publishes those as "failed").
-TERMINAL_EVENTS = {"NodeFinished", "LogSkipBecauseError", "SkippingDetails"}
+# dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
+UPSTREAM_FAILURE_SKIP_EVENTS = {"LogSkipBecauseError", "SkippingDetails"}
 
 
 def published_status(value: Any) -> str | None:
@@ -90,6 +92,34 @@ def node_results(statuses: dict[str, str], events: dict[str, Any]) -> dict[str, 
         event = events.get(node_id) or {}
         found[node_id] = {"status": status, "event": event.get("status"), "msg": event.get("msg")}
     return found
+
+
+class XComPublisher:
+    """Pushes XComs from one background thread, in order, so dbt's threads never wait on the API."""
+
+    def __init__(self, task_instance: Any):
+        self.task_instance = task_instance
+        self.queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="xcom-publisher", daemon=True)
+        self.thread.start()
+
+    def put(self, key: str, value: Any) -> None:
+        self.queue.put((key, value))
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            try:
+                with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
+                    self.task_instance.xcom_push(key=item[0], value=item[1])
+            except Exception as error:  # kept for close(): the node tasks would wait for nothing
+                self.error = self.error or error
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise AirflowException(f"Could not publish dbt results to XCom: {self.error}") from self.error
 
 
 @contextmanager
@@ -156,21 +186,40 @@ class BuildProducer(DbtProducerWatcherOperator):
                 self.log.info("Sources that %s: %s; what reads them is left out.", label, ", ".join(sorted(sources)))
         return sorted((uid, "skipped") for uid in descendants(self.parents, failed | stale) if uid in self.parents)
 
-    def _make_parse_callable(self) -> Any:
-        """Publish final node results only: an XCom per dbt event would slow every dbt thread down."""
-        parse = super()._make_parse_callable()
+    def _make_parse_callable(self) -> Callable[[str, Any], None]:
+        """Read dbt's JSON log: log every line, publish each node's final result.
 
-        def parse_terminal(line: str, extra_kwargs: Any) -> None:
+        A result is one XCom (``<node>_status``), plus dbt's event (``<node>_dbt_event``:
+        raw status and message) when the node did not pass. A node dbt skipped because an
+        upstream node failed is published as "failed", with its raw status "skipped".
+        """
+        skipped_after_failure: set[str] = set()
+        publisher = self.publisher
+
+        def on_line(line: str, extra_kwargs: Any) -> None:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
-                return parse(line, extra_kwargs)
-            if event.get("info", {}).get("name") in TERMINAL_EVENTS:
-                # No project_dir: the node tasks do not show compiled SQL, so it is not published.
-                return parse(line, {**extra_kwargs, "project_dir": None})
-            return _log_dbt_msg(event)
+                if line.strip():
+                    self.log.info("%s", line)
+                return
+            _log_dbt_msg(event)
+            name = event.get("info", {}).get("name")
+            data = event.get("data") or {}
+            unique_id = (data.get("node_info") or {}).get("unique_id")
+            if not unique_id:
+                return
+            if name in UPSTREAM_FAILURE_SKIP_EVENTS:
+                skipped_after_failure.add(unique_id)
+            elif name == "NodeFinished":
+                raw = data["node_info"].get("node_status")
+                status = "failed" if raw == "skipped" and unique_id in skipped_after_failure else raw
+                publisher.put(get_status_xcom_key(unique_id), {"status": status})
+                if status not in PASSED:
+                    message = (data.get("run_result") or {}).get("message") or event.get("info", {}).get("msg")
+                    publisher.put(get_dbt_event_xcom_key(unique_id), {"status": raw, "msg": message})
 
-        return parse_terminal
+        return on_line
 
     def handle_exception_dbt_runner(self, result: Any) -> None:
         if result.exception is None and result.result is not None:
@@ -188,10 +237,14 @@ class BuildProducer(DbtProducerWatcherOperator):
         left_out = self.left_out(context)
         if self.parents and {uid for uid, _ in left_out} >= set(self.parents):
             raise AirflowSkipException("Nothing to build: every dbt node reads from a sync that did not succeed.")
-        with warehouse_lock(self.lock_name):
-            if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
-                self._apply_node_state_tokens(context, left_out)
-            return super().execute(context, **kwargs)
+        self.publisher = XComPublisher(context["ti"])
+        try:
+            with warehouse_lock(self.lock_name):
+                if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
+                    self._apply_node_state_tokens(context, left_out)
+                return super().execute(context, **kwargs)
+        finally:
+            self.publisher.close()  # every result is published before this task ends
 
 
 @dataclass
