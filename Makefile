@@ -85,6 +85,10 @@ test: install manifest $(BQ_EMULATOR_VENV)/.installed ## Run the whole test suit
 ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, scheduler and DAG processor on http://localhost:8080
 	$(BIN)/airflow standalone
 
+.PHONY: bench
+bench: install manifest ## Benchmark the transform phase (about an hour): docs/benchmarks.md
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff and hadolint
 	$(BIN)/ruff check src dags tests

@@ -4,7 +4,7 @@ One task per dbt node (``<model>.run`` then ``<model>.test``), each its own dbt
 invocation (dbtRunner, which Cosmos picks when dbt is importable). Rendered from the
 manifest. Every task is in the one-slot pool: DuckDB allows one writer per file.
 
-Template: bench/run.py fills in the ``${...}`` placeholders.
+A template: bench/run.py substitutes the placeholders (string.Template).
 """
 
 from datetime import datetime

@@ -1,11 +1,11 @@
-"""Benchmark airflow DAG: Cosmos ExecutionMode.WATCHER as it comes, over a generated dbt project.
+"""Benchmark airflow DAG: Cosmos ExecutionMode.WATCHER with every task in the pool.
 
-One producer task runs a single ``dbt build``; one sensor task per dbt node reports
-that node's result. Rendered from the manifest. The pool is set for the whole DAG,
-as a user would set it, so the sensors share the producer's one slot (DuckDB allows
-one writer per file, and a retried sensor runs dbt itself).
+As cosmos_watcher.py, but the pool is set for the whole DAG (``default_args``), so
+the sensors share the producer's one slot: they start only once the producer is
+done, one at a time. Not one of the default configurations: it shows what that
+pool placement costs.
 
-Template: bench/run.py fills in the ``${...}`` placeholders.
+A template: bench/run.py substitutes the placeholders (string.Template).
 """
 
 from datetime import datetime

@@ -4,7 +4,7 @@ Built by ``elt_platform.dag_factory.build_transform_dag`` from the manifest, wit
 warehouse connection and pool of the benchmark; every other setting is the
 project's default (``Settings.from_env()``).
 
-Template: bench/run.py fills in the ``${...}`` placeholders.
+A template: bench/run.py substitutes the placeholders (string.Template).
 """
 
 from dataclasses import replace
