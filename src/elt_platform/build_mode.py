@@ -51,6 +51,8 @@ from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator, TaskGroup
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
+from cosmos import cache as cosmos_cache
+from cosmos import settings as cosmos_settings
 from cosmos.airflow.compatibility import AirflowSkipException
 from cosmos.config import ProfileConfig
 from cosmos.operators._watcher.base import _log_dbt_msg
@@ -256,6 +258,7 @@ class NodeRunner:
     execution_args: dict[str, Any]
     lock_name: str | None
     on_warning: Callable[[Any], None] | None = field(default=None, repr=False)
+    cache_dir: Path | None = None
 
     def run(self, task: DbtNodeTask, context: Any) -> None:
         from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
@@ -268,6 +271,7 @@ class NodeRunner:
             "should_store_compiled_sql": False,
             "emit_datasets": False,
             "on_warning_callback": self.on_warning,
+            "cache_dir": self.cache_dir,
             **self.execution_args,
         }
         if task.kind == "test":
@@ -471,11 +475,18 @@ def render(
     node_args = {"runner": runner, "poll_seconds": poll_seconds}
     tasks: dict[str, BaseOperator] = {}
     with TaskGroup(group_id=group_id) as group:
+        # Where Cosmos keeps dbt's partial parse between runs, as its converter does: without
+        # it, every build would parse the whole project again.
+        if cosmos_settings.enable_cache:
+            runner.cache_dir = cosmos_cache._obtain_cache_dir_path(
+                cosmos_cache._create_cache_identifier(group.dag, group)
+            )
         producer = BuildProducer(
             task_id=PRODUCER_TASK_ID,
             task_display_name="dbt build",
             project_dir=str(runner.project_dir),
             profile_config=runner.profile_config,
+            cache_dir=runner.cache_dir,
             source_syncs={uid: sync.task_id for uid, sync in source_syncs.items()},
             parents={uid: m.depends_on for uid, m in manifest.models.items()},
             lock_name=runner.lock_name,
