@@ -13,17 +13,22 @@ dbt finishes it), and one task per dbt node, wired like the dbt graph:
 Guarantees, and how they are kept:
 
 - **Cheap per-node tasks.** A node's task starts in the triggerer (``start_from_trigger``)
-  and, when its node passed, ends there (``TaskSuccessEvent``): no worker process, no DAG
-  parse. Only a node that failed, warned or must run alone resumes on a worker. The tasks
-  are plain operators rendered from a compact copy of the manifest, so a 1,000-model DAG
-  parses in a fraction of a second.
+  and, when dbt passed its node, ends there (``TaskSuccessEvent``): no worker process, no
+  DAG parse. Model tasks start with the run (trigger rule ``always``) and check their
+  upstream tasks themselves (``decide``), so each passes as soon as dbt has built it rather
+  than one scheduler round trip per dependency level after its parents. All the node tasks
+  of a run share one read of the build's results (one XCom) and of the task states per
+  poll. The tasks are plain operators rendered from a compact copy of the manifest, so a
+  1,000-model DAG parses in a fraction of a second.
 - **Syncs gate exactly the models that read from them.** ``dbt_build`` runs once every
   sync has finished, whatever the outcome, and leaves out everything downstream of a source
-  whose sync did not succeed (or whose freshness check errored). Those nodes' tasks are
-  ``upstream_failed`` through the Airflow edges sync -> source -> models; all else runs.
+  whose sync did not succeed (or whose freshness check errored). The source's task is
+  ``upstream_failed`` (sync -> source is a plain Airflow dependency); the models that read
+  from it end ``skipped``, their log naming the upstream task that held them back.
 - **A failure lands on its node.** dbt's "some nodes failed" exit ends ``dbt_build``
   successfully; the node's own task fails with dbt's error, retries and alerts as any task.
-  Tasks downstream of it are ``upstream_failed``.
+  Tasks downstream of it wait for its last try, then end ``skipped`` ("Held back: upstream
+  ... (failed)"), or run once it has recovered.
 - **A retry re-runs that node only.** A later try waits for ``dbt_build`` to end, then runs
   ``dbt build --select <node>`` alone. So does a node dbt skipped because an upstream node
   failed, once that upstream task has succeeded on retry (or after a *Clear*).
@@ -37,19 +42,19 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import queue
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow.exceptions import AirflowException
+from airflow.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 from airflow.sdk import BaseOperator, TaskGroup
-from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 from cosmos import cache as cosmos_cache
 from cosmos import settings as cosmos_settings
@@ -59,8 +64,6 @@ from cosmos.operators._watcher.base import _log_dbt_msg
 from cosmos.operators._watcher.state import (
     DBT_FAILED_STATUSES,
     DBT_SUCCESS_STATUSES,
-    get_dbt_event_xcom_key,
-    get_status_xcom_key,
     xcom_set_lock,
 )
 from cosmos.operators.watcher import DbtProducerWatcherOperator
@@ -73,53 +76,59 @@ except ImportError:  # pragma: no cover - Airflow < 3.1
     from airflow.utils.trigger_rule import TriggerRule
 
 PRODUCER_TASK_ID = "dbt_build"
+RESULTS_XCOM_KEY = "dbt_results"
 NODE_TASK_POOL = "default_pool"
 PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed"}
+TASK_DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
 FINAL = DBT_SUCCESS_STATUSES | DBT_FAILED_STATUSES | {"skipped"}
 PASSED = {"success", "pass"}
 # dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
 UPSTREAM_FAILURE_SKIP_EVENTS = {"LogSkipBecauseError", "SkippingDetails"}
 
 
-def published_status(value: Any) -> str | None:
-    """A node's status as the producer publishes it: {"status": ..., "outlet_uris": [...]}."""
-    status = value.get("status") if isinstance(value, dict) else value
-    return None if status is None else str(status)
-
-
-def node_results(statuses: dict[str, str], events: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each node's status, with dbt's raw status and message where there is an event."""
-    found = {}
-    for node_id, status in statuses.items():
-        event = events.get(node_id) or {}
-        found[node_id] = {"status": status, "event": event.get("status"), "msg": event.get("msg")}
-    return found
-
-
 class XComPublisher:
-    """Pushes XComs from one background thread, in order, so dbt's threads never wait on the API."""
+    """Publishes the build's node results as one XCom, ``dbt_results``, from a background thread.
 
-    def __init__(self, task_instance: Any):
+    dbt's threads only add to a dict; the thread pushes it whenever it changed, at most every
+    ``interval`` seconds, so the node tasks read one XCom per DAG run instead of one per node.
+    """
+
+    def __init__(self, task_instance: Any, interval: float = 0.5):
         self.task_instance = task_instance
-        self.queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self.interval = interval
+        self.results: dict[str, dict[str, Any]] = {}
+        self.changed = threading.Event()
+        self.closing = threading.Event()
+        self.lock = threading.Lock()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="xcom-publisher", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="dbt-results-publisher", daemon=True)
         self.thread.start()
 
-    def put(self, key: str, value: Any) -> None:
-        self.queue.put((key, value))
+    def put(self, unique_id: str, result: dict[str, Any]) -> None:
+        with self.lock:
+            self.results[unique_id] = result
+        self.changed.set()
+
+    def _push(self) -> None:
+        self.changed.clear()
+        with self.lock:
+            snapshot = dict(self.results)
+        try:
+            with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
+                self.task_instance.xcom_push(key=RESULTS_XCOM_KEY, value=snapshot)
+        except Exception as error:  # raised by close(): the node tasks would wait for nothing
+            self.error = self.error or error
 
     def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            try:
-                with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
-                    self.task_instance.xcom_push(key=item[0], value=item[1])
-            except Exception as error:  # kept for close(): the node tasks would wait for nothing
-                self.error = self.error or error
+        while not self.closing.is_set():
+            if self.changed.wait(timeout=self.interval):
+                self._push()
+                self.closing.wait(self.interval)
 
     def close(self) -> None:
-        self.queue.put(None)
+        self.closing.set()
         self.thread.join()
+        self._push()  # everything, before the build task ends
         if self.error is not None:
             raise AirflowException(f"Could not publish dbt results to XCom: {self.error}") from self.error
 
@@ -188,12 +197,23 @@ class BuildProducer(DbtProducerWatcherOperator):
                 self.log.info("Sources that %s: %s; what reads them is left out.", label, ", ".join(sorted(sources)))
         return sorted((uid, "skipped") for uid in descendants(self.parents, failed | stale) if uid in self.parents)
 
-    def _make_parse_callable(self) -> Callable[[str, Any], None]:
-        """Read dbt's JSON log: log every line, publish each node's final result.
+    def _push_node_state_xcom(self, ti: Any, unique_id: str, state: str) -> None:
+        """Cosmos publishes what the build leaves out here: into ``dbt_results`` instead."""
+        self.publisher.put(unique_id, {"status": state, "event": state, "msg": "left out of this run's dbt build"})
 
-        A result is one XCom (``<node>_status``), plus dbt's event (``<node>_dbt_event``:
-        raw status and message) when the node did not pass. A node dbt skipped because an
-        upstream node failed is published as "failed", with its raw status "skipped".
+    def _push_source_freshness_results(self, context: Any) -> None:
+        """Each source's freshness status (pass, warn, error), into ``dbt_results``."""
+        for result in (self._sources_json or {}).get("results", []):
+            status = result.get("status")
+            if result.get("unique_id") and status:
+                message = result.get("error") or f"source freshness: {status}"
+                self.publisher.put(result["unique_id"], {"status": status, "event": status, "msg": message})
+
+    def _make_parse_callable(self) -> Callable[[str, Any], None]:
+        """Read dbt's JSON log: log every line and publish each node's final result.
+
+        A node dbt skipped because an upstream node failed is published as "failed", with
+        dbt's own status ("skipped") as its event, as Cosmos does.
         """
         skipped_after_failure: set[str] = set()
         publisher = self.publisher
@@ -216,10 +236,10 @@ class BuildProducer(DbtProducerWatcherOperator):
             elif name == "NodeFinished":
                 raw = data["node_info"].get("node_status")
                 status = "failed" if raw == "skipped" and unique_id in skipped_after_failure else raw
-                publisher.put(get_status_xcom_key(unique_id), {"status": status})
+                message = None
                 if status not in PASSED:
                     message = (data.get("run_result") or {}).get("message") or event.get("info", {}).get("msg")
-                    publisher.put(get_dbt_event_xcom_key(unique_id), {"status": raw, "msg": message})
+                publisher.put(unique_id, {"status": status, "event": raw, "msg": message})
 
         return on_line
 
@@ -247,6 +267,57 @@ class BuildProducer(DbtProducerWatcherOperator):
                 return super().execute(context, **kwargs)
         finally:
             self.publisher.close()  # every result is published before this task ends
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a node's task does next, given the build's results and its upstream tasks' states."""
+
+    action: str  # "pass", "wait", "held_back", "results", "run_alone" or "not_reported"
+    reason: str = ""
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def decide(
+    *,
+    try_number: int,
+    node_ids: list[str],
+    upstream_task_ids: list[str],
+    results: dict[str, dict[str, Any]],
+    states: dict[str, str | None],
+    producer_task_id: str,
+) -> Decision:
+    """The node task's whole policy, the same in the triggerer and on a worker.
+
+    - First try, and dbt passed the node (and its tests): it passed. dbt ran it, so everything
+      it reads passed in this build too.
+    - Else wait until the build has ended (or reported on the node) and every upstream task
+      has ended. An upstream task that did not succeed holds this node back (``skipped``).
+    - Then: a later try, or a node the build did not report on, runs alone; dbt's results
+      (a failure, a warning, a skip after an upstream failure since recovered) go to the worker.
+    """
+    mine = {n: results[n] for n in node_ids if n in results and results[n].get("status") in FINAL}
+    complete = len(mine) == len(node_ids)
+    if try_number <= 1 and complete and all(r["status"] in PASSED for r in mine.values()):
+        return Decision("pass")
+    producer_state = states.get(producer_task_id)
+    producer_done = producer_state in PRODUCER_DONE
+    if not producer_done and (try_number > 1 or not complete):
+        return Decision("wait", "waiting for dbt build")
+    pending = [u for u in upstream_task_ids if states.get(u) not in TASK_DONE]
+    if pending:
+        return Decision("wait", f"waiting for {', '.join(pending)}")
+    failed = {u: states[u] for u in upstream_task_ids if states[u] != "success"}
+    if failed:
+        held = ", ".join(f"{u} ({state})" for u, state in failed.items())
+        return Decision("held_back", f"Held back: upstream {held}.")
+    if try_number > 1:
+        return Decision("run_alone", f"Try {try_number}: dbt build has ended.")
+    if not complete:
+        if producer_state == "success":
+            return Decision("run_alone", f"dbt build ({producer_task_id}) did not report on every node.")
+        return Decision("not_reported", f"dbt build ({producer_task_id}) ended '{producer_state}'.")
+    return Decision("results", results=mine)
 
 
 @dataclass
@@ -313,32 +384,51 @@ class DbtNodeTask(BaseOperator):
         self.runner = runner
         self.watch = watch
         self.producer_task_id = producer_task_id
+        self.poll_seconds = poll_seconds
         self.start_from_trigger = True
+
+    def start_in_triggerer(self) -> None:
+        """Once the task's upstream is wired: what the triggerer needs to start it."""
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
-            trigger_kwargs={"producer_task_id": producer_task_id, "node_ids": watch, "poll_seconds": poll_seconds},
+            trigger_kwargs={
+                "producer_task_id": self.producer_task_id,
+                "node_ids": self.watch,
+                "upstream_task_ids": self.waits_for,
+                "poll_seconds": self.poll_seconds,
+            },
             next_method="execute_complete",
             next_kwargs=None,
             timeout=None,
         )
 
+    @property
+    def waits_for(self) -> list[str]:
+        """Upstream tasks it checks itself (trigger rule "always"); the scheduler gates the others."""
+        return sorted(self.upstream_task_ids) if self.trigger_rule == TriggerRule.ALWAYS else []
+
     def execute(self, context: Any) -> None:
-        """Reached only when the task did not start in the triggerer (``airflow dags test``):
-        use dbt build's results if it has published them all, else run the node alone."""
+        """Reached only when the task did not start in the triggerer (``airflow dags test``)."""
         ti = context["ti"]
-        statuses = {}
-        for node_id in self.watch:
-            status = published_status(ti.xcom_pull(task_ids=self.producer_task_id, key=get_status_xcom_key(node_id)))
-            if status not in FINAL:
-                self.log.info("dbt build has not reported on %s: running it alone.", node_id)
-                return self.runner.run(self, context)
-            statuses[node_id] = status
-        events = {
-            node_id: ti.xcom_pull(task_ids=self.producer_task_id, key=get_dbt_event_xcom_key(node_id))
-            for node_id, status in statuses.items()
-            if status not in PASSED
-        }
-        return self.execute_complete(context, {"outcome": "results", "results": node_results(statuses, events)})
+        states = ti.get_task_states(
+            dag_id=ti.dag_id, task_ids=[self.producer_task_id, *self.waits_for], run_ids=[ti.run_id]
+        ).get(ti.run_id, {})
+        results = ti.xcom_pull(task_ids=self.producer_task_id, key=RESULTS_XCOM_KEY) or {}
+        decision = decide(
+            try_number=ti.try_number,
+            node_ids=self.watch,
+            upstream_task_ids=self.waits_for,
+            results=results,
+            states=states,
+            producer_task_id=self.producer_task_id,
+        )
+        if decision.action == "pass":
+            return None
+        if decision.action == "wait":
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=2))
+        if decision.action == "held_back":
+            raise AirflowSkipException(decision.reason)
+        return self.execute_complete(context, event_of(decision))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         outcome = event["outcome"]
@@ -346,13 +436,9 @@ class DbtNodeTask(BaseOperator):
             self.log.info("%s Running %s alone.", event["reason"], self.unique_id)
             return self.runner.run(self, context)
         if outcome == "not_reported":
-            producer, state = event["producer_task_id"], event["producer_state"]
-            if state == "success":
-                self.log.info("dbt build (%s) did not run %s: running it alone.", producer, self.unique_id)
-                return self.runner.run(self, context)
             raise AirflowException(
-                f"dbt build ({producer}) ended '{state}' before reporting on {self.unique_id}: see that task's "
-                "log. A retry of this task runs the node alone."
+                f"{event['reason']} It did not report on {self.unique_id}: see its log. "
+                "A retry of this task runs the node alone."
             )
         results: dict[str, dict[str, Any]] = event["results"]
         for node_id, result in results.items():
@@ -363,8 +449,8 @@ class DbtNodeTask(BaseOperator):
             message = "\n".join(f"{n}: {r.get('msg') or r['status']}" for n, r in failed.items())
             raise AirflowException(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
         if any(r["status"] not in DBT_SUCCESS_STATUSES for r in results.values()):
-            # Upstream failed in dbt build; its task has succeeded since (retry or clear).
-            self.log.info("dbt build skipped %s after an upstream failure: running it alone.", self.unique_id)
+            # dbt build skipped it after an upstream failure, or left it out; its upstream tasks have succeeded since.
+            self.log.info("dbt build did not run %s; its upstream succeeded since: running it alone.", self.unique_id)
             return self.runner.run(self, context)
         warned = {n: r for n, r in results.items() if r["status"] == "warn"}
         if warned and self.runner.on_warning is not None:
@@ -373,84 +459,131 @@ class DbtNodeTask(BaseOperator):
         return None
 
 
-class NodeResultTrigger(BaseTrigger):
-    """Waits in the triggerer for ``dbt build``'s results on some dbt nodes (a node and its tests).
+class FailRunIfANodeFailed(BaseOperator):
+    """The transform group's last task: fails the DAG run when a node's task failed.
 
-    The first step of a node's task (``start_from_trigger``): all passed ends the task here;
-    anything else resumes it on a worker with the results. A later try resumes it on a worker
-    as soon as ``dbt build`` has ended, to run the node alone.
+    Airflow sets a run's state from its leaf tasks, and a failed model's downstream tasks end
+    ``skipped`` (held back): without this task, such a run would end ``success``. It runs
+    only when a task upstream of it failed (trigger rule ``one_failed``) and alerts nobody:
+    the failed task has already.
     """
 
-    def __init__(self, producer_task_id: str, node_ids: list[str], poll_seconds: float = 1.0):
+    ui_color = "#f5d5d5"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs |= {"trigger_rule": TriggerRule.ONE_FAILED, "retries": 0, "pool": NODE_TASK_POOL}
+        super().__init__(on_failure_callback=None, on_retry_callback=None, **kwargs)
+
+    def execute(self, context: Any) -> None:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=sorted(self.upstream_task_ids), run_ids=[ti.run_id])
+        failed = sorted(t for t, state in states.get(ti.run_id, {}).items() if state in {"failed", "upstream_failed"})
+        raise AirflowFailException(f"Failed in this run: {', '.join(failed) or 'a task of the transform group'}.")
+
+
+def event_of(decision: Decision) -> dict[str, Any]:
+    """The trigger event that resumes a node task on a worker."""
+    if decision.action == "results":
+        return {"outcome": "results", "results": decision.results}
+    return {"outcome": decision.action, "reason": decision.reason}
+
+
+class _RunView:
+    """The build's results and the transform tasks' states of one DAG run, read at most once
+    per poll interval however many node tasks of that run wait in this triggerer."""
+
+    views: ClassVar[dict[tuple[str, str, str], _RunView]] = {}
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.read_at = 0.0
+        self.results: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, str | None] = {}
+
+    @classmethod
+    def of(cls, dag_id: str, run_id: str, group_id: str) -> _RunView:
+        return cls.views.setdefault((dag_id, run_id, group_id), cls())
+
+    async def refresh(self, trigger: NodeResultTrigger, max_age: float) -> None:
+        async with self.lock:
+            if time.monotonic() - self.read_at < max_age:
+                return
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from airflow.sdk.execution_time.xcom import XCom
+
+            ti = trigger.task_instance
+            self.results = (
+                await sync_to_async(XCom.get_one)(
+                    run_id=ti.run_id,
+                    key=RESULTS_XCOM_KEY,
+                    task_id=trigger.producer_task_id,
+                    dag_id=ti.dag_id,
+                    map_index=-1,
+                )
+                or {}
+            )
+            group_id = trigger.producer_task_id.rpartition(".")[0] or None
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_group_id=group_id, run_ids=[ti.run_id]
+            )
+            self.states = states.get(ti.run_id, {})
+            self.read_at = time.monotonic()
+
+
+class NodeResultTrigger(BaseTrigger):
+    """The node task's wait, in the triggerer: ``decide`` on the build's results and the
+    upstream tasks' states until it may pass (ended here), be held back (ended here, skipped)
+    or must go to a worker (failure, warning, or a run alone)."""
+
+    def __init__(
+        self,
+        producer_task_id: str,
+        node_ids: list[str],
+        upstream_task_ids: list[str] | None = None,
+        poll_seconds: float = 1.0,
+    ):
         super().__init__()
         self.producer_task_id = producer_task_id
         self.node_ids = list(node_ids)
+        self.upstream_task_ids = list(upstream_task_ids or [])
         self.poll_seconds = poll_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs = {"producer_task_id": self.producer_task_id, "node_ids": self.node_ids}
-        return f"{type(self).__module__}.{type(self).__qualname__}", {**kwargs, "poll_seconds": self.poll_seconds}
-
-    async def _xcom(self, key: str) -> Any:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        ti = self.task_instance
-        return await sync_to_async(XCom.get_one)(
-            run_id=ti.run_id, key=key, task_id=self.producer_task_id, dag_id=ti.dag_id, map_index=-1
-        )
-
-    async def _producer_state(self) -> str | None:
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-        ti = self.task_instance
-        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-            dag_id=ti.dag_id, task_ids=[self.producer_task_id], run_ids=[ti.run_id]
-        )
-        return states.get(ti.run_id, {}).get(self.producer_task_id)
-
-    async def _statuses(self) -> dict[str, str] | None:
-        """Each watched node's final status, or None while dbt has not finished them all."""
-        statuses = {}
-        for node_id in self.node_ids:
-            status = published_status(await self._xcom(get_status_xcom_key(node_id)))
-            if status not in FINAL:
-                return None
-            statuses[node_id] = status
-        return statuses
-
-    async def _results(self, statuses: dict[str, str]) -> dict[str, dict[str, Any]]:
-        """With dbt's own event (message, raw status) for the nodes that did not simply pass."""
-        events = {n: await self._xcom(get_dbt_event_xcom_key(n)) for n, s in statuses.items() if s not in PASSED}
-        return node_results(statuses, events)
+        kwargs |= {"upstream_task_ids": self.upstream_task_ids, "poll_seconds": self.poll_seconds}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        first_try = self.task_instance.try_number <= 1
-        producer_checked = 0.0
-        while True:
-            statuses = await self._statuses() if first_try else None
-            if statuses is not None:
-                if all(s in PASSED for s in statuses.values()):
+        ti = self.task_instance
+        view = _RunView.of(ti.dag_id, ti.run_id, self.producer_task_id)
+        last_reason = ""
+        try:
+            while True:
+                await view.refresh(self, self.poll_seconds)
+                decision = decide(
+                    try_number=ti.try_number,
+                    node_ids=self.node_ids,
+                    upstream_task_ids=self.upstream_task_ids,
+                    results=view.results,
+                    states=view.states,
+                    producer_task_id=self.producer_task_id,
+                )
+                if decision.reason != last_reason:
+                    self.log.info("%s", decision.reason or decision.action)
+                    last_reason = decision.reason
+                if decision.action == "pass":
                     yield TaskSuccessEvent()
-                else:
-                    yield TriggerEvent({"outcome": "results", "results": await self._results(statuses)})
-                return
-            # The producer's state matters only while a result is missing: ask every few polls.
-            if time.monotonic() - producer_checked >= max(5 * self.poll_seconds, 5):
-                producer_checked = time.monotonic()
-                state = await self._producer_state()
-                if state in PRODUCER_DONE:
-                    if not first_try:
-                        reason = f"Try {self.task_instance.try_number}: dbt build has ended."
-                        yield TriggerEvent({"outcome": "run_alone", "reason": reason})
-                        return
-                    if await self._statuses() is None:  # else: published just before it ended
-                        producer = self.producer_task_id
-                        yield TriggerEvent(
-                            {"outcome": "not_reported", "producer_state": state, "producer_task_id": producer}
-                        )
-                        return
-                    continue
-            await asyncio.sleep(self.poll_seconds)
+                    return
+                if decision.action == "held_back":
+                    yield TaskSkippedEvent()
+                    return
+                if decision.action != "wait":
+                    yield TriggerEvent(event_of(decision))
+                    return
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            if view.states.get(self.producer_task_id) in PRODUCER_DONE:
+                _RunView.views.pop((ti.dag_id, ti.run_id, self.producer_task_id), None)
 
 
 def render(
@@ -526,6 +659,8 @@ def render(
                 watch=[uid, *attached.get(uid, [])],
                 producer_task_id=producer.task_id,
                 doc_md=f"dbt {model.resource_type} `{model.name}` ({model.file}) and its tests.",
+                # Starts with the run and passes as soon as dbt passed it; checks its upstream itself.
+                trigger_rule=TriggerRule.ALWAYS,
                 **{**node_args, **model.operator_kwargs},
             )
         for test in detached:
@@ -537,6 +672,7 @@ def render(
                 watch=[test.unique_id],
                 producer_task_id=producer.task_id,
                 doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}.",
+                trigger_rule=TriggerRule.ALWAYS,
                 **node_args,
             )
     for uid, source_task in ((u, t) for u, t in tasks.items() if u in manifest.sources):
@@ -548,4 +684,12 @@ def render(
         for parent in parents:
             if parent in tasks:
                 tasks[parent] >> tasks[uid]
+    for task in tasks.values():
+        task.start_in_triggerer()
+    with group:
+        outcome = FailRunIfANodeFailed(
+            task_id="fail_run_if_a_node_failed",
+            doc_md="Fails the DAG run when a dbt node's task failed (its downstream tasks end skipped).",
+        )
+    [producer, *tasks.values()] >> outcome
     return group, {task.task_id: uid for uid, task in tasks.items()}

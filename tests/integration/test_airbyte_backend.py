@@ -99,8 +99,12 @@ def test_failed_and_cancelled_jobs_fail_their_sync_and_hold_back_their_models(ai
     assert state == "failed"
     assert tis["sync_shop_faker"]["state"] == tis["sync_support_desk"]["state"] == "failed"
     assert tis["transform.dbt_build"]["state"] == "skipped"  # nothing left to build
-    nodes = {t: ti["state"] for t, ti in tis.items() if t.startswith("transform.") and t != "transform.dbt_build"}
-    assert set(nodes.values()) == {"upstream_failed"}, nodes
+    assert tis["transform.fail_run_if_a_node_failed"]["state"] == "failed"
+    own = {"transform.dbt_build", "transform.fail_run_if_a_node_failed"}
+    nodes = {t: ti["state"] for t, ti in tis.items() if t.startswith("transform.") and t not in own}
+    sources = {t for t in nodes if t.count(".") == 2}  # transform.<source>.<table>
+    assert {nodes[t] for t in sources} == {"upstream_failed"}, nodes
+    assert {nodes[t] for t in set(nodes) - sources} == {"skipped"}, nodes  # the models, held back
     run_id = tis["__run_id__"]["run_id"]
     assert "ended as failed" in stack.task_log("airbyte_elt", run_id, "sync_shop_faker", 1).text
     assert "was cancelled" in stack.task_log("airbyte_elt", run_id, "sync_support_desk", 1).text

@@ -23,12 +23,15 @@ from tests.integration.scenarios import BROKEN_MODEL, PLANTED_PATH_SECRET
 
 pytestmark = pytest.mark.integration
 
+FAIL_RUN = "transform.fail_run_if_a_node_failed"  # fails a run whose failure's downstream ended skipped; no alert
+
 
 def test_broken_model_alerts_exactly_once_on_each_channel(runs):
     models_run = runs["alerts_models"]
     tis = models_run.tis
     assert models_run.state == "failed"
-    assert {t for t, ti in tis.items() if ti["state"] == "failed"} == {f"transform.{BROKEN_MODEL}"}
+    failed = {t for t, ti in tis.items() if ti["state"] == "failed"}
+    assert failed == {f"transform.{BROKEN_MODEL}", FAIL_RUN}  # the model, and the task that fails the run
     assert tis[f"transform.{BROKEN_MODEL}"]["try_number"] == 2  # retried once, as configured
 
     failures = [t for t in models_run.slack if t.startswith(":red_circle:")]
@@ -107,7 +110,7 @@ def test_clearing_the_failed_model_reruns_it_and_what_follows_only(stack, runs, 
     downstream = {f"transform.{m}" for m in ("orders", "products", "customers", relationships)}
     assert {f"transform.{BROKEN_MODEL}"} | downstream <= set(cleared)
     assert state == "success"
-    assert all(ti["state"] == "success" for ti in after.values())
+    assert {t: ti["state"] for t, ti in after.items() if ti["state"] != "success"} == {FAIL_RUN: "skipped"}
     for task_id, ti in before.items():
         if task_id not in cleared:  # left exactly as it was: not run again
             assert after[task_id]["try_number"] == ti["try_number"], task_id
@@ -117,7 +120,7 @@ def test_clearing_the_failed_model_reruns_it_and_what_follows_only(stack, runs, 
 
 def test_failed_sync_alert_names_connection_and_what_it_holds_back(runs):
     sync_run = runs["alerts_sync"]
-    assert {t for t, ti in sync_run.tis.items() if ti["state"] == "failed"} == {"sync_support_desk"}
+    assert {t for t, ti in sync_run.tis.items() if ti["state"] == "failed"} == {"sync_support_desk", FAIL_RUN}
     [text] = [t for t in sync_run.slack if t.startswith(":red_circle:")]
     assert "Sync support_desk failed" in text
     assert "Connection:* Help desk tickets (CSV export) (support_desk.yml)" in text

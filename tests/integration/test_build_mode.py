@@ -14,6 +14,7 @@ from tests.integration.scenarios import BROKEN_MODEL
 pytestmark = pytest.mark.integration
 
 PRODUCER = "transform.dbt_build"
+FAIL_RUN = "transform.fail_run_if_a_node_failed"
 
 
 def on_a_worker(tis: dict[str, dict]) -> set[str]:
@@ -23,9 +24,10 @@ def on_a_worker(tis: dict[str, dict]) -> set[str]:
 
 def test_one_dbt_build_per_run_and_passing_nodes_never_reach_a_worker(runs):
     tis = runs["shop_elt"].tis
-    nodes = {t for t in tis if t.startswith("transform.") and t != PRODUCER}
+    nodes = {t for t in tis if t.startswith("transform.") and t not in (PRODUCER, FAIL_RUN)}
     assert len(nodes) == 10 + 4 + 3  # models, source tables, tests reading two models
     assert {tis[t]["state"] for t in nodes} == {"success"}
+    assert tis[FAIL_RUN]["state"] == "skipped"  # nothing failed
     assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
     assert on_a_worker(tis) == {PRODUCER}
 
@@ -49,6 +51,7 @@ def test_a_retry_runs_that_model_alone_then_what_dbt_skipped_after_it(stack, run
         assert (ti["state"], ti["try_number"]) == ("success", 1), model
     assert on_a_worker(run.tis) == {
         PRODUCER,
+        FAIL_RUN,
         f"transform.{BROKEN_MODEL}",
         "transform.stg_support__tickets",
         "transform.int_tickets_aggregated_to_users",
@@ -61,4 +64,4 @@ def test_a_failed_sync_leaves_what_reads_from_it_out_of_the_build(stack, runs):
     log = stack.task_log("alerts_sync", run.run_id, PRODUCER, 1).text
     assert "Sources that did not sync: source.shop_analytics.support.tickets" in log
     assert run.tis[PRODUCER]["state"] == "success"
-    assert on_a_worker(run.tis) == {PRODUCER}  # the faker side passed in the build
+    assert on_a_worker(run.tis) == {PRODUCER, FAIL_RUN}  # the faker side passed in the build

@@ -40,17 +40,37 @@ def test_one_build_runs_after_every_sync_whatever_their_outcome_in_the_warehouse
     assert producer.trigger_rule == "all_done"
     assert producer.pool == "warehouse"
     assert producer.retries == 0
-    assert producer.downstream_task_ids == set()  # node tasks wait on its results, not on its end
+    # node tasks wait on its results, not on its end
+    assert producer.downstream_task_ids == {"transform.fail_run_if_a_node_failed"}
 
 
 def test_every_node_task_starts_in_the_triggerer_and_holds_no_warehouse_slot(dag):
-    nodes = [t for t in dag.tasks if t.task_id.startswith("transform.") and t.task_id != PRODUCER]
+    nodes = [t for t in dag.tasks if type(t) is DbtNodeTask]
     assert len(nodes) == 10 + 4 + 3  # models, source tables, tests reading two models
     for task in nodes:
         assert type(task) is DbtNodeTask, task.task_id
         assert task.start_from_trigger, task.task_id
         assert task.pool == "default_pool", task.task_id
         assert trigger_kwargs(dag, task.task_id)["producer_task_id"] == PRODUCER
+
+
+def test_a_failed_node_fails_the_run_though_its_downstream_ends_skipped(dag):
+    last = dag.get_task("transform.fail_run_if_a_node_failed")
+    assert last.trigger_rule == "one_failed"
+    assert last.upstream_task_ids == {t.task_id for t in dag.tasks if type(t) is DbtNodeTask} | {PRODUCER}
+    assert last.downstream_task_ids == set()  # a leaf: Airflow sets the run's state from its leaves
+    assert last.on_failure_callback in (None, []) and last.retries == 0  # the failed node has alerted already
+
+
+def test_models_start_with_the_run_and_check_their_upstream_themselves_sources_wait_for_their_sync(dag):
+    orders = dag.get_task("transform.orders")
+    assert orders.trigger_rule == "always"
+    assert trigger_kwargs(dag, "transform.orders")["upstream_task_ids"] == [
+        "transform.int_purchases_joined_to_products"
+    ]
+    source = dag.get_task("transform.support.tickets")
+    assert source.trigger_rule == "all_success"  # held back by the scheduler when the sync fails
+    assert trigger_kwargs(dag, "transform.support.tickets")["upstream_task_ids"] == []
 
 
 def test_a_model_task_watches_the_model_and_its_own_tests_and_a_two_model_test_has_its_own_task(dag):
@@ -84,7 +104,7 @@ def test_per_model_retries_from_dbt_meta_reach_the_task(tmp_path):
 
 
 def test_trigger_round_trips_through_serialisation():
-    trigger = NodeResultTrigger(PRODUCER, ["model.p.a", "test.p.b"], 2.0)
+    trigger = NodeResultTrigger(PRODUCER, ["model.p.a", "test.p.b"], ["transform.b"], 2.0)
     path, kwargs = trigger.serialize()
     assert path == "elt_platform.build_mode.NodeResultTrigger"
     assert NodeResultTrigger(**kwargs).serialize() == (path, kwargs)
@@ -208,18 +228,83 @@ def test_a_warning_reaches_the_warning_callback_and_passes(node_task):
     assert warnings == [[test]] and runner.ran == []
 
 
-class XComTaskInstance(SimpleNamespace):
+class WorkerTaskInstance(SimpleNamespace):
+    """What a node task reads on a worker: the build's results (XCom) and task states."""
+
     def xcom_pull(self, task_ids, key):
-        assert task_ids == PRODUCER
-        return self.xcoms.get(key)
+        assert (task_ids, key) == (PRODUCER, "dbt_results")
+        return self.results
+
+    def get_task_states(self, dag_id, task_ids, run_ids):
+        return {"r1": {t: self.states.get(t) for t in task_ids}}
 
 
 def test_without_the_triggerer_a_node_uses_published_results_or_runs_alone(node_task):
     task, runner, _ = node_task
-    published = {f"{n.replace('.', '__')}_status": {"status": "pass"} for n in task.watch[1:]}
-    published["model__shop_analytics__orders_status"] = {"status": "success", "outlet_uris": []}
-    task.execute({"ti": XComTaskInstance(xcoms=published)})
+    passed = {n: {"status": "pass", "event": None, "msg": None} for n in task.watch[1:]}
+    passed["model.shop_analytics.orders"] = {"status": "success", "event": None, "msg": None}
+    ti = SimpleNamespace(dag_id="d", run_id="r1", try_number=1)
+    task.execute({"ti": WorkerTaskInstance(**vars(ti), results=passed, states={})})
     assert runner.ran == []
-    del published["model__shop_analytics__orders_status"]
-    task.execute({"ti": XComTaskInstance(xcoms=published)})
+    del passed["model.shop_analytics.orders"]  # not reported, and the build has ended well
+    done = {PRODUCER: "success", "transform.int_purchases_joined_to_products": "success"}
+    task.execute({"ti": WorkerTaskInstance(**vars(ti), results=passed, states=done)})
     assert runner.ran == ["transform.orders"]
+
+
+MODEL = "model.p.m"
+TEST = "test.p.not_null_m_id"
+
+
+def decision(try_number=1, results=None, states=None, upstream=("transform.up",)):
+    from elt_platform.build_mode import decide
+
+    return decide(
+        try_number=try_number,
+        node_ids=[MODEL, TEST],
+        upstream_task_ids=list(upstream),
+        results=results or {},
+        states=states or {},
+        producer_task_id=PRODUCER,
+    )
+
+
+def result(status, event=None, msg=None):
+    return {"status": status, "event": event or status, "msg": msg}
+
+
+def test_a_node_dbt_passed_passes_at_once_whatever_its_upstream_tasks_are_doing():
+    passed = {MODEL: result("success"), TEST: result("pass")}
+    assert decision(results=passed, states={"transform.up": "deferred"}).action == "pass"
+    # its tests not reported yet: keep waiting for the build
+    assert decision(results={MODEL: result("success")}, states={PRODUCER: "running"}).action == "wait"
+
+
+def test_a_failure_goes_to_the_worker_once_its_upstream_tasks_have_succeeded():
+    failed = {MODEL: result("error", msg="Binder Error"), TEST: result("failed", event="skipped")}
+    assert decision(results=failed, states={PRODUCER: "success", "transform.up": "deferred"}).action == "wait"
+    ready = decision(results=failed, states={PRODUCER: "success", "transform.up": "success"})
+    assert ready.action == "results" and ready.results[MODEL]["msg"] == "Binder Error"
+
+
+def test_a_node_behind_a_failed_upstream_or_sync_is_held_back():
+    skipped = {MODEL: result("failed", event="skipped"), TEST: result("failed", event="skipped")}
+    for upstream_state in ("failed", "upstream_failed", "skipped"):
+        held = decision(results=skipped, states={PRODUCER: "success", "transform.up": upstream_state})
+        assert held.action == "held_back" and upstream_state in held.reason
+    # while the upstream task retries, it waits; once it has recovered, it runs alone
+    assert decision(results=skipped, states={PRODUCER: "success", "transform.up": "up_for_retry"}).action == "wait"
+    recovered = decision(results=skipped, states={PRODUCER: "success", "transform.up": "success"})
+    assert recovered.action == "results"  # the worker sees dbt's "skipped" and runs it alone
+
+
+def test_a_later_try_waits_for_the_build_and_its_upstream_then_runs_alone():
+    passed = {MODEL: result("success"), TEST: result("pass")}
+    assert decision(2, passed, {PRODUCER: "running", "transform.up": "success"}).action == "wait"
+    assert decision(2, passed, {PRODUCER: "success", "transform.up": "running"}).action == "wait"
+    assert decision(2, passed, {PRODUCER: "success", "transform.up": "success"}).action == "run_alone"
+
+
+def test_a_build_that_failed_before_reporting_fails_the_node_and_one_that_succeeded_runs_it_alone():
+    assert decision(states={PRODUCER: "failed", "transform.up": "success"}).action == "not_reported"
+    assert decision(states={PRODUCER: "success", "transform.up": "success"}).action == "run_alone"
