@@ -50,6 +50,7 @@ TERMINAL = {"success", "failed"}
 # States in which a task of a run marked failed may still be using the machine.
 TI_ACTIVE = {"queued", "running", "deferred", "restarting"}
 LOCK_ERRORS = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked")
+BUILD_TASKS = {"dbt_producer_watcher", "dbt_build"}
 TIMELINE_FIELDS = ("task_id", "state", "try_number", "pool", "queued_when", "start_date", "end_date", "duration")
 ANALYSIS_START, ANALYSIS_END = "<!-- analysis -->", "<!-- /analysis -->"
 
@@ -561,6 +562,7 @@ def run_dag(
     warehouse: Warehouse,
     cap_s: float,
     timelines: Path,
+    models: list[str],
 ) -> dict:
     warehouse.reset()
     time.sleep(5)  # the previous run's processes are gone and the scheduler is idle
@@ -612,15 +614,25 @@ def run_dag(
         last_end = max(end for _, end in ended) if ended else None
     wall = (last_end - first_start).total_seconds() if first_start and last_end else None
     durations = sorted((end - start).total_seconds() for start, end in ended)
-    longest = max(
-        (ti for ti in tis if ti.get("start_date") and ti.get("end_date")),
-        key=lambda ti: utc(ti["end_date"]) - utc(ti["start_date"]),
-        default=None,
+    timed = [ti for ti in tis if ti.get("start_date") and ti.get("end_date")]
+    # The task that runs the one dbt build (WATCHER's producer, the project's dbt_build), else the longest.
+    longest = next((ti for ti in timed if ti["task_id"].split(".")[-1] in BUILD_TASKS), None) or max(
+        timed, key=lambda ti: utc(ti["end_date"]) - utc(ti["start_date"]), default=None
     )
     retries = sum(max(0, int(ti.get("try_number") or 0) - 1) for ti in tis)
     lock_errors = stack.lock_errors(dag_id, run_id)
-    # Retried tasks make a run that is not clean: it is reported, and left out of the medians.
-    ok = not capped_at and dag_run["state"] == "success" and states == {"success": len(tis)} and not retries
+    succeeded = {part for ti in tis if ti["state"] == "success" for part in ti["task_id"].split(".")}
+    models_not_succeeded = [m for m in models if m not in succeeded]
+    # Skipped is allowed (a task whose trigger rule did not fire); a retried task is not: such a run is
+    # reported, and left out of the medians.
+    ok = (
+        not capped_at
+        and dag_run["state"] == "success"
+        and set(states) <= {"success", "skipped"}
+        and not models_not_succeeded
+        and not retries
+        and not lock_errors
+    )
     return {
         "config": config,
         "size": size,
@@ -655,6 +667,8 @@ def run_dag(
         "lock_errors": lock_errors,
         "timeline": str(timeline),
         "failure_reasons": [] if ok else stack.failure_reasons(dag_id, run_id, tis),
+        "models_not_succeeded": models_not_succeeded[:10],
+        "skipped_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] == "skipped")[:5],
         "failed_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] not in ("success", None))[:10],
         "idle_rss_bytes": idle_rss,
         "idle_pss_bytes": idle_pss,
@@ -682,6 +696,7 @@ def summarise(
         "size": size,
         "runs": len(mine),
         "runs_ok": len(ok),
+        "all_runs": mine,
         "skipped": skip,
         "parse": parse,
         "processor_parse_median_s": statistics.median(processor.values()) if processor else None,
@@ -759,7 +774,7 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         f"### {size} models ({2 * size} dbt nodes: {size} models + {size} tests)",
         "",
         "| Configuration | Parse, warm / cold | Parse in the DAG processor | Transform wall, median (min-max) "
-        "| x dbt build | Overhead per model | Peak memory, RSS sum (PSS) | Runs succeeded | All tasks succeeded |",
+        "| x dbt build | Overhead per model | Peak memory, RSS sum (PSS) | Runs succeeded | Task states, all runs |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for sm in summaries:
@@ -799,8 +814,16 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             runs_cell += " (stopped at the cap)"
         if sm["skipped"]:
             runs_cell += f"; then skipped: {sm['skipped']}"
-        clean = sm["runs"] and sm["runs_ok"] == sm["runs"] and not sm["retries"] and not sm["lock_errors"]
-        all_ok = "yes" if clean else "**no**"
+        clean = sm["runs"] and sm["runs_ok"] == sm["runs"]
+        runs = sm["all_runs"]
+        totals: dict[str, int] = {}
+        for r in runs:
+            for state, count in (r.get("task_states") or r.get("node_statuses") or {}).items():
+                totals[state] = totals.get(state, 0) + count
+        all_ok = ("" if clean else "**not all successful**: ") + states_text(totals)
+        skipped = sorted({t for r in runs for t in r.get("skipped_tasks", [])})
+        if clean and skipped:
+            all_ok += " (by its trigger rule: " + ", ".join(f"`{t}`" for t in skipped) + ")"
         problems = [f"run {run['run']} stopped at the cap: {states_text(run['task_states'])}" for run in sm["capped"]]
         for failed in sm["failed"]:
             retried = f" after {failed['retries']} retries" if failed.get("retries") else ""
@@ -825,7 +848,8 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         lines += [
             "Where the time goes (median of the successful runs):",
             "",
-            "| Configuration | Tasks | Task duration, median | Longest task | After it ended | No task running "
+            "| Configuration | Tasks | Task duration, median | Build task, or the longest | After it ended "
+            "| No task running "
             "| DAG run wall |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
@@ -933,13 +957,14 @@ def render(report: dict, analysis: str) -> str:
         "tree (API server, scheduler and its executor workers and task processes, DAG processor, "
         "triggerer); for plain dbt, of the dbt process. RSS counts pages shared by forked processes once per "
         "process; PSS (sampled every 2 s) shares them out. *Idle*: the tree before the run was triggered.",
-        "- **Where the time goes**: from the task instances. *Longest task*: for WATCHER and the project "
-        "default the one `dbt build` task; *After it ended*: until the last task ended (per-node tasks "
-        "catching up, one dependency layer after another); *No task running*: time within the transform "
+        "- **Where the time goes**: from the task instances. *Build task*: the task that runs the one "
+        "`dbt build` (WATCHER's producer, the project's `dbt_build`), or else the longest task; *After it "
+        "ended*: until the last task ended (per-node tasks catching up); *No task running*: time within the transform "
         "when no task of the run was running (scheduling, task start-up). With `--workdir`, per-task "
         "timelines are kept in its `timelines/`.",
-        "- **All tasks succeeded**: every task instance of every run in state success, no retries, and no "
-        "DuckDB lock error in any task log. A run with a retried task counts as not successful.",
+        "- **Runs succeeded**: the DAG run ended success, each model's task succeeded, no task failed or was "
+        "retried, and no task log has a DuckDB lock error (a task skipped by its trigger rule is allowed). "
+        "**Task states**: of every task instance of every run.",
         "",
         "## Results",
         "",
@@ -1116,7 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
         report["summaries"] = summaries
         output.parent.mkdir(parents=True, exist_ok=True)
-        json_output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        lean = [{k: v for k, v in sm.items() if k != "all_runs"} for sm in summaries]
+        json_output.write_text(json.dumps({**report, "summaries": lean}, indent=2, default=str) + "\n")
         output.write_text(render(report, analysis))
 
     airflow_configs = [c for c in configs if c in AIRFLOW_CONFIGS]
@@ -1130,10 +1156,17 @@ def main(argv: list[str] | None = None) -> int:
         log("creating the raw tables")
         warehouse.create()
         projects: dict[int, Path] = {}
+        models: dict[int, list[str]] = {}
         dag_files: dict[tuple[str, int], tuple[str, Path]] = {}
         for size in sizes:
             log(f"generating a {size}-model project")
-            projects[size] = gen.generate(workdir / "projects" / f"models_{size}", size, seed=args.seed).parent.parent
+            manifest = gen.generate(workdir / "projects" / f"models_{size}", size, seed=args.seed)
+            projects[size] = manifest.parent.parent
+            models[size] = [
+                node["name"]
+                for node in json.loads(manifest.read_text())["nodes"].values()
+                if node["resource_type"] == "model"
+            ]
             for config in airflow_configs:
                 dag_files[config, size] = render_dag_file(config, size, projects[size], workdir / "dag_files")
                 log(f"parse time of {config} at {size} models")
@@ -1176,7 +1209,9 @@ def main(argv: list[str] | None = None) -> int:
                         processor[record[0]] = record[1]
                     log(f"{config}, {size} models, run {index}")
                     run_cap_s = max(cap_s, args.cap_ratio * report["dbt_median_s"].get(str(size), 0))
-                    result = run_dag(stack, config, dag_id, size, index, warehouse, run_cap_s, workdir / "timelines")
+                    result = run_dag(
+                        stack, config, dag_id, size, index, warehouse, run_cap_s, workdir / "timelines", models[size]
+                    )
                     report["runs"].append(result)
                     log(
                         f"  wall {s(result['transform_wall_s'])}, state {result['dag_run_state']}, "
