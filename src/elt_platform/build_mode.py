@@ -52,13 +52,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 from airflow.sdk import BaseOperator, TaskGroup
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowRescheduleException,
+    AirflowSkipException,
+)
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 from cosmos import cache as cosmos_cache
 from cosmos import settings as cosmos_settings
-from cosmos.airflow.compatibility import AirflowSkipException
 from cosmos.config import ProfileConfig
 from cosmos.operators._watcher.base import _log_dbt_msg
 from cosmos.operators._watcher.state import (
@@ -100,7 +104,7 @@ class XComPublisher:
         self.changed = threading.Event()
         self.closing = threading.Event()
         self.lock = threading.Lock()
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # why the thread stopped publishing early, if it did
         self.thread = threading.Thread(target=self._run, name="dbt-results-publisher", daemon=True)
         self.thread.start()
 
@@ -109,28 +113,33 @@ class XComPublisher:
             self.results[unique_id] = result
         self.changed.set()
 
-    def _push(self) -> None:
+    def _push(self) -> BaseException | None:
         self.changed.clear()
         with self.lock:
             snapshot = dict(self.results)
         try:
             with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
                 self.task_instance.xcom_push(key=RESULTS_XCOM_KEY, value=snapshot)
-        except Exception as error:  # raised by close(): the node tasks would wait for nothing
-            self.error = self.error or error
+        except Exception as error:
+            return error
+        return None
 
     def _run(self) -> None:
         while not self.closing.is_set():
             if self.changed.wait(timeout=self.interval):
-                self._push()
+                if (error := self._push()) is not None:
+                    # e.g. `airflow dags test`, whose in-process supervisor talks to one thread only:
+                    # the node tasks then get every result at once, from close().
+                    self.error = error
+                    return
                 self.closing.wait(self.interval)
 
     def close(self) -> None:
+        """Publish everything, from the calling thread, before the build task ends."""
         self.closing.set()
         self.thread.join()
-        self._push()  # everything, before the build task ends
-        if self.error is not None:
-            raise AirflowException(f"Could not publish dbt results to XCom: {self.error}") from self.error
+        if (error := self._push()) is not None:
+            raise AirflowException(f"Could not publish dbt results to XCom: {error}") from error
 
 
 @contextmanager
