@@ -2,9 +2,10 @@
 
 Shape: three staging models over raw tables (``raw.events``, ``raw.customers``,
 ``raw.products``), then intermediate models in eight layers. Each model reads at
-least one model of the layer before it, so the graph is 10 nodes deep whatever the
-size; about half are chain links (one parent), the rest join two or three earlier
-models (fan-in), and every model is read by later ones (fan-out). Each model does
+least one model of the layer before it, so the graph is nine models deep whatever
+the size; about half are chain links (one parent), the rest join two or three
+earlier models (fan-in) or go back to the events, and every model outside the last
+layer is read by later ones (fan-out). Each model does
 real DuckDB work (aggregations over the 200k events, joins, window functions): tens
 to a few hundred milliseconds, no sleeps. Every model is a table and carries one
 ``not_null`` test.

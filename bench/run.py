@@ -452,11 +452,14 @@ class BenchStack:
         return [proc.pid for proc in self.stack.procs]
 
     def install(self, dag_file: Path) -> Path:
-        for old in self.dags.glob("*.py"):
-            old.unlink()
+        self.uninstall()
         installed = self.dags / dag_file.name
         shutil.copyfile(dag_file, installed)
         return installed
+
+    def uninstall(self) -> None:
+        for old in self.dags.glob("*.py"):
+            old.unlink()
 
     def wait_parsed(self, dag_id: str, dag_file: Path, timeout: float) -> str | None:
         """None once the DAG is in the API; else why not."""
@@ -720,6 +723,7 @@ def summarise(
         summary["task_seconds_median"] = statistics.median(r["task_seconds_median"] for r in ok)
         summary["idle_gaps_median_s"] = statistics.median(r["transform_wall_s"] - r["busy_s"] for r in ok)
         summary["longest_task"] = ok[0]["longest_task"]
+        summary["build_task"] = (ok[0]["longest_task"] or "").split(".")[-1] in BUILD_TASKS
         summary["longest_task_median_s"] = statistics.median(r["longest_task_s"] for r in ok)
         summary["tail_after_longest_median_s"] = statistics.median(r["tail_after_longest_s"] for r in ok)
     if dbt_s and summary["wall_median_s"] is not None:
@@ -813,7 +817,7 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         if sm["capped"]:
             runs_cell += " (stopped at the cap)"
         if sm["skipped"]:
-            runs_cell += f"; then skipped: {sm['skipped']}"
+            runs_cell += f"; {sm['skipped']}"
         clean = sm["runs"] and sm["runs_ok"] == sm["runs"]
         runs = sm["all_runs"]
         totals: dict[str, int] = {}
@@ -848,16 +852,20 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         lines += [
             "Where the time goes (median of the successful runs):",
             "",
-            "| Configuration | Tasks | Task duration, median | Build task, or the longest | After it ended "
+            "| Configuration | Tasks | Task duration, median | The dbt build task | After it ended "
             "| No task running "
             "| DAG run wall |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for sm in timing:
+            build, after = (
+                (f"`{sm['longest_task']}` {s(sm['longest_task_median_s'])}", s(sm["tail_after_longest_median_s"]))
+                if sm["build_task"]
+                else ("none: one dbt invocation per task", "-")
+            )
             lines.append(
                 f"| {CONFIGS[sm['config']].title} | {sm['tasks']} | {s(sm['task_seconds_median'], 2)} "
-                f"| `{sm['longest_task']}` {s(sm['longest_task_median_s'])} | {s(sm['tail_after_longest_median_s'])} "
-                f"| {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} |"
+                f"| {build} | {after} | {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} |"
             )
         lines.append("")
     return lines
@@ -946,9 +954,9 @@ def render(report: dict, analysis: str) -> str:
         f"of {meta['parse_runs']}. *Warm*: the file's top-level imports done first, so only building the DAG "
         "is timed; *cold*: those imports included (interpreter start-up excluded). The target is judged on "
         "the warm figure. *Parse in the DAG processor*: Airflow's own `last_parse_duration` of the file "
-        "(REST API), median of the distinct parses seen before each run, some made while a run was going; "
-        "it lies between the two, as the DAG processor pre-imports only the `airflow.*` modules a file names, "
-        "and adds its fork and the DAG's serialisation.",
+        "(REST API), median of the distinct parses seen before each run, some made while a run was going. "
+        "Its parse runs in a process forked from one that holds Airflow and its plugins' imports (Cosmos's "
+        "among them), and it includes the DAG's serialisation.",
         "- **Transform wall**: first task start to last task end of the DAG run (Airflow REST API). For "
         "plain dbt build: the process's wall time, interpreter start and partial parse included.",
         "- **x dbt build**: transform wall / plain dbt build's median wall at the same size: the headline. "
@@ -957,8 +965,8 @@ def render(report: dict, analysis: str) -> str:
         "tree (API server, scheduler and its executor workers and task processes, DAG processor, "
         "triggerer); for plain dbt, of the dbt process. RSS counts pages shared by forked processes once per "
         "process; PSS (sampled every 2 s) shares them out. *Idle*: the tree before the run was triggered.",
-        "- **Where the time goes**: from the task instances. *Build task*: the task that runs the one "
-        "`dbt build` (WATCHER's producer, the project's `dbt_build`), or else the longest task; *After it "
+        "- **Where the time goes**: from the task instances. *The dbt build task*: the task that runs the one "
+        "`dbt build` (WATCHER's producer, the project's `dbt_build`); *After it "
         "ended*: until the last task ended (per-node tasks catching up); *No task running*: time within the transform "
         "when no task of the run was running (scheduling, task start-up). With `--workdir`, per-task "
         "timelines are kept in its `timelines/`.",
@@ -1014,6 +1022,32 @@ def existing_analysis(path: Path) -> str:
     return text[start + len(ANALYSIS_START) : end]
 
 
+def write_report(report: dict, output: Path, json_output: Path) -> None:
+    """docs/benchmarks.md (keeping its analysis section) and the raw results beside it."""
+    summaries = []
+    for size in report["meta"]["sizes"]:
+        dbt_s = report["dbt_median_s"].get(str(size))
+        for config in report["meta"]["configs"]:
+            key = f"{config}/{size}"
+            if any(r["config"] == config and r["size"] == size for r in report["runs"]) or key in report["skipped"]:
+                summaries.append(
+                    summarise(
+                        config,
+                        size,
+                        report["runs"],
+                        report["parse"].get(key),
+                        report["processor_parse"].get(key),
+                        report["skipped"].get(key),
+                        dbt_s,
+                    )
+                )
+    report["summaries"] = summaries
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lean = [{k: v for k, v in sm.items() if k != "all_runs"} for sm in summaries]
+    json_output.write_text(json.dumps({**report, "summaries": lean}, indent=2, default=str) + "\n")
+    output.write_text(render(report, existing_analysis(output)))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1050,7 +1084,17 @@ def main(argv: list[str] | None = None) -> int:
         help="where projects, DAG files, Airflow logs and per-task timelines go, kept afterwards "
         "(default: a temporary directory, removed at the end)",
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite the report from the raw results beside it (the .json)",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        output = args.output.resolve()
+        write_report(json.loads(output.with_suffix(".json").read_text()), output, output.with_suffix(".json"))
+        log(f"rewrote {output}")
+        return 0
 
     sizes = sorted(int(x) for x in args.sizes.split(","))
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -1118,32 +1162,10 @@ def main(argv: list[str] | None = None) -> int:
         "summaries": [],
         "complete": False,
     }
-    analysis = existing_analysis(output)
 
     def write() -> None:
         report["meta"]["elapsed_min"] = (time.monotonic() - started) / 60
-        summaries = []
-        for size in sizes:
-            dbt_s = report["dbt_median_s"].get(str(size))
-            for config in configs:
-                key = f"{config}/{size}"
-                if any(r["config"] == config and r["size"] == size for r in report["runs"]) or key in report["skipped"]:
-                    summaries.append(
-                        summarise(
-                            config,
-                            size,
-                            report["runs"],
-                            report["parse"].get(key),
-                            report["processor_parse"].get(key),
-                            report["skipped"].get(key),
-                            dbt_s,
-                        )
-                    )
-        report["summaries"] = summaries
-        output.parent.mkdir(parents=True, exist_ok=True)
-        lean = [{k: v for k, v in sm.items() if k != "all_runs"} for sm in summaries]
-        json_output.write_text(json.dumps({**report, "summaries": lean}, indent=2, default=str) + "\n")
-        output.write_text(render(report, analysis))
+        write_report(report, output, json_output)
 
     airflow_configs = [c for c in configs if c in AIRFLOW_CONFIGS]
     if "project_default" in airflow_configs and not project_default.get("available"):
@@ -1219,13 +1241,21 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     write()
                     if result["capped"]:
+                        # Larger sizes are skipped; further runs at this size too, unless the run nearly made it.
                         capped[config] = result
-                        if index < args.runs:
-                            report["skipped"][key] = "further runs would exceed the cap too"
-                        break
+                        done, total = result["tasks_succeeded_in_time"], result["tasks"]
+                        projected = result["transform_wall_s"] / done * total if done else float("inf")
+                        if index < args.runs and projected > 1.25 * run_cap_s:
+                            report["skipped"][key] = (
+                                f"further runs skipped: at the rate measured, one would take ≈ {projected / 60:.0f} min"
+                                if done
+                                else "further runs skipped: no task finished within the cap"
+                            )
+                            break
                 if record := stack.parse_record(dag_id):
                     processor[record[0]] = record[1]
                 stack.pause(dag_id)
+                stack.uninstall()
         report["complete"] = True
     finally:
         write()
@@ -1233,6 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+            report["meta"]["workdir"] = f"{workdir} (temporary, removed at the end)"
+            write()
     log(f"wrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output} and {json_output.name}")
     return 0
 
