@@ -793,7 +793,8 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             parse_cell += " | n/a"
         else:
             processor = sm["processor_parse_median_s"]
-            parse_cell += f" | {s(processor, 2)} ({sm['processor_parses']} parses)" if processor else " | -"
+            count = sm["processor_parses"]
+            parse_cell += f" | {s(processor, 2)} ({count} parse{'s' if count > 1 else ''})" if processor else " | -"
         if sm["skipped"] and not sm["runs"]:
             lines.append(f"| {title} | {parse_cell} | skipped: {sm['skipped']} | - | - | - | 0 | - |")
             continue
@@ -828,7 +829,7 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         skipped = sorted({t for r in runs for t in r.get("skipped_tasks", [])})
         if clean and skipped:
             all_ok += " (by its trigger rule: " + ", ".join(f"`{t}`" for t in skipped) + ")"
-        problems = [f"run {run['run']} stopped at the cap: {states_text(run['task_states'])}" for run in sm["capped"]]
+        problems = [f"run {run['run']} stopped at the cap" for run in sm["capped"]]
         for failed in sm["failed"]:
             retried = f" after {failed['retries']} retries" if failed.get("retries") else ""
             reasons = "; ".join(
