@@ -56,7 +56,7 @@ class Settings:
     # "per-model" (Cosmos LOCAL: one dbt invocation per task).
     transform_mode: str = "build"
     # Seconds between checks of a model's result while its task waits in the triggerer.
-    model_poll_seconds: float = 1.0
+    model_poll_seconds: float = 0.5
     # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
     dbt_threads: int = 4
     # dbt target name written into the profile Cosmos generates.
