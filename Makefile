@@ -86,7 +86,7 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 	$(BIN)/airflow standalone
 
 .PHONY: bench
-bench: install manifest ## Benchmark the transform phase (1.5 hours): docs/benchmarks.md
+bench: install manifest ## Benchmark the transform phase (1 to 2 hours): docs/benchmarks.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: lint
