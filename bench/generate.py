@@ -25,11 +25,13 @@ from pathlib import Path
 
 import yaml
 
+from elt_platform.settings import Settings
+
 PROJECT_NAME = "bench"
 PROFILE_NAME = "bench"
 TARGET_NAME = "bench"
-# dbt-duckdb runs one model at a time unless told otherwise; every configuration uses this.
-THREADS = 1
+# dbt threads, the project's own default (ELT_DBT_THREADS): every configuration uses this.
+THREADS = Settings().dbt_threads
 DB_PATH_ENV = "BENCH_DUCKDB_PATH"
 LAYERS = 8
 EVENTS = 200_000

@@ -929,7 +929,8 @@ def render(report: dict, analysis: str) -> str:
         + ", ".join(f"`{k}` = {val}" for k, val in af.items())
         + f". Pool `{POOL}`: 1 slot (DuckDB allows one writer per file). Only the DAG under test is in the "
         "DAG folder. Cosmos's cache is the bench's own: cold at a configuration's first run, warm after.",
-        f"- dbt: {gen.THREADS} thread (the generated profile; the same for every configuration), DuckDB "
+        f"- dbt: {gen.THREADS} threads (the project's default, `ELT_DBT_THREADS`; the same for every "
+        "configuration: the generated profile and the project default's profile mapping), DuckDB "
         "warehouse file reset to the raw tables before every measured run.",
         f"- Projects (bench/generate.py, seed {meta['seed']}): 3 staging models over raw tables of "
         f"{gen.EVENTS:,} events, {gen.CUSTOMERS:,} customers and {gen.PRODUCTS:,} products, then "
