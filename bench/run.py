@@ -495,7 +495,16 @@ class BenchStack:
         return response.json()
 
     def fail_run(self, dag_id: str, run_id: str) -> None:
-        self.client.patch(f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"}).raise_for_status()
+        """Mark the run failed (its tasks stop); the API server can answer 500 while the
+        scheduler holds the run's rows, so try again a few times."""
+        for attempt in range(10):
+            response = self.client.patch(f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+            if response.status_code < 500:
+                response.raise_for_status()
+                return
+            log(f"  marking the run failed: HTTP {response.status_code}, try {attempt + 1} of 10")
+            time.sleep(3)
+        response.raise_for_status()
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         found: list[dict] = []
