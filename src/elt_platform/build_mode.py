@@ -104,7 +104,6 @@ class XComPublisher:
         self.changed = threading.Event()
         self.closing = threading.Event()
         self.lock = threading.Lock()
-        self.error: BaseException | None = None  # why the thread stopped publishing early, if it did
         self.thread = threading.Thread(target=self._run, name="dbt-results-publisher", daemon=True)
         self.thread.start()
 
@@ -127,10 +126,9 @@ class XComPublisher:
     def _run(self) -> None:
         while not self.closing.is_set():
             if self.changed.wait(timeout=self.interval):
-                if (error := self._push()) is not None:
+                if self._push() is not None:
                     # e.g. `airflow dags test`, whose in-process supervisor talks to one thread only:
                     # the node tasks then get every result at once, from close().
-                    self.error = error
                     return
                 self.closing.wait(self.interval)
 
