@@ -602,8 +602,18 @@ def render(
     warehouse_pool: str,
     poll_seconds: float,
     group_id: str,
+    start_with_run_max_models: int = 500,
 ) -> tuple[TaskGroup, dict[str, str]]:
-    """The transform task group, in the DAG being built; returns it and each task's dbt node."""
+    """The transform task group, in the DAG being built; returns it and each task's dbt node.
+
+    Up to ``start_with_run_max_models`` models, every model task starts with the run
+    (trigger rule ``always``) and passes as soon as dbt has built its model. Above it, the
+    scheduler starts each one after its parents (``all_success``), a dependency level at a
+    time: Airflow 3.3 hands each task started in the triggerer the whole serialized DAG, so
+    a thousand at once overwhelm it (docs/benchmarks.md). Held-back models are then
+    ``upstream_failed`` rather than ``skipped``.
+    """
+    node_rule = TriggerRule.ALWAYS if len(manifest.models) <= start_with_run_max_models else TriggerRule.ALL_SUCCESS
     attached: dict[str, list[str]] = {}  # node -> its own tests (those reading it alone)
     detached = []
     for test in manifest.tests.values():
@@ -667,7 +677,7 @@ def render(
                 producer_task_id=producer.task_id,
                 doc_md=f"dbt {model.resource_type} `{model.name}` ({model.file}) and its tests.",
                 # Starts with the run and passes as soon as dbt passed it; checks its upstream itself.
-                trigger_rule=TriggerRule.ALWAYS,
+                trigger_rule=node_rule,
                 **{**node_args, **model.operator_kwargs},
             )
         for test in detached:
@@ -679,7 +689,7 @@ def render(
                 watch=[test.unique_id],
                 producer_task_id=producer.task_id,
                 doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}.",
-                trigger_rule=TriggerRule.ALWAYS,
+                trigger_rule=node_rule,
                 **node_args,
             )
     for uid, source_task in ((u, t) for u, t in tasks.items() if u in manifest.sources):

@@ -111,6 +111,7 @@ def transform_group(
             warehouse_pool=settings.warehouse_pool,
             poll_seconds=settings.model_poll_seconds,
             group_id=TRANSFORM_GROUP_ID,
+            start_with_run_max_models=settings.start_with_run_max_models,
         )
         alerts.task_nodes.update(task_nodes)
         return group

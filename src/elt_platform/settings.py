@@ -57,6 +57,8 @@ class Settings:
     transform_mode: str = "build"
     # Seconds between checks of a model's result while its task waits in the triggerer.
     model_poll_seconds: float = 0.5
+    # Up to this many models, every model task starts with the run (see build_mode.render).
+    start_with_run_max_models: int = 500
     # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
     dbt_threads: int = 4
     # dbt target name written into the profile Cosmos generates.
@@ -102,6 +104,7 @@ class Settings:
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
             transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),
             model_poll_seconds=float(env.get("ELT_MODEL_POLL_SECONDS", base.model_poll_seconds)),
+            start_with_run_max_models=int(env.get("ELT_START_WITH_RUN_MAX_MODELS", base.start_with_run_max_models)),
             dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
             dbt_threads=int(env.get("ELT_DBT_THREADS", base.dbt_threads)),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,

@@ -308,3 +308,13 @@ def test_a_later_try_waits_for_the_build_and_its_upstream_then_runs_alone():
 def test_a_build_that_failed_before_reporting_fails_the_node_and_one_that_succeeded_runs_it_alone():
     assert decision(states={PRODUCER: "failed", "transform.up": "success"}).action == "not_reported"
     assert decision(states={PRODUCER: "success", "transform.up": "success"}).action == "run_alone"
+
+
+def test_above_the_size_limit_the_scheduler_starts_model_tasks_after_their_parents(manifest_path):
+    settings = replace(Settings.from_env(), start_with_run_max_models=5)  # the shop project has 10
+    dag = build_elt_dag(
+        dag_id="large", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion", settings=settings
+    )
+    orders = dag.get_task("transform.orders")
+    assert orders.trigger_rule == "all_success"
+    assert orders.start_trigger_args.trigger_kwargs["upstream_task_ids"] == []  # the scheduler gates them
