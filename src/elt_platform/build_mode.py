@@ -598,7 +598,6 @@ def render(
     *,
     source_syncs: dict[str, BaseOperator],
     runner: NodeRunner,
-    producer_args: dict[str, Any],
     warehouse_pool: str,
     poll_seconds: float,
     group_id: str,
@@ -650,7 +649,6 @@ def render(
             retries=0,  # a node's retry runs that node alone; a second build would redo every node
             doc_md="Runs this DAG run's one `dbt build`; each dbt node's task reports its node's result.",
             **runner.execution_args,
-            **producer_args,
         )
         for sync in {s.task_id: s for s in source_syncs.values()}.values():
             sync >> producer

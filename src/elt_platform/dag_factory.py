@@ -107,7 +107,6 @@ def transform_group(
             manifest,
             source_syncs=source_syncs,
             runner=runner,
-            producer_args={},
             warehouse_pool=settings.warehouse_pool,
             poll_seconds=settings.model_poll_seconds,
             group_id=TRANSFORM_GROUP_ID,
