@@ -362,6 +362,8 @@ def generate(dest: Path, models: int, seed: int = 0) -> Path:
                         "name": "raw",
                         "schema": "raw",
                         "loader": "bench.generate (SQL in the warehouse file)",
+                        # Loaded outside the platform: no ingestion connection is expected.
+                        "meta": {"elt": {"external": True}},
                         # No freshness: the raw tables are static, nothing may be stale.
                         "tables": [
                             {"name": "events", "description": "One row per event."},

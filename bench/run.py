@@ -5,7 +5,7 @@ configuration, in one run, on one warehouse file reset before every measured run
 
 - ``dbt``: plain ``dbt build`` of the project, the baseline every ratio is against;
 - ``cosmos_local``, ``cosmos_watcher``: Cosmos as it comes, in LOCAL and WATCHER mode;
-- ``project_default``: the project's own ``build_transform_dag`` in its default mode.
+- ``project_default``: the project's own ``build_elt_dag`` in its default mode.
 
 It measures the DAG file's parse time (fresh interpreters), the transform's wall time
 under the scheduler (LocalExecutor, API server, DAG processor, triggerer, PostgreSQL
@@ -98,7 +98,7 @@ CONFIGS = {
         Config(
             "project_default",
             "project default",
-            "`elt_platform.dag_factory.build_transform_dag` with the project's default settings "
+            "`elt_platform.dag_factory.build_elt_dag` with the project's default settings "
             "(`Settings.from_env()`), the benchmark's warehouse connection and pool.",
             "project_default.py",
         ),
@@ -266,7 +266,7 @@ try:
     import elt_platform.dag_factory as factory
     from elt_platform.settings import Settings
     out["project_default"] = {
-        "available": hasattr(factory, "build_transform_dag"),
+        "available": hasattr(factory, "build_elt_dag"),
         "settings": {k: str(v) for k, v in dataclasses.asdict(Settings.from_env()).items()},
     }
 except Exception as exc:
@@ -1141,9 +1141,9 @@ def main(argv: list[str] | None = None) -> int:
     project_default = probed["project_default"]
     if project_default.get("available"):
         mode = project_default["settings"].get("transform_mode", "?")
-        pd_note = f"`build_transform_dag`, settings `transform_mode` = {mode} (the rest in docs/benchmarks.json)."
+        pd_note = f"`build_elt_dag`, settings `transform_mode` = {mode} (the rest in docs/benchmarks.json)."
     else:
-        reason = project_default.get("error") or "elt_platform.dag_factory has no build_transform_dag"
+        reason = project_default.get("error") or "elt_platform.dag_factory has no build_elt_dag"
         pd_note = f"not measured: {reason}."
         if "project_default" in configs:
             log(f"skipping project_default: {reason}")

@@ -1,7 +1,8 @@
 """Benchmark airflow DAG: the project's own transform, in its default mode, over a generated dbt project.
 
-Built by ``elt_platform.dag_factory.build_transform_dag`` from the manifest, with the
-warehouse connection and pool of the benchmark; every other setting is the
+Built by ``elt_platform.dag_factory.build_elt_dag`` from the manifest, with nothing to
+ingest (the generated sources are declared external), the warehouse connection and pool
+of the benchmark; every other setting is the
 project's default (``Settings.from_env()``).
 
 A template: bench/run.py substitutes the placeholders (string.Template).
@@ -10,12 +11,12 @@ A template: bench/run.py substitutes the placeholders (string.Template).
 from dataclasses import replace
 from pathlib import Path
 
-from elt_platform.dag_factory import build_transform_dag
+from elt_platform.dag_factory import build_elt_dag
 from elt_platform.settings import Settings
 
 PROJECT_DIR = Path("${project_dir}")
 
-dag = build_transform_dag(
+dag = build_elt_dag(
     dag_id="${dag_id}",
     dbt_project_dir=PROJECT_DIR,
     manifest_path=PROJECT_DIR / "target" / "manifest.json",

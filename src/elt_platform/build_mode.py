@@ -52,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import BaseOperator, TaskGroup
 from airflow.sdk.exceptions import (
     AirflowException,
@@ -623,6 +624,7 @@ def render(
             detached.append(test)
     node_args = {"runner": runner, "poll_seconds": poll_seconds}
     tasks: dict[str, BaseOperator] = {}
+    inlined: dict[str, BaseOperator] = {}  # ephemeral models: dbt inlines them, nothing reports on them
     with TaskGroup(group_id=group_id) as group:
         # Where Cosmos keeps dbt's partial parse between runs, as its converter does: without
         # it, every build would parse the whole project again.
@@ -654,33 +656,49 @@ def render(
             sync >> producer
         for uid, source in manifest.sources.items():
             watch = ([uid] if source.has_freshness else []) + attached.get(uid, [])
+            loaded_by = "loaded outside this platform" if source.external else "after the sync that loads it"
             tasks[uid] = DbtNodeTask(
-                task_id=source.name,
+                task_id=source.task_id,
+                task_display_name=source.name,
                 kind="source",
                 unique_id=uid,
                 select=f"source:{source.name}",
                 watch=watch,
                 has_freshness=source.has_freshness,
                 producer_task_id=producer.task_id,
-                doc_md=f"Freshness and tests of dbt source `{source.name}` ({source.file}).",
+                doc_md=f"Freshness and tests of dbt source `{source.name}` ({source.file}), {loaded_by}. "
+                f"dbt node `{uid}`.",
                 **node_args,
             )
         for uid, model in manifest.models.items():
+            if model.is_ephemeral:
+                # Kept in the graph so that what reads it waits for what it reads, and is held back with it.
+                inlined[uid] = EmptyOperator(
+                    task_id=model.task_id,
+                    task_display_name=model.display_name,
+                    pool=NODE_TASK_POOL,
+                    doc_md=f"Ephemeral dbt model `{model.display_name}` ({model.file}): dbt inlines it into the "
+                    f"models that read it, so nothing runs here. dbt node `{uid}`.",
+                )
+                continue
             tasks[uid] = DbtNodeTask(
-                task_id=model.name,
+                task_id=model.task_id,
+                task_display_name=model.display_name,
                 kind="model",
                 unique_id=uid,
-                select=model.name,
+                select=model.selector,
                 watch=[uid, *attached.get(uid, [])],
                 producer_task_id=producer.task_id,
-                doc_md=f"dbt {model.resource_type} `{model.name}` ({model.file}) and its tests.",
+                doc_md=f"dbt {model.resource_type} `{model.display_name}` ({model.file}) and its tests. "
+                f"dbt node `{uid}`.",
                 # Starts with the run and passes as soon as dbt passed it; checks its upstream itself.
                 trigger_rule=node_rule,
                 **{**node_args, **model.operator_kwargs},
             )
         for test in detached:
             tasks[test.unique_id] = DbtNodeTask(
-                task_id=test.name,
+                task_id=test.task_id,
+                task_display_name=test.name,
                 kind="test",
                 unique_id=test.unique_id,
                 select=test.name,
@@ -693,12 +711,13 @@ def render(
     for uid, source_task in ((u, t) for u, t in tasks.items() if u in manifest.sources):
         if uid in source_syncs:
             source_syncs[uid] >> source_task
+    by_node = tasks | inlined
     parents_of = {uid: m.depends_on for uid, m in manifest.models.items()}
     parents_of.update({t.unique_id: t.depends_on for t in detached})
     for uid, parents in parents_of.items():
         for parent in parents:
-            if parent in tasks:
-                tasks[parent] >> tasks[uid]
+            if parent in by_node:
+                by_node[parent] >> by_node[uid]
     for task in tasks.values():
         task.start_in_triggerer()
     with group:
@@ -706,5 +725,5 @@ def render(
             task_id="fail_run_if_a_node_failed",
             doc_md="Fails the DAG run when a dbt node's task failed (its downstream tasks end skipped).",
         )
-    [producer, *tasks.values()] >> outcome
+    [producer, *tasks.values(), *inlined.values()] >> outcome
     return group, {task.task_id: uid for uid, task in tasks.items()}

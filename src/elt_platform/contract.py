@@ -1,4 +1,9 @@
-"""The contract between ingestion connections and the dbt sources they feed."""
+"""The contract between ingestion connections and the dbt sources they feed.
+
+Every dbt source is loaded by exactly one ingestion connection, or is declared as loaded
+by something else (``meta: {elt: {external: true}}`` on the source), never neither: a
+source nobody loads would let models run on data nobody refreshes.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,20 @@ def check_contract(connections: list[LoadedConnection], manifest: Manifest, proj
     def conn_file(conn: LoadedConnection) -> str:
         return str(conn.path.relative_to(root)) if conn.path.is_relative_to(root) else str(conn.path)
 
+    external = {s.source_name: s for s in manifest.sources.values() if s.external}
     for conn in connections:
-        if conn.spec.dbt_source not in dbt_sources:
+        if conn.spec.dbt_source in external:
+            problems.append(
+                Problem(
+                    conn_file(conn),
+                    "dbt_source",
+                    f"dbt source '{conn.spec.dbt_source}' is declared external "
+                    f"(meta: {{elt: {{external: true}}}} in {in_project(external[conn.spec.dbt_source].file)}), "
+                    "yet this connection loads it",
+                    "remove 'external' from the source's meta, or remove this connection",
+                )
+            )
+        elif conn.spec.dbt_source not in dbt_sources:
             problems.append(
                 Problem(
                     conn_file(conn),
@@ -37,13 +54,16 @@ def check_contract(connections: list[LoadedConnection], manifest: Manifest, proj
         tables = manifest.source_tables(name)
         file = in_project(tables[0].file)
         conn = by_source.get(name)
+        if conn is None and all(t.external for t in tables):
+            continue  # loaded by something else, as the project declares
         if conn is None:
             problems.append(
                 Problem(
                     file,
                     f"sources.{name}",
                     f"no ingestion connection loads dbt source '{name}', so its models would run on data nobody syncs",
-                    f"add an ingestion/<connection>.yml with 'dbt_source: {name}', or remove the source",
+                    f"add an ingestion/<connection>.yml with 'dbt_source: {name}'; if something other than this "
+                    "platform loads it, declare it on the source: meta: {elt: {external: true}}",
                 )
             )
             continue
@@ -73,11 +93,25 @@ def check_contract(connections: list[LoadedConnection], manifest: Manifest, proj
 
 
 def load_and_check(
-    ingestion_dir: Path, dbt_project_dir: Path, manifest_path: Path
+    ingestion_dir: Path | None, dbt_project_dir: Path, manifest_path: Path
 ) -> tuple[list[LoadedConnection], Manifest]:
-    """Load both halves and check the contract between them; raise every problem at once."""
-    connections = load_connections(ingestion_dir)
-    manifest = load_manifest(manifest_path)
+    """Load both halves and check the contract between them; raise every problem at once.
+
+    ``ingestion_dir`` None: the project has nothing to ingest (no sources, or only external ones).
+    """
+    if not (dbt_project_dir / "dbt_project.yml").is_file():
+        raise ConfigurationError(
+            [
+                Problem(
+                    str(dbt_project_dir),
+                    "dbt_project_dir",
+                    "not a dbt project: there is no dbt_project.yml in it",
+                    "point dbt_project_dir at the folder that holds your project's dbt_project.yml",
+                )
+            ]
+        )
+    connections = [] if ingestion_dir is None else load_connections(ingestion_dir)
+    manifest = load_manifest(manifest_path, dbt_project_dir)
     problems = check_contract(connections, manifest, dbt_project_dir)
     if problems:
         raise ConfigurationError(problems)

@@ -1,15 +1,17 @@
-"""Build the ELT DAG from the ingestion files and the dbt manifest.
+"""Build the ELT DAG from the ingestion files (if any) and the dbt manifest.
 
 Shape: one ``sync_<connection>`` task per ingestion file, then one task per dbt node in
 the ``transform`` group. Each dbt source's task (freshness and tests) is wired after the
 sync that loads it, so a model runs only when every sync it reads from succeeded, and
-models that do not read from a failed sync still run.
+models that do not read from a failed sync still run. A project with nothing to ingest
+(no sources, or sources loaded outside this platform) gets the same graph without syncs.
 
-Two transform modes (``ELT_TRANSFORM_MODE``):
+Two transform modes (``ELT_TRANSFORM_MODE``), with the same task id per dbt node
+(``elt_platform.task_names``):
 
 - ``build`` (default): one ``dbt build`` per run does the work; ``transform.<model>``
   reports its model's result (model and tests) from the triggerer. See ``build_mode``.
-- ``per-model``: Cosmos LOCAL, one dbt invocation per task (``<model>.run``, ``<model>.test``).
+- ``per-model``: Cosmos LOCAL, one ``dbt build --select <node>`` per task.
 
 Parsing runs no dbt and touches no network: the manifest is built beforehand by
 ``make manifest`` (``dbt parse``), or at image build.
@@ -37,7 +39,7 @@ from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
-from elt_platform.dbt_manifest import Manifest, load_manifest
+from elt_platform.dbt_manifest import Manifest
 from elt_platform.settings import Retries, Settings
 from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
@@ -115,6 +117,9 @@ def transform_group(
         alerts.task_nodes.update(task_nodes)
         return group
 
+    task_ids = {n.unique_id: n.task_id for n in (*manifest.sources.values(), *manifest.models.values())}
+    task_ids |= {t.unique_id: t.task_id for t in manifest.tests.values() if t.task_id}
+    display_names = {m.unique_id: m.display_name for m in manifest.models.values()}
     transform = DbtTaskGroup(
         group_id=TRANSFORM_GROUP_ID,
         project_config=ProjectConfig(
@@ -126,10 +131,15 @@ def transform_group(
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, **_execution_args(settings)),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            # One `dbt build --select <node>` per node: the node and its own tests, as in the default mode.
+            test_behavior=TestBehavior.BUILD,
             source_rendering_behavior=SourceRenderingBehavior.ALL,
             # A test reading two models (relationships) runs once both exist.
             should_detach_multiple_parents_tests=True,
+            ephemeral_models_as_empty_operator=True,
+            # The same task ids as the default mode, whatever characters the dbt names hold.
+            normalize_task_id=lambda node: task_ids.get(node.unique_id) or node.name,
+            normalize_task_display_name=lambda node: display_names.get(node.unique_id) or node.resource_name,
             emit_datasets=False,
         ),
         on_warning_callback=alerts.on_warning,
@@ -160,7 +170,7 @@ def build_elt_dag(
     *,
     dag_id: str,
     dbt_project_dir: str | Path,
-    ingestion_dir: str | Path,
+    ingestion_dir: str | Path | None = None,
     manifest_path: str | Path | None = None,
     schedule: Any = None,
     start_date: datetime = datetime(2026, 1, 1),
@@ -168,18 +178,23 @@ def build_elt_dag(
     tags: list[str] | None = None,
     settings: Settings | None = None,
 ) -> DAG:
-    """The whole pipeline as one DAG: syncs, then one task per dbt node."""
+    """The whole pipeline as one DAG: syncs, then one task per dbt node.
+
+    ``ingestion_dir`` None: nothing to sync; every dbt source must then be declared as loaded
+    outside this platform (``meta: {elt: {external: true}}``).
+    """
     settings = settings or Settings.from_env()
     dbt_project_dir = Path(dbt_project_dir).resolve()
     manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
-    connections, manifest = load_and_check(Path(ingestion_dir).resolve(), dbt_project_dir, manifest_path)
+    ingestion = None if ingestion_dir is None else Path(ingestion_dir).resolve()
+    connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path)
 
     alerts = PipelineAlerts(
         manifest_path=manifest_path,
         connection_files={conn.spec.task_id: conn.path for conn in connections},
         settings=settings,
     )
-    tags = tags or ["elt", "airbyte", "dbt"]
+    tags = tags or (["elt", "airbyte", "dbt"] if connections else ["elt", "dbt"])
     with _dag(dag_id, settings, alerts, schedule=schedule, start_date=start_date, doc_md=doc_md, tags=tags) as dag:
         syncs = {
             conn.spec.dbt_source: SyncOperator(
@@ -194,37 +209,12 @@ def build_elt_dag(
             )
             for conn in connections
         }
-        source_syncs = {uid: syncs[source.source_name] for uid, source in manifest.sources.items()}
+        source_syncs = {uid: syncs[s.source_name] for uid, s in manifest.sources.items() if s.source_name in syncs}
         transform_group(
             dbt_project_dir=dbt_project_dir,
             manifest=manifest,
             settings=settings,
             alerts=alerts,
             source_syncs=source_syncs,
-        )
-    return dag
-
-
-def build_transform_dag(
-    *,
-    dag_id: str,
-    dbt_project_dir: str | Path,
-    manifest_path: str | Path | None = None,
-    settings: Settings | None = None,
-    schedule: Any = None,
-    start_date: datetime = datetime(2026, 1, 1),
-) -> DAG:
-    """The transform alone, in the configured mode: for projects whose data is already loaded (benchmarks)."""
-    settings = settings or Settings.from_env()
-    dbt_project_dir = Path(dbt_project_dir).resolve()
-    manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
-    alerts = PipelineAlerts(manifest_path=manifest_path, connection_files={}, settings=settings)
-    with _dag(dag_id, settings, alerts, schedule=schedule, start_date=start_date, tags=["dbt"]) as dag:
-        transform_group(
-            dbt_project_dir=dbt_project_dir,
-            manifest=load_manifest(manifest_path),
-            settings=settings,
-            alerts=alerts,
-            source_syncs={},
         )
     return dag

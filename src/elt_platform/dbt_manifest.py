@@ -3,17 +3,37 @@
 Reading a large manifest is most of a DAG parse (about 6 MB at 1,000 models), so the
 parts kept here are cached next to it (``manifest.elt.json``, a few hundred kB) and
 re-read from the manifest only when its size or modification time changes.
+
+Only the manifest schema dbt 1.8 to 1.11 write (v12) is read; any other is refused with
+the fix. Each node's Airflow task id is decided here, once (``elt_platform.task_names``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from elt_platform.task_names import disambiguated, node_task_id
+
 BUILDABLE = ("model", "seed", "snapshot")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SUPPORTED_SCHEMAS = ("v12",)  # dbt 1.8 to 1.11
+SCHEMA_URL = "https://schemas.getdbt.com/dbt/manifest/"
+# Files whose change makes a manifest stale; dbt writes target/ and logs/ itself.
+PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md")
+GENERATED_DIRS = ("target", "logs")
+
+
+class ManifestError(ValueError):
+    """A manifest this platform cannot read; the message names the file and the fix."""
+
+
+class StaleManifestWarning(UserWarning):
+    """The dbt project changed after its manifest was built."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +44,9 @@ class SourceTable:
     schema: str
     file: str
     has_freshness: bool
+    # Loaded by something other than this platform: meta: {elt: {external: true}} on the source.
+    external: bool = False
+    task_id: str = ""
 
     @property
     def name(self) -> str:
@@ -42,13 +65,31 @@ class Model:
     resource_type: str = "model"
     # meta: {cosmos: {operator_kwargs: {...}}}: Airflow task arguments (e.g. retries) for this node.
     operator_kwargs: dict = field(default_factory=dict, compare=False)
+    fqn: tuple[str, ...] = ()
+    materialized: str = ""
+    task_id: str = ""
+    display_name: str = ""  # the dbt name, e.g. "customers.v2" or "helpers.calendar"
+
+    @property
+    def is_ephemeral(self) -> bool:
+        """Inlined into its children by dbt: nothing is built, so there is no result to report."""
+        return self.materialized == "ephemeral"
+
+    @property
+    def selector(self) -> str:
+        """dbt's selector of exactly this node, as Cosmos writes it."""
+        return f"fqn:{'.'.join(self.fqn)}" if self.fqn else self.name
 
 
 @dataclass(frozen=True)
 class Test:
+    """A data test, or a unit test (``resource_type`` "unit_test", on the model it tests)."""
+
     unique_id: str
     name: str
     depends_on: tuple[str, ...]  # the models and sources it reads
+    resource_type: str = "test"
+    task_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,13 +138,63 @@ def _has_freshness(node: dict) -> bool:
     )
 
 
+def _metas(node: dict) -> list[dict]:
+    """Every meta dbt may have put a key in: the node's config, its own, and (sources) the source's."""
+    return [(node.get("config") or {}).get("meta") or {}, node.get("meta") or {}, node.get("source_meta") or {}]
+
+
+def _is_external(node: dict) -> bool:
+    return any(bool((meta.get("elt") or {}).get("external")) for meta in _metas(node))
+
+
 def _operator_kwargs(node: dict) -> dict:
     meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
     return dict((meta.get("cosmos") or {}).get("operator_kwargs") or {})
 
 
+def _parents(node: dict) -> tuple[str, ...]:
+    # A seed's depends_on has no "nodes" key.
+    return tuple((node.get("depends_on") or {}).get("nodes") or ())
+
+
+def _display_name(node: dict, root_package: str) -> str:
+    name = node["name"] if node.get("version") is None else f"{node['name']}.v{node['version']}"
+    return name if node.get("package_name", root_package) == root_package else f"{node['package_name']}.{name}"
+
+
+def _task_id(node: dict, root_package: str) -> str:
+    name = node["name"] if node.get("version") is None else f"{node['name']}_v{node['version']}"
+    package = node.get("package_name", root_package)
+    return node_task_id(name) if package == root_package else node_task_id(package, name)
+
+
+def _source_task_id(node: dict, root_package: str) -> str:
+    parts = (node["source_name"], node["name"])
+    return node_task_id(*parts) if node["package_name"] == root_package else node_task_id(node["package_name"], *parts)
+
+
+def check_schema(raw: dict, path: Path) -> None:
+    """Refuse a manifest from a dbt whose manifest schema this platform does not read."""
+    metadata = raw.get("metadata") or {}
+    schema = str(metadata.get("dbt_schema_version") or "")
+    version = schema.removeprefix(SCHEMA_URL).removesuffix(".json")
+    if version in SUPPORTED_SCHEMAS:
+        return
+    found = f"schema {version or 'unknown'} (dbt {metadata.get('dbt_version') or 'unknown'})"
+    raise ManifestError(
+        f"{path}: a dbt manifest of {found}, but this platform reads manifest schema "
+        f"{', '.join(SUPPORTED_SCHEMAS)} (dbt 1.8 to 1.11). Fix: rebuild it with the dbt of this "
+        "platform's environment: `dbt parse` in the project (`make manifest` for the bundled one)."
+    )
+
+
 def _from_manifest(path: Path) -> Manifest:
-    raw = json.loads(path.read_text())
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as error:
+        raise ManifestError(f"{path}: not valid JSON ({error}). Fix: rebuild it with `dbt parse`.") from error
+    check_schema(raw, path)
+    root = (raw.get("metadata") or {}).get("project_name") or ""
     sources = {
         uid: SourceTable(
             unique_id=uid,
@@ -112,6 +203,8 @@ def _from_manifest(path: Path) -> Manifest:
             schema=n["schema"],
             file=n["original_file_path"],
             has_freshness=_has_freshness(n),
+            external=_is_external(n),
+            task_id=_source_task_id(n, root),
         )
         for uid, n in raw["sources"].items()
     }
@@ -120,10 +213,14 @@ def _from_manifest(path: Path) -> Manifest:
             unique_id=uid,
             name=n["name"],
             file=n["original_file_path"],
-            depends_on=tuple(n["depends_on"]["nodes"]),
+            depends_on=_parents(n),
             owner=(n.get("meta") or {}).get("owner") or n.get("group"),
             resource_type=n["resource_type"],
             operator_kwargs=_operator_kwargs(n),
+            fqn=tuple(n.get("fqn") or ()),
+            materialized=(n.get("config") or {}).get("materialized") or "",
+            task_id=_task_id(n, root),
+            display_name=_display_name(n, root),
         )
         for uid, n in raw["nodes"].items()
         if n["resource_type"] in BUILDABLE
@@ -134,16 +231,42 @@ def _from_manifest(path: Path) -> Manifest:
             name=n["name"],
             label=n.get("label") or n["name"],
             url=n.get("url"),
-            depends_on=tuple(n["depends_on"]["nodes"]),
+            depends_on=_parents(n),
         )
         for uid, n in raw.get("exposures", {}).items()
     }
     tests = {
-        uid: Test(unique_id=uid, name=n["name"], depends_on=tuple(n["depends_on"]["nodes"]))
+        uid: Test(unique_id=uid, name=n["name"], depends_on=_parents(n), task_id=_task_id(n, root))
         for uid, n in raw["nodes"].items()
         if n["resource_type"] == "test"
     }
-    return Manifest(path=path, sources=sources, models=models, exposures=exposures, tests=tests)
+    # A unit test runs before its model in `dbt build`; a failing one keeps the model from being built.
+    tests |= {
+        uid: Test(unique_id=uid, name=n["name"], depends_on=_parents(n)[:1], resource_type="unit_test")
+        for uid, n in (raw.get("unit_tests") or {}).items()
+    }
+    return _unique_task_ids(Manifest(path=path, sources=sources, models=models, exposures=exposures, tests=tests))
+
+
+def _unique_task_ids(manifest: Manifest) -> Manifest:
+    """Two nodes mapped to one task id (rare: e.g. a model named like a test) both get their unique_id's hash."""
+    nodes = [*manifest.sources.values(), *manifest.models.values(), *manifest.tests.values()]
+    counts = Counter(n.task_id for n in nodes if n.task_id)
+    if all(count == 1 for count in counts.values()):
+        return manifest
+
+    def fix(node):
+        if counts.get(node.task_id, 0) < 2:
+            return node
+        return type(node)(**{**asdict(node), "task_id": disambiguated(node.task_id, node.unique_id)})
+
+    return Manifest(
+        path=manifest.path,
+        sources={u: fix(n) for u, n in manifest.sources.items()},
+        models={u: fix(n) for u, n in manifest.models.items()},
+        exposures=manifest.exposures,
+        tests={u: fix(n) for u, n in manifest.tests.items()},
+    )
 
 
 def _cache_key(path: Path) -> list:
@@ -180,17 +303,51 @@ def _read_cache(path: Path, cache: Path) -> Manifest | None:
 _PARTS = {"sources": SourceTable, "models": Model, "exposures": Exposure, "tests": Test}
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read a manifest written by ``dbt parse``; raise FileNotFoundError with the fix if it is missing."""
+def newest_project_file(project_dir: Path) -> tuple[float, Path | None]:
+    """The most recently changed file dbt reads in ``project_dir`` (not what dbt writes)."""
+    newest: tuple[float, Path | None] = (0.0, None)
+    stack = [str(project_dir)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith(".") and entry.name not in GENERATED_DIRS:
+                        stack.append(entry.path)
+                elif entry.name.endswith(PROJECT_FILE_SUFFIXES) and (mtime := entry.stat().st_mtime) > newest[0]:
+                    newest = (mtime, Path(entry.path))
+    return newest
+
+
+def warn_if_stale(path: Path, project_dir: Path) -> None:
+    """Warn (a DAG import warning in Airflow's UI) when a project file is newer than the manifest."""
+    mtime, newest = newest_project_file(project_dir)
+    if newest is not None and mtime > path.stat().st_mtime:
+        warnings.warn(
+            f"{path} is older than {newest.relative_to(project_dir)} in {project_dir}: the DAG shows the project "
+            "as it was when the manifest was built. Fix: rebuild it with `make manifest` (`dbt parse` in the "
+            "project).",
+            StaleManifestWarning,
+            stacklevel=3,
+        )
+
+
+def load_manifest(path: Path, project_dir: Path | None = None) -> Manifest:
+    """Read a manifest written by ``dbt parse``; raise ``FileNotFoundError`` or ``ManifestError`` with the fix.
+
+    With ``project_dir``, warn when the project changed after the manifest was built.
+    """
     path = Path(path)
     if not path.is_file():
+        where = f" in {project_dir}" if project_dir else ""
         raise FileNotFoundError(
-            f"dbt manifest not found at {path}. Fix: run `make manifest` (dbt parse) to build it; "
-            "DAG parsing never runs dbt itself."
+            f"dbt manifest not found at {path}. Fix: build it with `dbt parse`{where} "
+            "(`make manifest` for the bundled project); DAG parsing never runs dbt itself."
         )
     cache = path.with_name(f"{path.stem}.elt.json")
     manifest = _read_cache(path, cache)
     if manifest is None:
         manifest = _from_manifest(path)
         _write_cache(manifest, cache)
+    if project_dir is not None:
+        warn_if_stale(path, Path(project_dir))
     return manifest

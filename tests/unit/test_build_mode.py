@@ -9,7 +9,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
-from cosmos.operators.local import DbtRunLocalOperator
+from cosmos.operators.local import DbtBuildLocalOperator
 
 from elt_platform.build_mode import BuildProducer, DbtNodeTask, NodeResultTrigger
 from elt_platform.dag_factory import build_elt_dag
@@ -161,8 +161,11 @@ def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
         dag_id="per_model", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion", settings=settings
     )
     assert PRODUCER not in dag.task_ids
-    assert isinstance(dag.get_task("transform.orders.run"), DbtRunLocalOperator)
-    assert dag.get_task("transform.support_tickets.source").upstream_task_ids == {"sync_support_desk"}
+    orders = dag.get_task("transform.orders")
+    assert isinstance(orders, DbtBuildLocalOperator)
+    assert orders.select == "fqn:shop_analytics.marts.sales.orders"
+    # the same task ids as the default mode, for models and sources
+    assert dag.get_task("transform.support.tickets").upstream_task_ids == {"sync_support_desk"}
 
 
 def test_an_unknown_transform_mode_names_the_setting_and_the_choices(manifest_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import yaml
 
 from elt_platform.connections import ConfigurationError
 from elt_platform.contract import load_and_check
@@ -65,8 +66,46 @@ def test_raw_schema_mismatch(project):
 
 def test_missing_manifest_says_how_to_build_it(project):
     dbt_dir, ingestion_dir = project
-    with pytest.raises(FileNotFoundError, match="run `make manifest`"):
+    with pytest.raises(FileNotFoundError) as caught:
         load_and_check(ingestion_dir, dbt_dir, dbt_dir / "target" / "nope.json")
+    assert f"dbt manifest not found at {dbt_dir / 'target' / 'nope.json'}" in str(caught.value)
+    assert f"Fix: build it with `dbt parse` in {dbt_dir} (`make manifest` for the bundled project)" in str(caught.value)
+
+
+def declare_external(dbt_dir, source_file: str) -> None:
+    path = dbt_dir / "models" / "staging" / source_file
+    spec = yaml.safe_load(path.read_text())
+    spec["sources"][0]["meta"] = {"elt": {"external": True}}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_a_source_declared_external_needs_no_connection(project):
+    dbt_dir, ingestion_dir = project
+    (ingestion_dir / "support_desk.yml").unlink()
+    declare_external(dbt_dir, "support/_support__sources.yml")
+    connections, manifest = load_and_check(ingestion_dir, dbt_dir, dbt_parse(dbt_dir))
+    assert [c.spec.dbt_source for c in connections] == ["faker"]
+    assert {s.name for s in manifest.sources.values() if s.external} == {"support.tickets"}
+
+
+def test_a_source_declared_external_that_a_connection_loads_is_a_contradiction(project):
+    dbt_dir, ingestion_dir = project
+    declare_external(dbt_dir, "support/_support__sources.yml")
+    message = problems(dbt_dir, ingestion_dir, dbt_parse(dbt_dir))
+    assert "ingestion/support_desk.yml: dbt_source: dbt source 'support' is declared external" in message
+    assert "remove 'external' from the source's meta, or remove this connection" in message
+
+
+def test_without_ingestion_every_source_must_be_declared_external(project):
+    dbt_dir, _ = project
+    message = problems(dbt_dir, None)
+    assert "sources.faker: no ingestion connection loads dbt source 'faker'" in message
+    assert "declare it on the source: meta: {elt: {external: true}}" in message
+
+
+def test_a_folder_without_dbt_project_yml_is_not_a_dbt_project(tmp_path):
+    message = problems(tmp_path, None, tmp_path / "manifest.json")
+    assert f"{tmp_path}: dbt_project_dir: not a dbt project: there is no dbt_project.yml in it" in message
 
 
 def test_check_command_reports_problems_and_exit_code(project):
