@@ -63,7 +63,7 @@ def write_dag_file(
     dags_dir: Path,
     dag_id: str,
     dbt_dir: Path,
-    ingestion_dir: Path,
+    ingestion_dir: Path | None,
     warehouse_conn_id: str = "warehouse",
     **settings: str,
 ) -> Path:
@@ -81,7 +81,15 @@ def write_dag_file(
         "from elt_platform.dag_factory import build_elt_dag\n"
         "from elt_platform.settings import Settings\n\n"
         f"dag = build_elt_dag(dag_id={dag_id!r}, dbt_project_dir={str(dbt_dir)!r}, "
-        f"ingestion_dir={str(ingestion_dir)!r}, "
+        f"ingestion_dir={str(ingestion_dir) if ingestion_dir else None!r}, "
         f"settings=replace(Settings.from_env(), warehouse_conn_id={warehouse_conn_id!r}{overrides}))\n"
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every conformance corpus project (tests/corpus/), copied and parsed once per session."""
+    from tests import conformance
+
+    return conformance.prepare(tmp_path_factory.mktemp("corpus"))

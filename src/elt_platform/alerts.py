@@ -153,7 +153,9 @@ class PipelineAlerts:
             headline, subject_facts, roots = self._sync(ti.task_id, context, manifest)
         else:
             headline, subject_facts, roots = self._dbt(ti.task_id, manifest)
-        held_back = sorted(manifest.models[uid].name for uid in manifest.downstream_of(roots) if uid not in roots)
+        held_back = sorted(
+            manifest.models[uid].display_name for uid in manifest.downstream_of(roots) if uid not in roots
+        )
         stale = sorted(e.label for e in manifest.exposures_reading(roots | manifest.downstream_of(roots)))
         facts += subject_facts
         facts += [
@@ -186,12 +188,11 @@ class PipelineAlerts:
         model = manifest.models.get(unique_id)
         if model is not None:
             facts = [
-                ("Model", f"{model.name} ({model.unique_id})"),
+                ("Model", f"{model.display_name} ({model.unique_id})"),
                 ("File", model.file),
                 ("Owner", model.owner or "unassigned"),
             ]
-            step = "tests" if task_id.endswith(".test") else "model"
-            return f"dbt {step} {model.name}", facts, {unique_id}
+            return f"dbt {model.resource_type} {model.display_name}", facts, {unique_id}
         if unique_id in manifest.sources:
             source = manifest.sources[unique_id]
             facts = [("Source", f"{source.name} ({unique_id})"), ("File", source.file)]

@@ -701,7 +701,7 @@ def render(
                 task_display_name=test.name,
                 kind="test",
                 unique_id=test.unique_id,
-                select=test.name,
+                select=test.selector,
                 watch=[test.unique_id],
                 producer_task_id=producer.task_id,
                 doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}.",

@@ -1,6 +1,7 @@
 """``elt``: validate the configuration and summarise a pipeline run.
 
-- ``elt check``: every ingestion file, and the contract with the dbt sources.
+- ``elt check``: every ingestion file, and the contract with the dbt sources
+  (``--no-ingestion`` for a project whose sources are all loaded outside this platform).
 - ``elt check-airbyte``: the production Airbyte connections exist and sync what dbt reads.
 - ``elt schema``: print the JSON Schema of an ingestion file.
 - ``elt summary``: task states, rows per raw table and per mart, after a run.
@@ -14,20 +15,26 @@ import sys
 from pathlib import Path
 
 from elt_platform.connections import ConfigurationError, ConnectionSpec
+from elt_platform.dbt_manifest import ManifestError
 
 
 def _check(args: argparse.Namespace) -> int:
     from elt_platform.contract import load_and_check
 
+    ingestion_dir = None if args.no_ingestion else args.ingestion_dir
     try:
-        connections, manifest = load_and_check(args.ingestion_dir, args.dbt_project_dir, args.manifest)
-    except (ConfigurationError, FileNotFoundError) as exc:
+        connections, manifest = load_and_check(ingestion_dir, args.dbt_project_dir, args.manifest)
+    except (ConfigurationError, FileNotFoundError, ManifestError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for conn in connections:
         tables = ", ".join(f"{conn.spec.destination.raw_schema}.{t}" for t in conn.spec.tables.values())
         print(f"ok  {conn.path.name}: {conn.spec.title} -> dbt source '{conn.spec.dbt_source}' ({tables})")
-    print(f"ok  {len(manifest.models)} dbt models, {len(manifest.sources)} source tables, all loaded by a connection")
+    external = sum(s.external for s in manifest.sources.values())
+    print(
+        f"ok  {len(manifest.models)} dbt models, seeds and snapshots; {len(manifest.sources)} source tables, "
+        f"{len(manifest.sources) - external} loaded by a connection, {external} declared external"
+    )
     return 0
 
 
@@ -42,7 +49,7 @@ def _check_airbyte(args: argparse.Namespace) -> int:
         connections, manifest = load_and_check(args.ingestion_dir, args.dbt_project_dir, args.manifest)
         hook = AirbyteHook(airbyte_conn_id=args.airbyte_conn_id or Settings.from_env().airbyte_conn_id)
         problems = check_airbyte(connections, manifest, hook)
-    except (ConfigurationError, FileNotFoundError) as exc:
+    except (ConfigurationError, FileNotFoundError, ManifestError) as exc:
         print(exc, file=sys.stderr)
         return 1
     if problems:
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
     check.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
     check.add_argument("--manifest", type=Path, default=None)
+    check.add_argument("--no-ingestion", action="store_true", help="the project has nothing to sync")
     check.set_defaults(func=_check)
 
     airbyte = sub.add_parser("check-airbyte", help="compare ingestion files with the Airbyte API's connections")

@@ -33,7 +33,9 @@ from cosmos.constants import (
     LoadMode,
     SourceRenderingBehavior,
     TestBehavior,
+    TestIndirectSelection,
 )
+from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
 from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
@@ -128,14 +130,19 @@ def transform_group(
             install_dbt_deps=False,
         ),
         profile_config=profile_config,
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, **_execution_args(settings)),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            # A node's build runs only the tests that read it alone (as in the default mode).
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            **_execution_args(settings),
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             # One `dbt build --select <node>` per node: the node and its own tests, as in the default mode.
             test_behavior=TestBehavior.BUILD,
             source_rendering_behavior=SourceRenderingBehavior.ALL,
-            # A test reading two models (relationships) runs once both exist.
-            should_detach_multiple_parents_tests=True,
+            # Tests reading two nodes get tasks of their own, below (Cosmos would name them "<test>_test").
+            should_detach_multiple_parents_tests=False,
             ephemeral_models_as_empty_operator=True,
             # The same task ids as the default mode, whatever characters the dbt names hold.
             normalize_task_id=lambda node: task_ids.get(node.unique_id) or node.name,
@@ -144,7 +151,30 @@ def transform_group(
         ),
         on_warning_callback=alerts.on_warning,
     )
+    # A test reading two nodes (relationships): a task of its own, once both exist.
+    for test in manifest.tests.values():
+        parents = [transform.tasks_map[p] for p in test.depends_on if p in transform.tasks_map]
+        if len(set(test.depends_on)) < 2 or not parents:
+            continue
+        with transform:
+            test_task = DbtTestLocalOperator(
+                task_id=test.task_id,
+                task_display_name=test.name,
+                select=test.selector,
+                project_dir=str(dbt_project_dir),
+                profile_config=profile_config,
+                install_deps=False,
+                emit_datasets=False,
+                on_warning_callback=alerts.on_warning,
+                doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}. dbt node `{test.unique_id}`.",
+                **_execution_args(settings),
+            )
+        parents >> test_task
+        alerts.task_nodes[test_task.task_id] = test.unique_id
     for unique_id, task_or_group in transform.tasks_map.items():
+        if unique_id in manifest.models and isinstance(task_or_group, DbtBuildLocalOperator):
+            # Cosmos selects "fqn:<fqn>", which also selects a folder of the same name and reads [ ] as wildcards.
+            task_or_group.select = manifest.models[unique_id].selector
         if unique_id in source_syncs:
             source_syncs[unique_id] >> task_or_group
         tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()

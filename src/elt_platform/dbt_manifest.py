@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -77,8 +78,7 @@ class Model:
 
     @property
     def selector(self) -> str:
-        """dbt's selector of exactly this node, as Cosmos writes it."""
-        return f"fqn:{'.'.join(self.fqn)}" if self.fqn else self.name
+        return exact_selector(self.fqn, self.name)
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,11 @@ class Test:
     depends_on: tuple[str, ...]  # the models and sources it reads
     resource_type: str = "test"
     task_id: str = ""
+    fqn: tuple[str, ...] = ()
+
+    @property
+    def selector(self) -> str:
+        return exact_selector(self.fqn, self.name)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,30 @@ class Manifest:
             }
             found |= frontier
         return found
+
+
+_GLOB_CHARACTERS = re.compile(r"([*?\[])")
+
+
+def exact_selector(fqn: tuple[str, ...], name: str) -> str:
+    """dbt's selector of exactly the node with this ``fqn``.
+
+    dbt's ``fqn:`` method matches prefixes (``fqn:proj.payments`` selects the model
+    ``payments`` and every model in a folder ``payments/``) and reads ``* ? [`` as wildcards
+    (``customer_spend_[usd]`` selects nothing). Once a part holds a wildcard, dbt matches the
+    rest of the fqn as a whole (fnmatch). So wildcard characters are escaped (``[[]``) and
+    the leaf's first character becomes a one-character class (``[p]ayments``): the selector
+    matches this fqn and no other.
+    """
+    if not fqn:
+        return name
+    *folders, leaf = fqn
+
+    def escape(part: str) -> str:
+        return _GLOB_CHARACTERS.sub(r"[\1]", part)
+
+    first = "[]!]" if leaf[0] == "!" else f"[{leaf[0]}]"
+    return "fqn:" + ".".join([*map(escape, folders), first + escape(leaf[1:])])
 
 
 def _has_freshness(node: dict) -> bool:
@@ -236,7 +265,13 @@ def _from_manifest(path: Path) -> Manifest:
         for uid, n in raw.get("exposures", {}).items()
     }
     tests = {
-        uid: Test(unique_id=uid, name=n["name"], depends_on=_parents(n), task_id=_task_id(n, root))
+        uid: Test(
+            unique_id=uid,
+            name=n["name"],
+            depends_on=_parents(n),
+            task_id=_task_id(n, root),
+            fqn=tuple(n.get("fqn") or ()),
+        )
         for uid, n in raw["nodes"].items()
         if n["resource_type"] == "test"
     }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -60,3 +63,50 @@ def test_bad_ingestion_file_is_an_import_error_naming_file_and_field(tmp_path):
     assert "ingestion/support_desk.yml: dbt_sourze: unknown field" in message
     assert "ingestion/support_desk.yml: dbt_source: required field is missing" in message
     assert "unrelated" in bag.dags
+
+
+def test_bad_dbt_projects_are_import_errors_with_the_fix_and_break_nothing_else(tmp_path, manifest_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "tests" / "fixtures" / "unrelated_dag.py", dags / "unrelated_dag.py")
+    # a folder that is not a dbt project
+    not_dbt = tmp_path / "not_dbt"
+    not_dbt.mkdir()
+    write_dag_file(dags, "not_dbt", not_dbt, None)
+    # a dbt project whose manifest was never built
+    unparsed, _ = copy_project(tmp_path / "unparsed")
+    shutil.rmtree(unparsed / "target")
+    write_dag_file(dags, "unparsed", unparsed, None)
+    # a manifest from an older dbt
+    old, ingestion = copy_project(tmp_path / "old")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["metadata"] |= {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v10.json"}
+    (old / "target" / "manifest.json").write_text(json.dumps(manifest))
+    write_dag_file(dags, "old_dbt", old, ingestion)
+
+    bag = DagBag(dag_folder=str(dags))
+
+    errors = {Path(file).stem: message for file, message in bag.import_errors.items()}
+    assert set(errors) == {"not_dbt", "unparsed", "old_dbt"}
+    assert f"{not_dbt}: dbt_project_dir: not a dbt project: there is no dbt_project.yml in it" in errors["not_dbt"]
+    assert "Fix: build it with `dbt parse` in" in errors["unparsed"]
+    assert "a dbt manifest of schema v10" in errors["old_dbt"]
+    assert "Fix: rebuild it with the dbt of this platform's environment" in errors["old_dbt"]
+    assert "unrelated" in bag.dags
+
+
+def test_a_stale_manifest_is_an_import_warning_and_the_dag_still_loads(tmp_path):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    manifest = dbt_dir / "target" / "manifest.json"
+    model = dbt_dir / "models" / "marts" / "sales" / "orders.sql"
+    os.utime(model, (manifest.stat().st_mtime + 60,) * 2)
+    dags = tmp_path / "dags"
+    path = write_dag_file(dags, "stale", dbt_dir, ingestion_dir)
+
+    bag = DagBag(dag_folder=str(dags))
+
+    assert bag.import_errors == {}
+    assert "stale" in bag.dags
+    (warning,) = bag.captured_warnings[str(path)]
+    assert "older than models/marts/sales/orders.sql" in warning
+    assert "Fix: rebuild it with `make manifest`" in warning

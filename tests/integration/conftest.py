@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import conformance
 from tests.conftest import REPO
 from tests.integration import scenarios
 from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
@@ -22,6 +23,10 @@ from tests.integration.stack import AirflowStack
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
 DAG_IDS = ("shop_elt", "alerts_models", "alerts_sync")
+
+
+def corpus_dag_ids() -> list[str]:
+    return [f"corpus_{project}_{mode}" for project in conformance.PROJECTS for mode in conformance.MODES]
 
 
 @dataclass
@@ -52,7 +57,7 @@ def receivers():
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
+def stack(tmp_path_factory: pytest.TempPathFactory, receivers, corpus):
     if not Path(os.environ.get("ELT_INGESTION_PYTHON", "/missing")).exists():
         pytest.fail("ELT_INGESTION_PYTHON is not set to the PyAirbyte environment: run the suite with `make test`")
     smtp, slack = receivers
@@ -60,9 +65,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
     dags = root / "dags"
     dags.mkdir()
     (dags / "shop_elt.py").symlink_to(REPO / "dags" / "shop_elt.py")
-    projects = scenarios.prepare(root, dags)
+    projects = scenarios.prepare(root, dags) | conformance.write_dags(root, dags, corpus)
 
     warehouses = {"shop_elt": root / "shop_elt.duckdb"} | {d: root / f"{d}.duckdb" for d in projects}
+    for dag_id, project_dir in projects.items():
+        conformance.load_external_sources(project_dir, warehouses[dag_id])
     env = {
         "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "duckdb", "host": str(warehouses["shop_elt"])}),
         **{
@@ -96,9 +103,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers):
 
 @pytest.fixture(scope="session")
 def runs(stack, receivers) -> dict[str, DagRunResult]:
-    """Every DAG triggered at once (each has its own warehouse file and pool), each run to its end."""
+    """Every DAG triggered at once (each has its own warehouse file and pool), each run to its end:
+    the shipped one, the failure scenarios, and each corpus project in both transform modes."""
     smtp, slack = receivers
-    run_ids = {dag_id: stack.trigger(dag_id) for dag_id in DAG_IDS}
+    run_ids = {dag_id: stack.trigger(dag_id) for dag_id in (*DAG_IDS, *corpus_dag_ids())}
     results = {}
     for dag_id, run_id in run_ids.items():
         state = stack.wait_for_run(dag_id, run_id, timeout=2400)

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from elt_platform.dbt_manifest import ManifestError, StaleManifestWarning, load_manifest
+from elt_platform.dbt_manifest import ManifestError, StaleManifestWarning, exact_selector, load_manifest
 from tests.conftest import REPO
 
 
@@ -46,7 +46,7 @@ def test_a_seed_without_depends_on_nodes_reads_as_a_root(manifest_copy):
     }
     path.write_text(json.dumps(raw))
     seed = load_manifest(path).models["seed.shop_analytics.countries"]
-    assert (seed.depends_on, seed.task_id, seed.selector) == ((), "countries", "fqn:shop_analytics.countries")
+    assert (seed.depends_on, seed.task_id, seed.selector) == ((), "countries", "fqn:shop_analytics.[c]ountries")
 
 
 def test_a_project_file_newer_than_the_manifest_warns_and_names_make_manifest(tmp_path, manifest_path):
@@ -93,3 +93,24 @@ def test_the_bundled_manifest_is_current(manifest_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleManifestWarning)
         load_manifest(manifest_path, REPO / "dbt_project")
+
+
+NODES = [  # (fqn, versioned): neighbours that dbt's plain fqn selector confuses
+    (("shop", "payments"), False),
+    (("shop", "payments", "payments-by-method"), False),
+    (("shop", "payments", "customer_spend_[usd]"), False),
+    (("shop", "payments", "customer_spend_u"), False),
+    (("shop", "marts", "customers", "customers", "v1"), True),
+    (("shop", "marts", "customers", "customers", "v2"), True),
+    (("helpers", "calendar"), False),
+    (("shop", "calendar"), False),
+]
+
+
+@pytest.mark.parametrize(("fqn", "versioned"), NODES)
+def test_the_selector_of_a_node_selects_it_and_no_other_in_dbts_own_matching(fqn, versioned):
+    from dbt.graph.selector_methods import is_selected_node
+
+    selector = exact_selector(fqn, fqn[-1]).removeprefix("fqn:")
+    selected = [other for other, other_versioned in NODES if is_selected_node(list(other), selector, other_versioned)]
+    assert selected == [fqn]

@@ -1,0 +1,124 @@
+"""The conformance corpus (tests/corpus/): small dbt projects of every shape real projects have.
+
+Each project is copied and parsed (``dbt parse``) once per test session; the unit tests
+compare each rendered graph with its committed snapshot, the integration tests run each
+one under the real scheduler in both transform modes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tests.conftest import BIN, REPO
+
+CORPUS = REPO / "tests" / "corpus"
+PROJECTS = ("shapes", "seeds_only", "packages_and_names")
+MODES = {"build": "build", "per_model": "per-model"}  # DAG id suffix -> ELT_TRANSFORM_MODE
+SNAPSHOTS = CORPUS / "_graphs"
+# Sources loaded by something other than this platform: the test plays that loader.
+EXTERNAL_LOAD = "load_external_sources.sql"
+UPDATE_SNAPSHOTS = os.environ.get("ELT_UPDATE_SNAPSHOTS") == "1"
+
+
+def prepare(dest: Path) -> dict[str, Path]:
+    """Copy every corpus project under ``dest`` and build its manifest; dbt parses run side by side."""
+    copies = {}
+    for name in PROJECTS:
+        copies[name] = dest / name
+        shutil.copytree(CORPUS / name, copies[name], ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    parses = {
+        name: subprocess.Popen(
+            [str(BIN / "dbt"), "parse", "--quiet", "--profiles-dir", ".", "--no-partial-parse"],
+            cwd=path,
+            env={**os.environ, "ELT_DUCKDB_PATH": str(path / "parse.duckdb")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, path in copies.items()
+    }
+    for name, proc in parses.items():
+        output, _ = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"dbt parse of corpus project {name} failed:\n{output}")
+    return copies
+
+
+def load_external_sources(project_dir: Path, warehouse: Path) -> None:
+    """Write the tables the project declares as loaded outside this platform, as their loader would."""
+    script = project_dir / EXTERNAL_LOAD
+    if script.is_file():
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(script.read_text())
+
+
+def rendered_graph(dag: Any) -> dict[str, dict[str, Any]]:
+    """What a reviewer would want to see change on purpose only: ids, edges, trigger rules, pools, selectors."""
+    graph = {}
+    for task in sorted(dag.tasks, key=lambda t: t.task_id):
+        entry = {
+            "operator": type(task).__name__,
+            "display_name": task.task_display_name,
+            "upstream": sorted(task.upstream_task_ids),
+            "trigger_rule": str(task.trigger_rule),
+            "pool": task.pool,
+        }
+        if getattr(task, "select", None):
+            entry["select"] = task.select
+        graph[task.task_id] = entry
+    return graph
+
+
+def snapshot_path(project: str, mode: str) -> Path:
+    return SNAPSHOTS / f"{project}.{mode}.json"
+
+
+def compare_with_snapshot(project: str, mode: str, graph: dict) -> None:
+    path = snapshot_path(project, mode)
+    if UPDATE_SNAPSHOTS:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(graph, indent=2, sort_keys=True) + "\n")
+    assert path.is_file(), f"no snapshot {path}: run the suite once with ELT_UPDATE_SNAPSHOTS=1 and review it"
+    expected = json.loads(path.read_text())
+    changed = sorted(t for t in expected.keys() | graph.keys() if expected.get(t) != graph.get(t))
+    assert not changed, (
+        f"the rendered graph of corpus project {project} ({mode}) differs from {path.relative_to(REPO)} in: "
+        f"{', '.join(changed)}. If the change is intended, re-run with ELT_UPDATE_SNAPSHOTS=1 and commit the diff."
+    )
+
+
+def dag_settings(mode: str, dag_id: str) -> dict[str, str]:
+    """Settings of a corpus DAG (Python expressions, for write_dag_file): its mode and its own pool."""
+    return {"transform_mode": repr(MODES[mode]), "warehouse_pool": repr(f"warehouse_{dag_id}")}
+
+
+def write_dags(root: Path, dags_dir: Path, parsed: dict[str, Path]) -> dict[str, Path]:
+    """One thin DAG file per corpus project and mode, over its own copy, warehouse connection and pool.
+
+    Returns each DAG's dbt project directory. The DAG files pass no ingestion directory:
+    the corpus projects have nothing to sync.
+    """
+    from tests.conftest import write_dag_file
+
+    projects = {}
+    for project, parsed_dir in parsed.items():
+        for mode in MODES:
+            dag_id = f"corpus_{project}_{mode}"
+            projects[dag_id] = root / dag_id
+            shutil.copytree(parsed_dir, projects[dag_id], ignore=shutil.ignore_patterns("*.duckdb"))
+            write_dag_file(
+                dags_dir,
+                dag_id,
+                projects[dag_id],
+                None,
+                warehouse_conn_id=f"warehouse_{dag_id}",
+                **dag_settings(mode, dag_id),
+            )
+    return projects

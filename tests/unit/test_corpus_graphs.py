@@ -1,0 +1,51 @@
+"""Every corpus project renders through the real factory, in both transform modes, as its committed snapshot.
+
+The snapshots (tests/corpus/_graphs/) hold each task's id, display name, upstream tasks,
+trigger rule, pool and dbt selector: any unintended change to the rendering shows as a
+diff there. ``ELT_UPDATE_SNAPSHOTS=1`` rewrites them after an intended one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from elt_platform.dag_factory import build_elt_dag
+from elt_platform.dbt_manifest import load_manifest
+from elt_platform.settings import Settings
+from tests import conformance
+
+AIRFLOW_TASK_ID = re.compile(r"^[\w.-]{1,250}$")
+
+
+@pytest.fixture(scope="module")
+def dags(corpus):
+    built = {}
+    for project, path in corpus.items():
+        for mode, setting in conformance.MODES.items():
+            settings = replace(Settings.from_env(), transform_mode=setting)
+            built[project, mode] = build_elt_dag(
+                dag_id=f"corpus_{project}_{mode}", dbt_project_dir=path, settings=settings
+            )
+    return built
+
+
+@pytest.mark.parametrize("mode", conformance.MODES)
+@pytest.mark.parametrize("project", conformance.PROJECTS)
+def test_rendered_graph_matches_its_snapshot(dags, project, mode):
+    conformance.compare_with_snapshot(project, mode, conformance.rendered_graph(dags[project, mode]))
+
+
+@pytest.mark.parametrize("mode", conformance.MODES)
+@pytest.mark.parametrize("project", conformance.PROJECTS)
+def test_one_task_per_model_seed_and_snapshot_and_no_sync(dags, corpus, project, mode):
+    dag = dags[project, mode]
+    manifest = load_manifest(corpus[project] / "target" / "manifest.json")
+    expected = {f"transform.{m.task_id}" for m in manifest.models.values()}
+    assert expected <= set(dag.task_ids)
+    assert len(expected) == len(manifest.models)  # no two nodes share a task
+    assert not [t for t in dag.task_ids if t.startswith("sync_")]
+    for task_id in dag.task_ids:
+        assert AIRFLOW_TASK_ID.match(task_id), task_id
