@@ -165,7 +165,7 @@ def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
     assert isinstance(orders, DbtBuildLocalOperator)
     assert (
         orders.select == "fqn:shop_analytics.marts.sales.[o]rders"
-    )  # exactly this model (dbt_manifest.exact_selector)
+    )  # exactly this model
     # the same task ids as the default mode, for models and sources
     assert dag.get_task("transform.support.tickets").upstream_task_ids == {"sync_support_desk"}
 
