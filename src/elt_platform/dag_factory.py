@@ -144,6 +144,9 @@ def transform_group(
             # Tests reading two nodes get tasks of their own, below (Cosmos would name them "<test>_test").
             should_detach_multiple_parents_tests=False,
             ephemeral_models_as_empty_operator=True,
+            # Not tasks (Cosmos would log "Unavailable conversion function" for each, at every parse);
+            # dbt build runs the hooks whatever the selection.
+            exclude=[f"resource_type:{kind}" for kind in ("analysis", "exposure", "operation")],
             # The same task ids as the default mode, whatever characters the dbt names hold.
             normalize_task_id=lambda node: task_ids.get(node.unique_id) or node.name,
             normalize_task_display_name=lambda node: display_names.get(node.unique_id) or node.resource_name,

@@ -8,6 +8,7 @@ Airflow as the shipped DAG: projects side by side, with nothing to sync.
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pytest
@@ -23,6 +24,12 @@ FAIL_RUN = "transform.fail_run_if_a_node_failed"
 def manifest_nodes(stack, dag_id: str) -> dict[str, dict]:
     raw = json.loads((stack.projects[dag_id] / "target" / "manifest.json").read_text())
     return raw["nodes"]
+
+
+def first_try_log(stack, dag_id: str, run_id: str, task_id: str) -> str:
+    """The log's lines as written (the JSON form of the API escapes characters such as €)."""
+    body = stack.task_log(dag_id, run_id, task_id, 1).json()
+    return "\n".join(str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in body["content"])
 
 
 @pytest.mark.parametrize("dag_id", corpus_dag_ids())
@@ -49,11 +56,29 @@ def test_every_model_seed_and_snapshot_is_in_the_warehouse(stack, runs, dag_id):
     assert expected - found == set()
 
 
-def test_the_warn_test_warned_without_failing_its_model(stack, runs):
-    """shapes has a severity: warn test that fails: its model's task succeeds, dbt's warning in the log."""
-    for mode in conformance.MODES:
-        dag_id = f"corpus_shapes_{mode}"
-        nodes = manifest_nodes(stack, dag_id)
-        warn_tests = [n for n in nodes.values() if n["resource_type"] == "test" and n["config"]["severity"] == "warn"]
-        assert warn_tests, "the shapes project must keep its warn test"
-        assert runs[dag_id].state == "success"
+@pytest.mark.parametrize("mode", conformance.MODES)
+def test_a_failing_warn_test_warns_in_its_models_log_and_the_model_succeeds(stack, runs, mode):
+    """shapes has a severity: warn accepted_values test on stg_app__events that fails on purpose."""
+    dag_id = f"corpus_shapes_{mode}"
+    run = runs[dag_id]
+    assert run.states["transform.stg_app__events"] == "success"
+    log = first_try_log(stack, dag_id, run.run_id, "transform.stg_app__events")
+    assert "accepted_values_stg_app__events_event_type" in log
+    assert "Got 1 result, configured to warn if != 0" in log
+
+
+@pytest.mark.parametrize("project", conformance.PROJECTS)
+def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
+    """dbt's own fqn selector would also build a folder named like the model, or nothing for `[usd]`."""
+    from elt_platform.dbt_manifest import load_manifest
+
+    dag_id = f"corpus_{project}_per_model"
+    run = runs[dag_id]
+    nodes = manifest_nodes(stack, dag_id)
+    manifest = load_manifest(stack.projects[dag_id] / "target" / "manifest.json")
+    for uid, model in manifest.models.items():
+        if model.is_ephemeral:
+            continue
+        log = first_try_log(stack, dag_id, run.run_id, f"transform.{model.task_id}")
+        started = re.findall(r"\d+ of \d+ START (?:sql \w+ model|seed file|snapshot) ([^ ]+) +(?:\.|\[RUN\])", log)
+        assert started == [f"{nodes[uid]['schema']}.{nodes[uid]['alias']}"], (model.task_id, started)

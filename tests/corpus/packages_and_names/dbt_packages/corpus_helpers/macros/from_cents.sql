@@ -1,0 +1,3 @@
+{% macro from_cents(column_name, scale=2) -%}
+    cast(({{ column_name }} / 100.0) as decimal(16, {{ scale }}))
+{%- endmacro %}
