@@ -615,13 +615,10 @@ def render(
     """
     node_rule = TriggerRule.ALWAYS if len(manifest.models) <= start_with_run_max_models else TriggerRule.ALL_SUCCESS
     attached: dict[str, list[str]] = {}  # node -> its own tests (those reading it alone)
-    detached = []
     for test in manifest.tests.values():
-        parents = [p for p in test.depends_on if p in manifest.models or p in manifest.sources]
-        if len(parents) == 1:
+        if len(parents := manifest.nodes_read_by(test)) == 1:
             attached.setdefault(parents[0], []).append(test.unique_id)
-        elif parents:
-            detached.append(test)
+    detached = manifest.tests_reading_several_nodes()
     node_args = {"runner": runner, "poll_seconds": poll_seconds}
     tasks: dict[str, BaseOperator] = {}
     inlined: dict[str, BaseOperator] = {}  # ephemeral models: dbt inlines them, nothing reports on them

@@ -155,10 +155,8 @@ def transform_group(
         on_warning_callback=alerts.on_warning,
     )
     # A test reading two nodes (relationships): a task of its own, once both exist.
-    for test in manifest.tests.values():
-        parents = [transform.tasks_map[p] for p in test.depends_on if p in transform.tasks_map]
-        if len(set(test.depends_on)) < 2 or not parents:
-            continue
+    for test in manifest.tests_reading_several_nodes():
+        parents = [transform.tasks_map[p] for p in manifest.nodes_read_by(test) if p in transform.tasks_map]
         with transform:
             test_task = DbtTestLocalOperator(
                 task_id=test.task_id,

@@ -124,6 +124,14 @@ class Manifest:
     def exposures_reading(self, unique_ids: set[str]) -> list[Exposure]:
         return [e for e in self.exposures.values() if unique_ids & set(e.depends_on)]
 
+    def nodes_read_by(self, test: Test) -> list[str]:
+        """The models, seeds, snapshots and sources a test reads."""
+        return [p for p in dict.fromkeys(test.depends_on) if p in self.models or p in self.sources]
+
+    def tests_reading_several_nodes(self) -> list[Test]:
+        """Tests that read two nodes or more (e.g. relationships): a task of their own, once all exist."""
+        return [t for t in self.tests.values() if len(self.nodes_read_by(t)) > 1]
+
     def downstream_of(self, unique_ids: set[str]) -> set[str]:
         """Every model that reads, directly or not, from any of ``unique_ids``."""
         found: set[str] = set()

@@ -69,7 +69,8 @@ def test_a_failing_warn_test_warns_in_its_models_log_and_the_model_succeeds(stac
 
 @pytest.mark.parametrize("project", conformance.PROJECTS)
 def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
-    """dbt's own fqn selector would also build a folder named like the model, or nothing for `[usd]`."""
+    """dbt's own fqn selector would also build a folder named like the model, or nothing for `[usd]`;
+    a test reading two nodes runs once, in its own task."""
     from elt_platform.dbt_manifest import load_manifest
 
     dag_id = f"corpus_{project}_per_model"
@@ -82,3 +83,7 @@ def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
         log = first_try_log(stack, dag_id, run.run_id, f"transform.{model.task_id}")
         started = re.findall(r"\d+ of \d+ START (?:sql \w+ model|seed file|snapshot) ([^ ]+) +(?:\.|\[RUN\])", log)
         assert started == [f"{nodes[uid]['schema']}.{nodes[uid]['alias']}"], (model.task_id, started)
+    for test in manifest.tests_reading_several_nodes():
+        log = first_try_log(stack, dag_id, run.run_id, f"transform.{test.task_id}")
+        started = re.findall(r"\d+ of \d+ START test ([^ ]+) +(?:\.|\[RUN\])", log)
+        assert started == [test.name], (test.task_id, started)

@@ -163,9 +163,7 @@ def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
     assert PRODUCER not in dag.task_ids
     orders = dag.get_task("transform.orders")
     assert isinstance(orders, DbtBuildLocalOperator)
-    assert (
-        orders.select == "fqn:shop_analytics.marts.sales.[o]rders"
-    )  # exactly this model
+    assert orders.select == "fqn:shop_analytics.marts.sales.[o]rders"  # exactly this model
     # the same task ids as the default mode, for models and sources
     assert dag.get_task("transform.support.tickets").upstream_task_ids == {"sync_support_desk"}
 
