@@ -103,7 +103,8 @@ def test_a_stale_manifest_is_an_import_warning_and_the_dag_still_loads(tmp_path)
     dags = tmp_path / "dags"
     path = write_dag_file(dags, "stale", dbt_dir, ingestion_dir)
 
-    bag = DagBag(dag_folder=str(dags))
+    with pytest.warns(UserWarning, match="older than models/marts/sales/orders.sql"):  # re-emitted by the DagBag
+        bag = DagBag(dag_folder=str(dags))
 
     assert bag.import_errors == {}
     assert "stale" in bag.dags
