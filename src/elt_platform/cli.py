@@ -1,7 +1,8 @@
 """``elt``: validate the configuration and summarise a pipeline run.
 
-- ``elt check``: every ingestion file, and the contract with the dbt sources
-  (``--no-ingestion`` for a project whose sources are all loaded outside this platform).
+- ``elt check``: every ingestion file, the contract with the dbt sources (``--no-ingestion``
+  for a project whose sources are all loaded outside this platform), and that every
+  enforced contract's data types are types BigQuery accepts.
 - ``elt check-airbyte``: the production Airbyte connections exist and sync what dbt reads.
 - ``elt schema``: print the JSON Schema of an ingestion file.
 - ``elt summary``: task states, rows per raw table and per mart, after a run.
@@ -19,11 +20,14 @@ from elt_platform.dbt_manifest import ManifestError
 
 
 def _check(args: argparse.Namespace) -> int:
+    from elt_platform.bigquery_types import contract_type_problems
     from elt_platform.contract import load_and_check
 
     ingestion_dir = None if args.no_ingestion else args.ingestion_dir
     try:
         connections, manifest = load_and_check(ingestion_dir, args.dbt_project_dir, args.manifest)
+        if problems := contract_type_problems(manifest):
+            raise ConfigurationError(problems)
     except (ConfigurationError, FileNotFoundError, ManifestError) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -35,6 +39,8 @@ def _check(args: argparse.Namespace) -> int:
         f"ok  {len(manifest.models)} dbt models, seeds and snapshots; {len(manifest.sources)} source tables, "
         f"{len(manifest.sources) - external} loaded by a connection, {external} declared external"
     )
+    columns = sum(len(m.contract_columns) for m in manifest.models.values())
+    print(f"ok  {columns} contract columns, every data_type one BigQuery accepts")
     return 0
 
 

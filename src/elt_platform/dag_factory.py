@@ -96,7 +96,7 @@ def transform_group(
         raise ValueError(f"ELT_TRANSFORM_MODE={settings.transform_mode!r}: use one of {', '.join(TRANSFORM_MODES)}")
     profile_config = ProfileConfig(
         profile_name=_profile_name(dbt_project_dir),
-        target_name=settings.dbt_target,
+        target_name=settings.environment,  # target.name in dbt: dev, prod, ...
         profile_mapping=profile_mapping(settings),
     )
     if settings.transform_mode == "build":

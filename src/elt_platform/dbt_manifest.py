@@ -21,7 +21,7 @@ from pathlib import Path
 from elt_platform.task_names import disambiguated, node_task_id
 
 BUILDABLE = ("model", "seed", "snapshot")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 SUPPORTED_SCHEMAS = ("v12",)  # dbt 1.8 to 1.11
 SCHEMA_URL = "https://schemas.getdbt.com/dbt/manifest/"
 # Files whose change makes a manifest stale; dbt writes target/ and logs/ itself.
@@ -70,6 +70,10 @@ class Model:
     materialized: str = ""
     task_id: str = ""
     display_name: str = ""  # the dbt name, e.g. "customers.v2" or "helpers.calendar"
+    # An enforced contract's (column, data_type) pairs; empty without one.
+    contract_columns: tuple[tuple[str, str], ...] = ()
+    contract_alias_types: bool = True
+    properties_file: str = ""  # the YAML that describes it, e.g. models/marts/_sales__models.yml
 
     @property
     def is_ephemeral(self) -> bool:
@@ -194,6 +198,14 @@ def _parents(node: dict) -> tuple[str, ...]:
     return tuple((node.get("depends_on") or {}).get("nodes") or ())
 
 
+def _contract(node: dict) -> dict:
+    contract = (node.get("config") or {}).get("contract") or {}
+    if not contract.get("enforced"):
+        return {}
+    columns = tuple((c["name"], c.get("data_type") or "") for c in (node.get("columns") or {}).values())
+    return {"contract_columns": columns, "contract_alias_types": bool(contract.get("alias_types", True))}
+
+
 def _display_name(node: dict, root_package: str) -> str:
     name = node["name"] if node.get("version") is None else f"{node['name']}.v{node['version']}"
     return name if node.get("package_name", root_package) == root_package else f"{node['package_name']}.{name}"
@@ -258,6 +270,8 @@ def _from_manifest(path: Path) -> Manifest:
             materialized=(n.get("config") or {}).get("materialized") or "",
             task_id=_task_id(n, root),
             display_name=_display_name(n, root),
+            **_contract(n),
+            properties_file=(n.get("patch_path") or "").partition("://")[2],
         )
         for uid, n in raw["nodes"].items()
         if n["resource_type"] in BUILDABLE
@@ -337,10 +351,15 @@ def _read_cache(path: Path, cache: Path) -> Manifest | None:
     parts = {}
     for name, cls in _PARTS.items():
         parts[name] = {
-            uid: cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
+            uid: cls(**{k: _tuples(v) if isinstance(v, list) else v for k, v in item.items()})
             for uid, item in data[name].items()
         }
     return Manifest(path=path, **parts)
+
+
+def _tuples(value: list) -> tuple:
+    """JSON's lists back into the tuples they were (contract columns are pairs)."""
+    return tuple(_tuples(v) if isinstance(v, list) else v for v in value)
 
 
 _PARTS = {"sources": SourceTable, "models": Model, "exposures": Exposure, "tests": Test}

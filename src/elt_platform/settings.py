@@ -42,7 +42,7 @@ class Settings:
     warehouse_conn_id: str = "warehouse"
     # "duckdb" (the embedded default) or "bigquery" (production).
     warehouse_type: str = "duckdb"
-    # Deployment environment: names the BigQuery dataset the models build in.
+    # Deployment environment: the dbt target's name (target.name) and the BigQuery dataset of the models.
     environment: str = "dev"
     # How dbt authenticates to BigQuery: "adc" (application default credentials,
     # e.g. workload identity) or "service-account" (key JSON in the Airflow connection).
@@ -61,8 +61,6 @@ class Settings:
     start_with_run_max_models: int = 500
     # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
     dbt_threads: int = 4
-    # dbt target name written into the profile Cosmos generates.
-    dbt_target: str = "local"
     # Python of the PyAirbyte environment that runs local syncs.
     ingestion_python: Path | None = None
     # Where PyAirbyte keeps one virtualenv per source connector.
@@ -105,7 +103,6 @@ class Settings:
             transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),
             model_poll_seconds=float(env.get("ELT_MODEL_POLL_SECONDS", base.model_poll_seconds)),
             start_with_run_max_models=int(env.get("ELT_START_WITH_RUN_MAX_MODELS", base.start_with_run_max_models)),
-            dbt_target=env.get("ELT_DBT_TARGET", base.dbt_target),
             dbt_threads=int(env.get("ELT_DBT_THREADS", base.dbt_threads)),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
             connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,

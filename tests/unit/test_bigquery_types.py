@@ -1,0 +1,84 @@
+"""Contract data types BigQuery accepts: the check the DuckDB-based emulator cannot make."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from elt_platform.bigquery_types import DBT_BIGQUERY_ALIASES, contract_type_problems, googlesql_error
+from elt_platform.dag_factory import build_elt_dag
+from elt_platform.dbt_manifest import load_manifest
+from elt_platform.settings import Settings
+from tests.conftest import BIN, REPO, copy_project, dbt_parse
+
+
+def test_the_aliases_are_dbt_bigquerys_own():
+    from dbt.adapters.bigquery.column import BigQueryColumn
+
+    assert DBT_BIGQUERY_ALIASES == BigQueryColumn.TYPE_LABELS
+
+
+@pytest.mark.parametrize(
+    "data_type",
+    ["string", "STRING(64)", "integer", "int64", "bigint", "numeric", "numeric(18, 3)", "bignumeric(40)", "float",
+     "float64", "boolean", "bool", "timestamp", "date", "datetime", "json", "bytes", "text",
+     "array<string>", "struct<id int64, tags array<string>>", "struct<int64, string>", "range<date>"],
+)  # fmt: skip
+def test_googlesql_types_pass(data_type):
+    assert googlesql_error(data_type) is None
+
+
+@pytest.mark.parametrize(
+    ("data_type", "error"),
+    [
+        ("varchar", "no GoogleSQL type is named VARCHAR"),
+        ("varchar(255)", "no GoogleSQL type is named VARCHAR"),
+        ("double", "no GoogleSQL type is named DOUBLE"),
+        ("array<double>", "no GoogleSQL type is named DOUBLE"),
+        ("int64(3)", "INT64 takes no parameters"),
+        ("numeric(10, 2, 1)", "expected )"),
+        ("range<int64>", "RANGE holds DATE, DATETIME or TIMESTAMP"),
+        ("array<string", "expected >"),
+    ],
+)
+def test_names_bigquery_rejects_fail_with_the_reason(data_type, error):
+    assert error in googlesql_error(data_type)
+
+
+def test_without_alias_types_dbt_does_not_rename_float():
+    assert googlesql_error("float", alias_types=False) == "no GoogleSQL type is named FLOAT"
+
+
+def test_the_bundled_contracts_hold_on_bigquery(manifest_path):
+    manifest = load_manifest(manifest_path)
+    assert sum(len(m.contract_columns) for m in manifest.models.values()) >= 30
+    assert contract_type_problems(manifest) == []
+
+
+def test_elt_check_names_the_model_column_and_fix_of_a_planted_varchar(tmp_path):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    models = dbt_dir / "models" / "marts" / "sales" / "_sales__models.yml"
+    models.write_text(models.read_text().replace("data_type: string", "data_type: varchar", 1))
+    dbt_parse(dbt_dir)
+
+    result = subprocess.run(
+        [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 1
+    assert (
+        "models/marts/sales/_sales__models.yml: models.orders.columns.product_name.data_type: "
+        "'varchar' is not a type BigQuery accepts (no GoogleSQL type is named VARCHAR)"
+    ) in result.stderr
+    assert "Fix: use string" in result.stderr
+
+
+def test_the_dbt_target_is_the_environment(manifest_path):
+    settings = replace(Settings.from_env(), environment="prod")
+    dag = build_elt_dag(dag_id="prod", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion",
+                        settings=settings)  # fmt: skip
+    assert dag.get_task("transform.dbt_build").profile_config.target_name == "prod"
