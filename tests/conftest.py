@@ -59,6 +59,15 @@ def dbt_parse(dbt_dir: Path) -> Path:
     return dbt_dir / "target" / "manifest.json"
 
 
+def elt_check(dbt_dir: Path, ingestion_dir: Path) -> subprocess.CompletedProcess:
+    """`elt check` on a copied project, as a user runs it."""
+    return subprocess.run(
+        [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
+        capture_output=True,
+        text=True,
+    )
+
+
 def write_dag_file(
     dags_dir: Path,
     dag_id: str,

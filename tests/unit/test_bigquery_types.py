@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 
 import pytest
@@ -11,7 +10,7 @@ from elt_platform.bigquery_types import DBT_BIGQUERY_ALIASES, contract_type_prob
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
-from tests.conftest import BIN, REPO, copy_project, dbt_parse
+from tests.conftest import REPO, copy_project, dbt_parse, elt_check
 
 
 def test_the_aliases_are_dbt_bigquerys_own():
@@ -63,11 +62,7 @@ def test_elt_check_names_the_model_column_and_fix_of_a_planted_varchar(tmp_path)
     models.write_text(models.read_text().replace("data_type: string", "data_type: varchar", 1))
     dbt_parse(dbt_dir)
 
-    result = subprocess.run(
-        [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
-        capture_output=True,
-        text=True,
-    )
+    result = elt_check(dbt_dir, ingestion_dir)
 
     assert result.returncode == 1
     assert (

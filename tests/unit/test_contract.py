@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import yaml
 
 from elt_platform.connections import ConfigurationError
 from elt_platform.contract import load_and_check
-from tests.conftest import BIN, REPO, copy_project, dbt_parse
+from tests.conftest import REPO, copy_project, dbt_parse, elt_check
 
 
 @pytest.fixture
@@ -110,11 +108,7 @@ def test_a_folder_without_dbt_project_yml_is_not_a_dbt_project(tmp_path):
 
 def test_check_command_reports_problems_and_exit_code(project):
     dbt_dir, ingestion_dir = project
-    ok = subprocess.run(
-        [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
-        capture_output=True,
-        text=True,
-    )
+    ok = elt_check(dbt_dir, ingestion_dir)
     assert ok.returncode == 0, ok.stderr
     assert "ok  shop_faker.yml" in ok.stdout
 
@@ -131,11 +125,7 @@ def test_check_command_reports_problems_and_exit_code(project):
             f"select * from {{{{ source('fakr', '{model}') }}}}"
         )
     dbt_parse(dbt_dir)
-    bad = subprocess.run(
-        [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
-        capture_output=True,
-        text=True,
-    )
+    bad = elt_check(dbt_dir, ingestion_dir)
     assert bad.returncode == 1
     assert "ingestion/shop_faker.yml: dbt_source: dbt source 'faker' does not exist" in bad.stderr
     assert "sources.fakr: no ingestion connection loads dbt source 'fakr'" in bad.stderr
