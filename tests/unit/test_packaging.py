@@ -58,3 +58,7 @@ def test_ci_workflow_lints_tests_and_builds_the_image():
     steps = {job: " ".join(str(s) for s in spec["steps"]) for job, spec in workflow["jobs"].items()}
     assert "make lint" in steps["lint"] and "make test" in steps["test"]
     assert "docker/build-push-action" in steps["image"]
+    # what the suite needs beside it (tests/integration/stack.py): PostgreSQL on 5432, trusting local connections
+    postgres = workflow["jobs"]["test"]["services"]["postgres"]
+    assert postgres["ports"] == ["5432:5432"]
+    assert postgres["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
