@@ -120,7 +120,6 @@ def transform_group(
         return group
 
     task_ids = {n.unique_id: n.task_id for n in (*manifest.sources.values(), *manifest.models.values())}
-    task_ids |= {t.unique_id: t.task_id for t in manifest.tests.values() if t.task_id}
     display_names = {m.unique_id: m.display_name for m in manifest.models.values()}
     transform = DbtTaskGroup(
         group_id=TRANSFORM_GROUP_ID,

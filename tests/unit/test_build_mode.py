@@ -321,3 +321,13 @@ def test_above_the_size_limit_the_scheduler_starts_model_tasks_after_their_paren
     orders = dag.get_task("transform.orders")
     assert orders.trigger_rule == "all_success"
     assert orders.start_trigger_args.trigger_kwargs["upstream_task_ids"] == []  # the scheduler gates them
+
+
+def test_a_models_task_watches_its_unit_tests_so_a_failing_one_fails_it(dag):
+    """dbt build runs a unit test before its model and skips the model when it fails."""
+    watched = trigger_kwargs(dag, "transform.int_purchases_joined_to_products")["node_ids"]
+    assert watched[0] == "model.shop_analytics.int_purchases_joined_to_products"
+    assert (
+        "unit_test.shop_analytics.int_purchases_joined_to_products.returns_and_abandoned_carts_earn_no_revenue"
+        in watched
+    )

@@ -73,16 +73,19 @@ def test_a_project_file_newer_than_the_manifest_warns_and_names_make_manifest(tm
     assert "Fix: rebuild it with `make manifest`" in message
 
 
-def test_files_dbt_writes_do_not_make_the_manifest_stale(tmp_path, manifest_path):
+@pytest.mark.parametrize("target_path", ["target", "build"])  # dbt_project.yml's target-path
+def test_files_dbt_writes_do_not_make_the_manifest_stale(tmp_path, manifest_path, target_path):
     project = tmp_path / "project"
-    (project / "target").mkdir(parents=True)
+    (project / target_path / "compiled" / "p" / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text("name: p\n")
     os.utime(project / "dbt_project.yml", (1, 1))
-    manifest = project / "target" / "manifest.json"
+    manifest = project / target_path / "manifest.json"
     manifest.write_text(manifest_path.read_text())
-    (project / "target" / "run_results.json").write_text("{}")
+    os.utime(manifest, (1000, 1000))
+    # what `dbt build` writes after the parse: compiled SQL, and a log folder
+    (project / target_path / "compiled" / "p" / "models" / "orders.sql").write_text("select 1")
     (project / "logs").mkdir()
-    (project / "logs" / "dbt.log").write_text("")
+    (project / "logs" / "query.sql").write_text("select 1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_manifest(manifest, project)
