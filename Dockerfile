@@ -6,16 +6,19 @@ FROM apache/airflow:3.3.2-python3.11
 ENV ELT_HOME=/opt/elt
 WORKDIR /opt/elt
 
+# The same script builds these environments as virtualenvs for the production rehearsal
+# (`make image-envs`, tests/rehearsal), so what the suite runs is what this image holds.
+ENV PIP_NO_CACHE_DIR=1
+COPY --chown=airflow:0 deploy/install-environments.sh ./deploy/
+
 # dbt's dependencies never meet Airflow's: Cosmos runs this executable as a subprocess.
 COPY --chown=airflow:0 requirements-dbt.txt ./
-RUN python -m venv /opt/elt/dbt-venv \
-    && /opt/elt/dbt-venv/bin/pip install --no-cache-dir -r requirements-dbt.txt
+RUN deploy/install-environments.sh dbt /opt/elt/dbt-venv
 
 # Cosmos, the providers and the factory package, into Airflow's own environment (pinned).
 COPY --chown=airflow:0 requirements-image.txt pyproject.toml ./
 COPY --chown=airflow:0 src ./src
-RUN pip install --no-cache-dir -r requirements-image.txt \
-    && pip install --no-cache-dir --no-deps .
+RUN deploy/install-environments.sh airflow python
 
 COPY --chown=airflow:0 dbt_project ./dbt_project
 COPY --chown=airflow:0 ingestion ./ingestion

@@ -7,6 +7,8 @@ UV_VERSION := 0.13.9
 VENV := $(CURDIR)/.venv
 INGEST_VENV := $(CURDIR)/.venvs/ingestion
 BQ_EMULATOR_VENV := $(CURDIR)/.venvs/bigquery-emulator
+IMAGE_AIRFLOW_VENV := $(CURDIR)/.venvs/image-airflow
+IMAGE_DBT_VENV := $(CURDIR)/.venvs/image-dbt
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 DAG_ID := shop_elt
@@ -52,6 +54,22 @@ $(BQ_EMULATOR_VENV)/.installed: requirements-bigquery-emulator.txt | $(UV)
 	VIRTUAL_ENV=$(BQ_EMULATOR_VENV) $(UV) pip install --quiet --prerelease=allow -r requirements-bigquery-emulator.txt
 	touch $@
 
+# The container image's two environments as virtualenvs, built by the Dockerfile's own script
+# from the same locks: the production rehearsal (tests/rehearsal) runs Airflow from one, dbt from the other.
+$(IMAGE_AIRFLOW_VENV)/.installed: requirements-image.txt pyproject.toml deploy/install-environments.sh $(shell find src -name '*.py')
+	test -x $(IMAGE_AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(IMAGE_AIRFLOW_VENV)
+	deploy/install-environments.sh airflow $(IMAGE_AIRFLOW_VENV)/bin/python
+	rm -rf build
+	touch $@
+
+$(IMAGE_DBT_VENV)/.installed: requirements-dbt.txt deploy/install-environments.sh
+	rm -rf $(IMAGE_DBT_VENV)
+	deploy/install-environments.sh dbt $(IMAGE_DBT_VENV)
+	touch $@
+
+.PHONY: image-envs
+image-envs: $(IMAGE_AIRFLOW_VENV)/.installed $(IMAGE_DBT_VENV)/.installed ## The image's environments as virtualenvs (no Docker engine needed)
+
 .PHONY: install
 install: $(VENV)/.installed $(INGEST_VENV)/.installed ## Create both environments and install the connectors
 
@@ -78,7 +96,7 @@ run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whol
 	$(BIN)/elt summary --dag-id $(DAG_ID) --warehouse $(WAREHOUSE)
 
 .PHONY: test
-test: install manifest $(BQ_EMULATOR_VENV)/.installed ## Run the whole test suite
+test: install manifest $(BQ_EMULATOR_VENV)/.installed image-envs ## Run the whole test suite
 	$(BIN)/pytest
 
 .PHONY: ui
@@ -97,7 +115,8 @@ lint: $(VENV)/.installed ## ruff and hadolint
 
 .PHONY: lock
 lock: $(UV) ## Re-pin every requirements*.txt from its requirements*.in
-	for f in requirements*.in; do \
+	# requirements.txt first: the image's and dbt's locks are constrained by it.
+	for f in requirements.in requirements-*.in; do \
 		$(UV) pip compile --quiet --prerelease=if-necessary-or-explicit --python-version 3.11 $$f -o $${f%.in}.txt || exit 1; \
 	done
 

@@ -47,6 +47,8 @@ class Settings:
     # How dbt authenticates to BigQuery: "adc" (application default credentials,
     # e.g. workload identity) or "service-account" (key JSON in the Airflow connection).
     bigquery_auth: str = "adc"
+    # BigQuery API endpoint, when not Google's public one (a Private Service Connect endpoint).
+    bigquery_api_endpoint: str = ""
     # Path of a dbt executable in its own virtualenv; unset runs dbt in-process (dbtRunner).
     dbt_executable: Path | None = None
     # Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
@@ -98,6 +100,7 @@ class Settings:
             warehouse_type=env.get("ELT_WAREHOUSE_TYPE", base.warehouse_type).strip().lower(),
             environment=env.get("ELT_ENVIRONMENT", base.environment).strip().lower(),
             bigquery_auth=env.get("ELT_BIGQUERY_AUTH", base.bigquery_auth).strip().lower(),
+            bigquery_api_endpoint=env.get("ELT_BIGQUERY_API_ENDPOINT", base.bigquery_api_endpoint).strip(),
             dbt_executable=Path(env["ELT_DBT_EXECUTABLE"]) if env.get("ELT_DBT_EXECUTABLE") else None,
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
             transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),

@@ -11,7 +11,10 @@ the same for both):
   ingestion file's ``production.airbyte_connection_id`` when the task runs.
 
 Either way the task returns what it synced, for XCom and alerts. A sync that times out
-or is killed cancels its Airbyte job.
+or is killed cancels its Airbyte job. A try that finds the connection's job still running
+(its previous try's worker died before it could cancel it, or someone pressed "Sync now")
+follows that job instead of starting another: Airbyte runs one sync per connection at a
+time and answers a second request with 409 "A sync is already running".
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airbyte_api.models import JobStatusEnum
+from airbyte_api.api import ListJobsRequest
+from airbyte_api.models import JobStatusEnum, JobTypeEnum
 from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator
 from airflow.sdk import Connection
@@ -34,6 +38,8 @@ from elt_platform.local_sync import run_local_sync
 from elt_platform.settings import Settings
 
 BACKENDS = ("local", "airbyte")
+# A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
+ACTIVE = {JobStatusEnum.PENDING, JobStatusEnum.QUEUED, JobStatusEnum.RUNNING, JobStatusEnum.INCOMPLETE}
 
 
 class SyncOperator(AirbyteTriggerSyncOperator):
@@ -91,10 +97,20 @@ class SyncOperator(AirbyteTriggerSyncOperator):
     def _sync_on_airbyte(self, context: Any, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
         self.connection_id = str(spec.production.airbyte_connection_id)
         hook = self._hook()
-        job = hook.submit_sync_connection(connection_id=self.connection_id)
+        job = self._active_job(hook)
+        if job is not None:
+            self.log.warning(
+                "Airbyte job %s of connection %s is already %s (left by an earlier try whose worker stopped, "
+                "or started outside Airflow): following it instead of starting another",
+                job.job_id,
+                self.connection_id,
+                job.status.value,
+            )
+        else:
+            job = hook.submit_sync_connection(connection_id=self.connection_id)
+            self.log.info("Airbyte job %s started for connection %s (%s)", job.job_id, self.connection_id, job.status)
         self.job_id = job.job_id
         context["ti"].xcom_push(key="airbyte_job_id", value=job.job_id)
-        self.log.info("Airbyte job %s started for connection %s (%s)", job.job_id, self.connection_id, job.status)
         if job.status == JobStatusEnum.SUCCEEDED:
             return self._result(hook, job.job_id)
         if job.status in (JobStatusEnum.FAILED, JobStatusEnum.CANCELLED):
@@ -126,6 +142,16 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         return self._result(
             AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version), self.job_id
         )
+
+    def _active_job(self, hook: AirbyteHook) -> Any:
+        """The connection's newest sync job if it is still running, else None."""
+        response = hook.airbyte_api.jobs.list_jobs(
+            request=ListJobsRequest(
+                connection_id=self.connection_id, job_type=JobTypeEnum.SYNC, order_by="createdAt|DESC", limit=1
+            )
+        )
+        jobs = response.jobs_response.data if response.jobs_response else []
+        return jobs[0] if jobs and jobs[0].status in ACTIVE else None
 
     def _hook(self) -> AirbyteHook:
         return AirbyteHook(airbyte_conn_id=self.airbyte_conn_id, api_version=self.api_version)

@@ -22,6 +22,8 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
         return DuckDBUserPasswordProfileMapping(conn_id=conn_id, profile_args={"threads": settings.dbt_threads})
     if settings.warehouse_type == "bigquery":
         args = {"dataset": settings.dataset, "threads": settings.dbt_threads}
+        if settings.bigquery_api_endpoint:
+            args["api_endpoint"] = settings.bigquery_api_endpoint
         if settings.bigquery_auth == "service-account":
             return GoogleCloudServiceAccountDictProfileMapping(conn_id=conn_id, profile_args=args)
         if settings.bigquery_auth == "adc":

@@ -2,12 +2,14 @@
 
 It speaks the subset the provider and the contract check use, with Airbyte's JSON shapes:
 ``POST /v1/applications/token`` (client credentials), ``POST /v1/jobs``,
-``GET /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}``, ``GET /v1/health`` and
-``GET /v1/connections/{id}``.
+``GET /v1/jobs/{id}``, ``GET /v1/jobs?connectionId=`` (newest first), ``DELETE /v1/jobs/{id}``,
+``GET /v1/health`` and ``GET /v1/connections/{id}``. Like Airbyte, it runs one sync per
+connection at a time: ``POST /v1/jobs`` while one is active answers 409.
 
 Each ``POST /v1/jobs`` takes the next script queued for its connection id. A script is
 the list of statuses the job reports, one per ``GET``; the last one repeats. A step may
 also be ``"http-500"`` (the API fails once) or ``("slow", seconds)`` (the answer is late).
+``slow_submit[connection_id] = seconds`` delays the answer to ``POST /v1/jobs`` after the job exists.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import parse_qs
 from tests.integration.stack import free_port
 
 HAPPY = ["pending", "queued", "running", "succeeded"]
+ACTIVE = {"pending", "queued", "running", "incomplete"}
 
 
 @dataclass
@@ -57,6 +60,7 @@ class AirbyteApi:
     scripts: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     jobs: dict[int, Job] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    slow_submit: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -112,6 +116,10 @@ class AirbyteApi:
                     return None
                 if self.path.startswith("/v1/jobs/"):
                     return self._poll(int(self.path.rsplit("/", 1)[1]))
+                if self.path.startswith("/v1/jobs?"):
+                    query = {k: v[0] for k, v in parse_qs(self.path.split("?", 1)[1]).items()}
+                    jobs = sorted(api.jobs_of(query["connectionId"]), key=lambda j: -j.job_id)
+                    return self._send(200, {"data": [j.as_json() for j in jobs[: int(query.get("limit", 20))]]})
                 if self.path.startswith("/v1/connections/"):
                     connection_id = self.path.rsplit("/", 1)[1]
                     if connection_id not in api.connections:
@@ -153,9 +161,20 @@ class AirbyteApi:
                 request = json.loads(body)
                 connection_id = request["connectionId"]
                 with api._lock:
-                    script = api.scripts[connection_id].popleft() if api.scripts[connection_id] else HAPPY
-                    job = Job(job_id=len(api.jobs) + 1, connection_id=connection_id, script=script)
-                    api.jobs[job.job_id] = job
+                    running = [j for j in api.jobs_of(connection_id) if j.status in ACTIVE and not j.cancelled]
+                    if not running:
+                        script = api.scripts[connection_id].popleft() if api.scripts[connection_id] else HAPPY
+                        job = Job(job_id=len(api.jobs) + 1, connection_id=connection_id, script=script)
+                        api.jobs[job.job_id] = job
+                if running:
+                    return self._send(
+                        409,
+                        {
+                            "message": f"A sync is already running for: {connection_id}",
+                            "exceptionClassName": "io.airbyte.commons.server.errors.ValueConflictKnownException",
+                        },
+                    )
+                time.sleep(api.slow_submit.get(connection_id, 0))
                 return self._send(200, job.as_json())
 
             def do_DELETE(self):

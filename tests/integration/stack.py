@@ -8,7 +8,9 @@ Driven through Airflow's public REST API (``/api/v2``), like a person in the UI 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -31,8 +33,16 @@ def free_port() -> int:
 
 
 class AirflowStack:
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str], pools: tuple[str, ...] = ("warehouse",)):
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        env: dict[str, str],
+        pools: tuple[str, ...] = ("warehouse",),
+        bin_dir: Path = BIN,
+    ):
         self.home = home
+        self.bin_dir = bin_dir
         self.pools = pools
         self.database = f"airflow_test_{uuid.uuid4().hex[:12]}"
         self.port = free_port()
@@ -61,7 +71,7 @@ class AirflowStack:
         self.client = httpx.Client(base_url=f"{self.base_url}/api/v2", timeout=30)
 
     def airflow(self, *args: str) -> None:
-        subprocess.run([str(BIN / "airflow"), *args], env=self.env, check=True, capture_output=True)
+        subprocess.run([str(self.bin_dir / "airflow"), *args], env=self.env, check=True, capture_output=True)
 
     def _admin(self, statement: str) -> None:
         conn = psycopg2.connect(**POSTGRES)
@@ -77,27 +87,44 @@ class AirflowStack:
         self.airflow("db", "migrate")
         for pool in self.pools:
             self.airflow("pools", "set", pool, "1", "DuckDB allows one writer per file")
-        for name, args in (
+        for name, args in self.components():
+            self.launch(name, args)
+        self._wait(lambda: self.client.get("/monitor/health").status_code == 200, 120, "API server health")
+        return self
+
+    def components(self) -> list[tuple[str, list[str]]]:
+        """Each Airflow process to run: its name (and log file) and its command line."""
+        return [
             ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
             ("triggerer", ["triggerer"]),
-        ):
-            log = (self.home / f"{name}.log").open("w")
-            self.procs.append(
-                subprocess.Popen([str(BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-            )
-        self._wait(lambda: self.client.get("/monitor/health").status_code == 200, 120, "API server health")
-        return self
+        ]
+
+    def launch(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """One Airflow process in a session of its own, so that it can be killed with its children."""
+        log = (self.home / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            [str(self.bin_dir / "airflow"), *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
 
     def stop(self) -> None:
         for proc in self.procs:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for proc in self.procs:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what it left behind (log servers, task processes)
         self.client.close()
         self._admin(f"drop database if exists {self.database} with (force)")
 

@@ -22,7 +22,7 @@ def test_dockerfile_passes_hadolint():
 def test_dockerfile_isolates_dbt_builds_the_manifest_and_drops_root():
     text = (REPO / "Dockerfile").read_text()
     assert text.count("FROM ") == 1 and "FROM apache/airflow:3.3.2-python3.11" in text
-    assert "python -m venv /opt/elt/dbt-venv" in text
+    assert "deploy/install-environments.sh dbt /opt/elt/dbt-venv" in text
     assert "ELT_DBT_EXECUTABLE=/opt/elt/dbt-venv/bin/dbt" in text
     assert re.search(r"RUN /opt/elt/dbt-venv/bin/dbt parse", text)
     assert text.rstrip().splitlines()[-1] == "USER 50000"
@@ -36,6 +36,31 @@ def test_airflow_image_requirements_leave_dbt_to_its_own_venv():
     assert re.search(r"^apache-airflow==3\.3\.2$", image, re.MULTILINE)
 
 
+def _pins(name: str) -> dict[str, str]:
+    text = (REPO / name).read_text()
+    return {p.lower(): v for p, v in re.findall(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==(\S+)", text, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("image_lock", ["requirements-image.txt", "requirements-dbt.txt"])
+def test_the_image_s_locks_agree_with_the_tested_one(image_lock):
+    tested, image = _pins("requirements.txt"), _pins(image_lock)
+    shared = tested.keys() & image.keys()
+    assert len(shared) > 50  # the comparison is about something
+    assert {p: (image[p], tested[p]) for p in shared if image[p] != tested[p]} == {}
+
+
+def test_the_image_s_locks_are_compiled_against_the_tested_one():
+    for source in ("requirements-image.in", "requirements-dbt.in"):
+        assert "-c requirements.txt" in (REPO / source).read_text().splitlines(), source
+    # the image installs both with the Dockerfile's own script, which `make image-envs` runs too
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "deploy/install-environments.sh dbt /opt/elt/dbt-venv" in dockerfile
+    assert "deploy/install-environments.sh airflow python" in dockerfile
+    makefile = (REPO / "Makefile").read_text()
+    assert "deploy/install-environments.sh airflow $(IMAGE_AIRFLOW_VENV)/bin/python" in makefile
+    assert "deploy/install-environments.sh dbt $(IMAGE_DBT_VENV)" in makefile
+
+
 @pytest.mark.parametrize("path", REQUIREMENT_FILES, ids=lambda p: p.name)
 def test_every_requirement_is_pinned(path):
     lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
@@ -45,12 +70,33 @@ def test_every_requirement_is_pinned(path):
     assert unpinned == []
 
 
-def test_helm_values_use_this_image_and_a_triggerer():
+def test_helm_values_match_the_rehearsal():
     values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
-    assert values["executor"] in {"CeleryExecutor", "KubernetesExecutor"}
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert f"FROM apache/airflow:{values['airflowVersion']}-python3.11" in dockerfile
+    assert values["executor"] == "CeleryExecutor"
+    assert values["scheduler"]["replicas"] == values["triggerer"]["replicas"] == values["workers"]["replicas"] == 2
     assert values["triggerer"]["enabled"] is True
+    config = values["config"]
+    assert config["core"]["auth_manager"].endswith("FabAuthManager")
+    assert config["logging"]["remote_logging"] == "True"
+    assert config["logging"]["remote_base_log_folder"].startswith("s3://")
+    # secrets by reference only
+    assert values["jwtSecretName"] and values["apiSecretKeySecretName"] and values["fernetKeySecretName"]
+    assert values["data"]["metadataSecretName"] and values["createUserJob"]["enabled"] is False
     env = {e["name"]: e["value"] for e in values["env"]}
     assert env["ELT_INGESTION_BACKEND"] == "airbyte" and env["ELT_WAREHOUSE_TYPE"] == "bigquery"
+    kubernetes = yaml.safe_load((REPO / "deploy" / "helm" / "values-kubernetes.yaml").read_text())
+    assert kubernetes["executor"] == "KubernetesExecutor"
+
+
+def test_helm_values_deploy_a_tag_ci_pushes():
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    [build] = [s for s in workflow["jobs"]["image"]["steps"] if "build-push-action" in s.get("uses", "")]
+    tags = build["with"]["tags"]
+    assert f":{values['images']['airflow']['tag']}" in tags
+    assert ":${{ github.sha }}" in tags
 
 
 def test_ci_workflow_lints_tests_and_builds_the_image():
@@ -59,6 +105,8 @@ def test_ci_workflow_lints_tests_and_builds_the_image():
     assert "make lint" in steps["lint"] and "make test" in steps["test"]
     assert "docker/build-push-action" in steps["image"]
     # what the suite needs beside it (tests/integration/stack.py): PostgreSQL on 5432, trusting local connections
-    postgres = workflow["jobs"]["test"]["services"]["postgres"]
-    assert postgres["ports"] == ["5432:5432"]
-    assert postgres["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    services = workflow["jobs"]["test"]["services"]
+    assert services["postgres"]["ports"] == ["5432:5432"]
+    assert services["postgres"]["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    # the production rehearsal's Celery broker (tests/integration/production.py)
+    assert services["redis"]["ports"] == ["6379:6379"]
