@@ -217,8 +217,15 @@ class BuildProducer(DbtProducerWatcherOperator):
                 message = result.get("error") or f"source freshness: {status}"
                 self.publisher.put(result["unique_id"], {"status": status, "event": status, "msg": message})
 
+    def run_subprocess(self, command: list[str], env: dict[str, str], cwd: str, **kwargs: Any) -> Any:
+        """dbt as a subprocess (the image's own virtualenv, ``ELT_DBT_EXECUTABLE``) prints only
+        info-level events, and ``NodeFinished``, which carries each node's result and dbt's
+        message, is a debug event: ask for debug, and log only what dbt would show at info.
+        (In-process, dbt hands every event to the callback whatever the level.)"""
+        return super().run_subprocess([*command, "--log-level", "debug"], env, cwd, **kwargs)
+
     def _make_parse_callable(self) -> Callable[[str, Any], None]:
-        """Read dbt's JSON log: log every line and publish each node's final result.
+        """Read dbt's JSON log: log every line at info and above and publish each node's final result.
 
         A node dbt skipped because an upstream node failed is published as "failed", with
         dbt's own status ("skipped") as its event, as Cosmos does.
@@ -233,7 +240,8 @@ class BuildProducer(DbtProducerWatcherOperator):
                 if line.strip():
                     self.log.info("%s", line)
                 return
-            _log_dbt_msg(event)
+            if event.get("info", {}).get("level") != "debug":
+                _log_dbt_msg(event)
             name = event.get("info", {}).get("name")
             data = event.get("data") or {}
             unique_id = (data.get("node_info") or {}).get("unique_id")

@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,12 +65,13 @@ def _literal(value) -> str:
 def _create(client, table: str, rows: list[dict], types: dict[str, str]) -> None:
     airbyte = {"_airbyte_raw_id": "STRING", "_airbyte_extracted_at": "TIMESTAMP", "_airbyte_meta": "STRING"}
     columns = {**types, **airbyte}
+    loaded_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     structs = []
     for i, row in enumerate(rows):
         row = {
             **row,
             "_airbyte_raw_id": f"raw-{i}",
-            "_airbyte_extracted_at": "2026-11-26 00:00:00",
+            "_airbyte_extracted_at": loaded_at,  # as a sync just now: the sources are fresh
             "_airbyte_meta": "{}",
         }
         fields = ", ".join(f"cast({_literal(row[c])} as {t}) as {c}" for c, t in columns.items())
