@@ -4,10 +4,15 @@
 FROM apache/airflow:3.3.2-python3.11
 
 ENV ELT_HOME=/opt/elt
+# The project's folder belongs to the unprivileged user that builds and runs everything in it.
+USER 0
+RUN mkdir -p /opt/elt && chown airflow:0 /opt/elt
+USER 50000
 WORKDIR /opt/elt
 
 # The same script builds these environments as virtualenvs for the production rehearsal
-# (`make image-envs`, tests/rehearsal), so what the suite runs is what this image holds.
+# (`make image-envs`, tests/integration/test_production_rehearsal.py), so what the suite
+# runs is what this image holds.
 ENV PIP_NO_CACHE_DIR=1
 COPY --chown=airflow:0 deploy/install-environments.sh ./deploy/
 

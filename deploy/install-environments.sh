@@ -12,7 +12,8 @@ set -euo pipefail
 case "${1:-}" in
     dbt)
         python3.11 -m venv "$2"
-        "$2/bin/pip" install --quiet --disable-pip-version-check -r requirements-dbt.txt
+        # The official image sets PIP_USER=true for its own environment; a virtualenv has no user site.
+        PIP_USER=false "$2/bin/pip" install --quiet --disable-pip-version-check -r requirements-dbt.txt
         "$2/bin/pip" check
         ;;
     airflow)

@@ -261,7 +261,8 @@ def test_the_alert_s_log_link_outlives_the_worker_that_ran_the_try(rehearsal):
 
     log = cluster.task_log(dag_id, run_id, task_id, try_number)
     assert log.status_code == 200
-    assert "ended as failed" in log.text or "failed" in log.text
+    first_job = rehearsal.airbyte.jobs_of(SUPPORT)[0]
+    assert f"Airbyte job {first_job.job_id} ended as failed" in log.text
     keys = [o["Key"] for o in rehearsal.s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert any(f"task_id={task_id}" in k and "attempt=1" in k for k in keys), keys
     anonymous = cluster.session.__class__(base_url=cluster.base_url)
