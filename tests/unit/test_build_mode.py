@@ -15,7 +15,7 @@ from elt_platform.build_mode import BuildProducer, DbtNodeTask, NodeResultTrigge
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
-from tests.conftest import BIN, REPO
+from tests.conftest import REPO
 
 PRODUCER = "transform.dbt_build"
 SUPPORT_SIDE = {"stg_support__tickets", "int_tickets_aggregated_to_users", "tickets", "customers"}
@@ -331,27 +331,3 @@ def test_a_models_task_watches_its_unit_tests_so_a_failing_one_fails_it(dag):
         "unit_test.shop_analytics.int_purchases_joined_to_products.returns_and_abandoned_carts_earn_no_revenue"
         in watched
     )
-
-
-def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(dag, tmp_path, caplog):
-    """The image runs dbt from its own virtualenv (ELT_DBT_EXECUTABLE): its stdout is the only
-    source of results, and dbt prints each node's NodeFinished only at debug level."""
-    project = tmp_path / "seeds_only"
-    shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)
-    producer = dag.get_task(PRODUCER)
-    published: dict[str, dict] = {}
-    producer.publisher = SimpleNamespace(put=published.__setitem__)
-    command = [str(BIN / "dbt"), "build", "--log-format", "json", "--profiles-dir", str(project)]
-    env = {**os.environ, "ELT_DUCKDB_PATH": str(tmp_path / "corpus.duckdb")}
-
-    with caplog.at_level("DEBUG"):
-        result = producer.run_subprocess(command, env, str(project))
-
-    assert result.exit_code == 0
-    manifest = json.loads((project / "target" / "manifest.json").read_text())
-    built = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in {"seed", "model", "test"}}
-    assert built and set(published) == built
-    assert {r["status"] for r in published.values()} == {"success", "pass"}
-    logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "Completed successfully" in logged
-    assert "Acquiring new duckdb connection" not in logged  # dbt's debug events stay out of the task log

@@ -1,0 +1,41 @@
+"""dbt as the image runs it: a subprocess from its own virtualenv (``ELT_DBT_EXECUTABLE``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from types import SimpleNamespace
+
+import pytest
+
+from elt_platform.dag_factory import build_elt_dag
+from tests.conftest import REPO
+from tests.integration.production import IMAGE_DBT
+
+pytestmark = pytest.mark.integration
+
+
+def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(tmp_path, caplog):
+    """The image runs dbt from its own virtualenv (ELT_DBT_EXECUTABLE): its stdout is the only
+    source of results, and dbt prints each node's NodeFinished only at debug level."""
+    project = tmp_path / "seeds_only"
+    shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)
+    dag = build_elt_dag(dag_id="subprocess", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion")
+    producer = dag.get_task("transform.dbt_build")
+    published: dict[str, dict] = {}
+    producer.publisher = SimpleNamespace(put=published.__setitem__)
+    command = [str(IMAGE_DBT), "build", "--log-format", "json", "--profiles-dir", str(project)]
+    env = {**os.environ, "ELT_DUCKDB_PATH": str(tmp_path / "corpus.duckdb")}
+
+    with caplog.at_level("DEBUG"):
+        result = producer.run_subprocess(command, env, str(project))
+
+    assert result.exit_code == 0
+    manifest = json.loads((project / "target" / "manifest.json").read_text())
+    built = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in {"seed", "model", "test"}}
+    assert built and set(published) == built
+    assert {r["status"] for r in published.values()} == {"success", "pass"}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Completed successfully" in logged
+    assert "Acquiring new duckdb connection" not in logged  # dbt's debug events stay out of the task log
