@@ -60,7 +60,7 @@ class Alert:
 
     def redacted(self) -> Alert:
         """The same alert with every secret the worker knows of replaced by ***."""
-        from airflow.sdk._shared.secrets_masker import redact
+        from elt_platform.dependency_internals import redact
 
         return Alert(
             level=self.level,

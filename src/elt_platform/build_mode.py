@@ -62,18 +62,19 @@ from airflow.sdk.exceptions import (
 )
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
-from cosmos import cache as cosmos_cache
 from cosmos import settings as cosmos_settings
 from cosmos.config import ProfileConfig
-from cosmos.operators._watcher.base import _log_dbt_msg
-from cosmos.operators._watcher.state import (
-    DBT_FAILED_STATUSES,
-    DBT_SUCCESS_STATUSES,
-    xcom_set_lock,
-)
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 from elt_platform.dbt_manifest import Manifest
+from elt_platform.dependency_internals import (
+    DBT_FAILED_STATUSES,
+    DBT_SUCCESS_STATUSES,
+    _log_dbt_msg,
+    cache_dir_of,
+    trigger_runtime,
+    xcom_set_lock,
+)
 
 try:
     from airflow.task.trigger_rule import TriggerRule
@@ -524,9 +525,7 @@ class _RunView:
         async with self.lock:
             if time.monotonic() - self.read_at < max_age:
                 return
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-            from airflow.sdk.execution_time.xcom import XCom
-
+            RuntimeTaskInstance, XCom = trigger_runtime()
             ti = trigger.task_instance
             self.results = (
                 await sync_to_async(XCom.get_one)(
@@ -634,9 +633,7 @@ def render(
         # Where Cosmos keeps dbt's partial parse between runs, as its converter does: without
         # it, every build would parse the whole project again.
         if cosmos_settings.enable_cache:
-            runner.cache_dir = cosmos_cache._obtain_cache_dir_path(
-                cosmos_cache._create_cache_identifier(group.dag, group)
-            )
+            runner.cache_dir = cache_dir_of(group.dag, group)
         producer = BuildProducer(
             task_id=PRODUCER_TASK_ID,
             task_display_name="dbt build",

@@ -1,0 +1,65 @@
+"""The private symbols of Cosmos and Airflow the package relies on: each one still there.
+
+An upgrade of astronomer-cosmos or apache-airflow that moves one fails here, by name.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+from elt_platform import dependency_internals
+from tests.conftest import REPO
+
+PACKAGE = REPO / "src" / "elt_platform"
+
+
+@pytest.mark.parametrize("name", dependency_internals.__all__)
+def test_every_name_the_adapter_offers_imports(name):
+    assert getattr(dependency_internals, name) is not None
+
+
+def test_the_trigger_runtime_and_the_secrets_masker_import():
+    runtime_task_instance, xcom = dependency_internals.trigger_runtime()
+    assert hasattr(runtime_task_instance, "get_task_states") and hasattr(xcom, "get_one")
+    assert dependency_internals.redact("plain text") == "plain text"
+
+
+@pytest.mark.parametrize("name", dependency_internals.PRODUCER_METHODS)
+def test_the_producer_hooks_build_mode_overrides_exist(name):
+    assert callable(getattr(DbtProducerWatcherOperator, name))
+
+
+def test_the_producer_attributes_build_mode_reads_exist():
+    producer = DbtProducerWatcherOperator(task_id="p", project_dir=str(REPO / "dbt_project"), profile_config=None)
+    assert [name for name in dependency_internals.PRODUCER_ATTRIBUTES if not hasattr(producer, name)] == []
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Private modules or names of cosmos and airflow a module imports, or reaches through a module alias."""
+    tree = ast.parse(path.read_text())
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in {"cosmos", "airflow"}:
+            module_private = any(part.startswith("_") for part in node.module.split("."))
+            names_private = [a.name for a in node.names if a.name.startswith("_")]
+            if module_private or names_private or node.module.startswith("airflow.sdk.execution_time"):
+                found.append(f"{node.module}: {', '.join(a.name for a in node.names)}")
+            modules |= {a.asname or a.name for a in node.names}
+    for node in ast.walk(tree):
+        aliased = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+        if aliased and node.attr.startswith("_") and not node.attr.startswith("__"):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_other_module_imports_a_private_symbol():
+    offenders = {
+        p.name: _private_imports(p)
+        for p in PACKAGE.glob("*.py")
+        if p.name != "dependency_internals.py" and _private_imports(p)
+    }
+    assert offenders == {}
