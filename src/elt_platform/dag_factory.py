@@ -42,13 +42,12 @@ from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConnectionSpec
 from elt_platform.contract import load_and_check
 from elt_platform.dbt_manifest import Manifest
-from elt_platform.settings import Retries, Settings
+from elt_platform.settings import TRANSFORM_MODES, Retries, Settings
 from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
 # "build": one dbt build per run behind the per-node tasks (elt_platform.build_mode); "per-model": Cosmos LOCAL.
-TRANSFORM_MODES = ("build", "per-model")
 
 
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:

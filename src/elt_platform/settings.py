@@ -11,10 +11,45 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+# The choices of each setting that has a few, in one place (the modules that act on them import these).
+WAREHOUSES = ("duckdb", "bigquery")
+BIGQUERY_AUTHS = ("adc", "service-account")
+TRANSFORM_MODES = ("build", "per-model")
+BACKENDS = ("local", "airbyte")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, named with its environment variable and the fix."""
 
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}. Fix: use one of them, or unset it.")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float, minimum: float = 0) -> Any:
+    """A number of seconds, threads, tries or models: at least ``minimum``."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return kind(default)
+    fix = f"Fix: set it to e.g. {kind(default)} (the default), or unset it."
+    try:
+        value = TypeAdapter(kind).validate_strings(raw.strip())
+    except ValidationError:
+        raise SettingsError(f"{name}={raw!r} is not {'a whole number' if kind is int else 'a number'}. {fix}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} is below {kind(minimum)}. {fix}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -97,33 +132,35 @@ class Settings:
         defaults = Retries()
         return cls(
             warehouse_conn_id=env.get("ELT_WAREHOUSE_CONN_ID", base.warehouse_conn_id),
-            warehouse_type=env.get("ELT_WAREHOUSE_TYPE", base.warehouse_type).strip().lower(),
+            warehouse_type=_choice(env, "ELT_WAREHOUSE_TYPE", base.warehouse_type, WAREHOUSES),
             environment=env.get("ELT_ENVIRONMENT", base.environment).strip().lower(),
-            bigquery_auth=env.get("ELT_BIGQUERY_AUTH", base.bigquery_auth).strip().lower(),
+            bigquery_auth=_choice(env, "ELT_BIGQUERY_AUTH", base.bigquery_auth, BIGQUERY_AUTHS),
             bigquery_api_endpoint=env.get("ELT_BIGQUERY_API_ENDPOINT", base.bigquery_api_endpoint).strip(),
             dbt_executable=Path(env["ELT_DBT_EXECUTABLE"]) if env.get("ELT_DBT_EXECUTABLE") else None,
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
-            transform_mode=env.get("ELT_TRANSFORM_MODE", base.transform_mode).strip().lower(),
-            model_poll_seconds=float(env.get("ELT_MODEL_POLL_SECONDS", base.model_poll_seconds)),
-            start_with_run_max_models=int(env.get("ELT_START_WITH_RUN_MAX_MODELS", base.start_with_run_max_models)),
-            dbt_threads=int(env.get("ELT_DBT_THREADS", base.dbt_threads)),
+            transform_mode=_choice(env, "ELT_TRANSFORM_MODE", base.transform_mode, TRANSFORM_MODES),
+            model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds, minimum=0.01),
+            start_with_run_max_models=_number(
+                env, "ELT_START_WITH_RUN_MAX_MODELS", base.start_with_run_max_models, int
+            ),
+            dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int, minimum=1),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
             connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,
             retries=Retries(
-                retries=int(env.get("ELT_TASK_RETRIES", defaults.retries)),
+                retries=_number(env, "ELT_TASK_RETRIES", defaults.retries, int),
                 retry_delay=timedelta(
-                    seconds=float(env.get("ELT_RETRY_DELAY_SECONDS", defaults.retry_delay.total_seconds()))
+                    seconds=_number(env, "ELT_RETRY_DELAY_SECONDS", defaults.retry_delay.total_seconds())
                 ),
                 retry_exponential_backoff=defaults.retry_exponential_backoff,
                 max_retry_delay=timedelta(
-                    seconds=float(env.get("ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay.total_seconds()))
+                    seconds=_number(env, "ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay.total_seconds())
                 ),
             ),
-            ingestion_backend=env.get("ELT_INGESTION_BACKEND", base.ingestion_backend).strip().lower(),
+            ingestion_backend=_choice(env, "ELT_INGESTION_BACKEND", base.ingestion_backend, BACKENDS),
             airbyte_conn_id=env.get("ELT_AIRBYTE_CONN_ID", base.airbyte_conn_id),
-            airbyte_poll_seconds=float(env.get("ELT_AIRBYTE_POLL_SECONDS", base.airbyte_poll_seconds)),
+            airbyte_poll_seconds=_number(env, "ELT_AIRBYTE_POLL_SECONDS", base.airbyte_poll_seconds, minimum=0.1),
             sync_timeout=timedelta(
-                seconds=float(env.get("ELT_SYNC_TIMEOUT_SECONDS", base.sync_timeout.total_seconds()))
+                seconds=_number(env, "ELT_SYNC_TIMEOUT_SECONDS", base.sync_timeout.total_seconds(), minimum=1)
             ),
             slack_conn_id=env.get("ELT_SLACK_CONN_ID", base.slack_conn_id),
             smtp_conn_id=env.get("ELT_SMTP_CONN_ID", base.smtp_conn_id),

@@ -37,7 +37,6 @@ from elt_platform.connections import ConnectionSpec, load_connection_file, resol
 from elt_platform.local_sync import run_local_sync
 from elt_platform.settings import Settings
 
-BACKENDS = ("local", "airbyte")
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
 ACTIVE = {JobStatusEnum.PENDING, JobStatusEnum.QUEUED, JobStatusEnum.RUNNING, JobStatusEnum.INCOMPLETE}
 
@@ -66,11 +65,7 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
         if settings.ingestion_backend == "local":
             return self._sync_locally(spec, settings)
-        if settings.ingestion_backend == "airbyte":
-            return self._sync_on_airbyte(context, spec, settings)
-        raise AirflowException(
-            f"ELT_INGESTION_BACKEND={settings.ingestion_backend!r} is not a backend. Fix: set it to one of {BACKENDS}"
-        )
+        return self._sync_on_airbyte(context, spec, settings)  # the only other choice Settings accepts
 
     def _sync_locally(self, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
         path = Path(self.connection_file)

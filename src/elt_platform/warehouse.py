@@ -9,9 +9,7 @@ from cosmos.profiles import (
 )
 from cosmos.profiles.base import BaseProfileMapping
 
-from elt_platform.settings import Settings
-
-WAREHOUSES = ("duckdb", "bigquery")
+from elt_platform.settings import BIGQUERY_AUTHS, WAREHOUSES, Settings
 
 
 def profile_mapping(settings: Settings) -> BaseProfileMapping:
@@ -28,5 +26,5 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
             return GoogleCloudServiceAccountDictProfileMapping(conn_id=conn_id, profile_args=args)
         if settings.bigquery_auth == "adc":
             return GoogleCloudOauthProfileMapping(conn_id=conn_id, profile_args=args)
-        raise ValueError(f"ELT_BIGQUERY_AUTH={settings.bigquery_auth!r}: use 'adc' or 'service-account'")
+        raise ValueError(f"ELT_BIGQUERY_AUTH={settings.bigquery_auth!r}: use one of {BIGQUERY_AUTHS}")
     raise ValueError(f"ELT_WAREHOUSE_TYPE={settings.warehouse_type!r}: use one of {WAREHOUSES}")

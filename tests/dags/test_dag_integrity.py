@@ -111,3 +111,17 @@ def test_a_stale_manifest_is_an_import_warning_and_the_dag_still_loads(tmp_path)
     (warning,) = bag.captured_warnings[str(path)]
     assert "older than models/marts/sales/orders.sql" in warning
     assert "Fix: rebuild it with `make manifest`" in warning
+
+
+def test_a_bad_setting_is_an_import_error_naming_the_variable_and_the_fix(tmp_path, monkeypatch):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    dags = tmp_path / "dags"
+    write_dag_file(dags, "shop_copy", dbt_dir, ingestion_dir)
+    shutil.copy(REPO / "tests" / "fixtures" / "unrelated_dag.py", dags / "unrelated_dag.py")
+    monkeypatch.setenv("ELT_MODEL_POLL_SECONDS", "abc")
+
+    bag = DagBag(dag_folder=str(dags))
+
+    assert list(bag.import_errors) == [str(dags / "shop_copy.py")]
+    assert "ELT_MODEL_POLL_SECONDS='abc' is not a number. Fix:" in bag.import_errors[str(dags / "shop_copy.py")]
+    assert "unrelated" in bag.dags

@@ -59,8 +59,7 @@ def test_unknown_warehouse_is_a_clear_error():
 
 
 def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
-    from airflow.sdk.exceptions import AirflowException
-
+    from elt_platform.settings import SettingsError
     from elt_platform.sync_operator import SyncOperator
     from tests.conftest import REPO
 
@@ -71,5 +70,30 @@ def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
         warehouse_conn_id="warehouse",
         airbyte_conn_id="airbyte",
     )
-    with pytest.raises(AirflowException, match=r"ELT_INGESTION_BACKEND='fivetran' is not a backend. Fix: set it"):
+    with pytest.raises(SettingsError, match=r"ELT_INGESTION_BACKEND='fivetran' is not one of local, airbyte. Fix: "):
         task.execute(context={})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("ELT_MODEL_POLL_SECONDS", "abc", "ELT_MODEL_POLL_SECONDS='abc' is not a number. Fix: set it to e.g. 0.5"),
+        ("ELT_TASK_RETRIES", "1.5", "ELT_TASK_RETRIES='1.5' is not a whole number. Fix: set it to e.g. 2"),
+        ("ELT_DBT_THREADS", "0", "ELT_DBT_THREADS='0' is below 1. Fix: set it to e.g. 4"),
+        ("ELT_SYNC_TIMEOUT_SECONDS", "-5", "ELT_SYNC_TIMEOUT_SECONDS='-5' is below 1.0. Fix:"),
+        ("ELT_TRANSFORM_MODE", "fast", "ELT_TRANSFORM_MODE='fast' is not one of build, per-model. Fix: use one of"),
+        ("ELT_BIGQUERY_AUTH", "key", "ELT_BIGQUERY_AUTH='key' is not one of adc, service-account. Fix:"),
+    ],
+)
+def test_a_bad_setting_names_its_variable_and_the_fix(name, value, error):
+    from elt_platform.settings import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: value})
+    assert str(raised.value).startswith(error)
+
+
+def test_numbers_are_read_with_spaces_and_blanks_mean_the_default():
+    settings = Settings.from_env({"ELT_RETRY_DELAY_SECONDS": " 2 ", "ELT_DBT_THREADS": ""})
+    assert settings.retries.retry_delay.total_seconds() == 2
+    assert settings.dbt_threads == Settings().dbt_threads
