@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elt_platform.dbt_errors import DeterministicDbtError
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Settings
 
@@ -159,12 +160,18 @@ class PipelineAlerts:
         stale = sorted(e.label for e in manifest.exposures_reading(roots | manifest.downstream_of(roots)))
         facts += subject_facts
         facts += [
-            ("Try", f"{ti.try_number} of {retries + 1} ({retries_left} retries left)"),
+            ("Try", f"{ti.try_number} of {retries + 1} ({self._retries_note(context, retries_left)})"),
             ("Held back", ", ".join(held_back) or "none"),
             ("Stale dashboards", ", ".join(stale) or "none"),
         ]
         verb = "is retrying" if level == "retry" else "failed"
         return Alert(level, f"{headline} {verb}", facts, error_excerpt(context.get("exception")), ti.log_url)
+
+    @staticmethod
+    def _retries_note(context: Any, retries_left: int) -> str:
+        if isinstance(context.get("exception"), DeterministicDbtError):
+            return "not retried: a retry cannot fix this error"
+        return f"{retries_left} retries left"
 
     def _sync(self, task_id: str, context: Any, manifest: Manifest) -> tuple[str, list[tuple[str, str]], set[str]]:
         from elt_platform.connections import load_connection_file

@@ -66,6 +66,7 @@ from cosmos import settings as cosmos_settings
 from cosmos.config import ProfileConfig
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
+from elt_platform.dbt_errors import DeterministicDbtError, is_deterministic
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dependency_internals import (
     DBT_FAILED_STATUSES,
@@ -371,7 +372,14 @@ class NodeRunner:
                 operators.insert(0, DbtSourceLocalOperator(select=task.select, **common))
         with warehouse_lock(self.lock_name):
             for operator in operators:
-                operator.execute(context)
+                try:
+                    operator.execute(context)
+                except AirflowFailException:
+                    raise
+                except AirflowException as error:
+                    if is_deterministic(str(error)):
+                        raise DeterministicDbtError(str(error)) from error
+                    raise
 
 
 class DbtNodeTask(BaseOperator):
@@ -464,6 +472,8 @@ class DbtNodeTask(BaseOperator):
         failed = {n: r for n, r in results.items() if r["status"] in DBT_FAILED_STATUSES and r["event"] != "skipped"}
         if failed:
             message = "\n".join(f"{n}: {r.get('msg') or r['status']}" for n, r in failed.items())
+            if all(is_deterministic(r.get("msg") or "", r["status"]) for r in failed.values()):
+                raise DeterministicDbtError(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
             raise AirflowException(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
         if any(r["status"] not in DBT_SUCCESS_STATUSES for r in results.values()):
             # dbt build skipped it after an upstream failure, or left it out; its upstream tasks have succeeded since.

@@ -2,7 +2,7 @@
 
 Two scenario DAGs (tests/integration/scenarios.py):
 
-- ``alerts_models``: one model with broken SQL (retried once, then alerted), one model
+- ``alerts_models``: one model with broken SQL (failed at once, no retry can fix it, and alerted), one model
   whose first two tries hit a transient error (per-model retries: 2, so it recovers
   silently), and one ``warn``-severity test that fails.
 - ``alerts_sync``: the help-desk sync fails; its connector config carries a planted secret.
@@ -32,7 +32,8 @@ def test_broken_model_alerts_exactly_once_on_each_channel(runs):
     assert models_run.state == "failed"
     failed = {t for t, ti in tis.items() if ti["state"] == "failed"}
     assert failed == {f"transform.{BROKEN_MODEL}", FAIL_RUN}  # the model, and the task that fails the run
-    assert tis[f"transform.{BROKEN_MODEL}"]["try_number"] == 2  # retried once, as configured
+    # a binder error: no retry can fix it, so the task fails at once (it allows one retry)
+    assert tis[f"transform.{BROKEN_MODEL}"]["try_number"] == 1
 
     failures = [t for t in models_run.slack if t.startswith(":red_circle:")]
     assert len(failures) == 1, models_run.slack
@@ -42,7 +43,7 @@ def test_broken_model_alerts_exactly_once_on_each_channel(runs):
     assert f"models/intermediate/sales/{BROKEN_MODEL}.sql" in text
     assert "*Owner:* analytics-engineering" in text  # from dbt meta
     assert "no_such_column" in text  # dbt's own error message
-    assert "Try:* 2 of 2 (0 retries left)" in text
+    assert "Try:* 1 of 2 (not retried: a retry cannot fix this error)" in text
     assert "Held back:* customers, orders, products" in text
     assert "Stale dashboards:* Customer 360, Sales performance" in text
     assert "Run:* " + models_run.run_id in text
@@ -86,7 +87,7 @@ def test_alert_link_opens_that_task_try_on_the_api_server(stack, runs):
         "alerts_models",
         models_run.run_id,
         f"transform.{BROKEN_MODEL}",
-        "2",
+        "1",
     )
 
     assert httpx.get(url, timeout=30).status_code == 200  # the UI route itself

@@ -331,3 +331,21 @@ def test_a_models_task_watches_its_unit_tests_so_a_failing_one_fails_it(dag):
         "unit_test.shop_analytics.int_purchases_joined_to_products.returns_and_abandoned_carts_earn_no_revenue"
         in watched
     )
+
+
+def test_a_deterministic_failure_fails_without_retries_and_a_transient_one_retries(node_task):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from elt_platform.dbt_errors import DeterministicDbtError
+
+    task, _, _ = node_task
+    model, test = "model.shop_analytics.orders", "test.shop_analytics.not_null_orders_order_id"
+    binder = 'Runtime Error in model orders\n  Binder Error: Referenced column "no_such_column" not found'
+    with pytest.raises(DeterministicDbtError, match="Not retried"):
+        task.execute_complete({}, event({model: "error"}, {model: {"event": "error", "msg": binder}}))
+    with pytest.raises(DeterministicDbtError):  # a data test that found rows fails again on the same data
+        task.execute_complete({}, event({model: "success", test: "fail"}, {test: {"event": "fail", "msg": "Got 3"}}))
+    glitch = "Runtime Error in model orders\n  IO Error: Could not set lock on file: Conflicting lock is held"
+    with pytest.raises(Exception) as raised:
+        task.execute_complete({}, event({model: "error"}, {model: {"event": "error", "msg": glitch}}))
+    assert not isinstance(raised.value, AirflowFailException)  # Airflow retries it
