@@ -34,7 +34,7 @@ USER, PASSWORD = "ana", "rehearsal-password-7c1f"
 WORKERS = ("worker-a", "worker-b")
 SCHEDULERS = ("scheduler-a", "scheduler-b")
 TRIGGERERS = ("triggerer-a", "triggerer-b")
-# Each one path the image has and this machine has elsewhere.
+# Paths in the image, and where the same things are on this machine.
 IMAGE_PATHS = {"/opt/elt/dbt-venv/bin/dbt": str(IMAGE_DBT), "/opt/elt/dags": str(REPO / "dags")}
 
 
