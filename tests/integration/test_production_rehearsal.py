@@ -5,7 +5,8 @@ Airbyte API (the loopback stand-in) and the warehouse on the BigQuery emulator (
 One run, with what production does to it:
 - the Celery worker running a sync is SIGKILLed while the sync waits for Airbyte's answer
   (a replacement worker starts, as Kubernetes would restart the pod);
-- one scheduler and the triggerer holding the deferred tasks are SIGKILLed mid-build;
+- while the retried sync waits in a triggerer for its Airbyte job (and every model task waits
+  there too), one scheduler and that triggerer are SIGKILLed;
 - a sync's first Airbyte job fails: its retry alert carries a log link, fetched through the
   API server after the worker that ran that try has been shut down.
 """
