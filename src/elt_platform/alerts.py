@@ -13,16 +13,14 @@ worker when a task fails, retries or warns; nothing runs at DAG-parse time.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elt_platform.dbt_errors import DeterministicDbtError
+from elt_platform.dbt_errors import ANSI, DeterministicDbtError
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Settings
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 EXCERPT_LINES = 15
 EXCERPT_CHARS = 1500
 

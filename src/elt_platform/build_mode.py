@@ -64,9 +64,11 @@ from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSkippedEven
 from asgiref.sync import sync_to_async
 from cosmos import settings as cosmos_settings
 from cosmos.config import ProfileConfig
+from cosmos.exceptions import CosmosDbtRunError
+from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
-from elt_platform.dbt_errors import DeterministicDbtError, is_deterministic
+from elt_platform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dependency_internals import (
     DBT_FAILED_STATUSES,
@@ -350,8 +352,6 @@ class NodeRunner:
     cache_dir: Path | None = None
 
     def run(self, task: DbtNodeTask, context: Any) -> None:
-        from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
-
         common = {
             "task_id": task.task_id,
             "project_dir": str(self.project_dir),
@@ -364,22 +364,47 @@ class NodeRunner:
             **self.execution_args,
         }
         if task.kind == "test":
-            operators = [DbtTestLocalOperator(select=task.select, **common)]
+            operators = [DbtTestAlone(select=task.select, **common)]
         else:
             # Only the tests on this node alone: a test reading two nodes has a task of its own.
-            operators = [DbtBuildLocalOperator(select=task.select, indirect_selection="cautious", **common)]
+            operators = [DbtBuildAlone(select=task.select, indirect_selection="cautious", **common)]
             if task.kind == "source" and task.has_freshness:
-                operators.insert(0, DbtSourceLocalOperator(select=task.select, **common))
+                operators.insert(0, DbtFreshnessAlone(select=task.select, **common))
         with warehouse_lock(self.lock_name):
             for operator in operators:
                 try:
                     operator.execute(context)
-                except AirflowFailException:
+                except (AirflowFailException, AirflowSkipException):
                     raise
-                except AirflowException as error:
+                except (AirflowException, CosmosDbtRunError) as error:  # dbt as a subprocess, or in-process
                     if is_deterministic(str(error)):
                         raise DeterministicDbtError(str(error)) from error
                     raise
+
+
+class _DbtSummaryOnFailure:
+    """Cosmos logs a failed dbt subprocess's output but raises only "non-zero exit code 1": the
+    exception carries dbt's own summary of what failed too, for the alert and for dbt_errors."""
+
+    def handle_exception_subprocess(self, result: Any) -> None:
+        try:
+            super().handle_exception_subprocess(result)  # type: ignore[misc]
+        except AirflowSkipException:
+            raise
+        except AirflowException as error:
+            raise AirflowException(f"{error}\n{dbt_failure_summary(result.full_output)}") from None
+
+
+class DbtBuildAlone(_DbtSummaryOnFailure, DbtBuildLocalOperator):
+    """``dbt build --select <node>``, for a node that runs alone."""
+
+
+class DbtTestAlone(_DbtSummaryOnFailure, DbtTestLocalOperator):
+    """``dbt test --select <test>``, for a test reading several nodes that runs alone."""
+
+
+class DbtFreshnessAlone(_DbtSummaryOnFailure, DbtSourceLocalOperator):
+    """``dbt source freshness --select <source>``, before a source's tests run alone."""
 
 
 class DbtNodeTask(BaseOperator):

@@ -26,11 +26,14 @@ DETERMINISTIC = re.compile(
             r"Syntax error",  # BigQuery: SQL syntax
             r"Unrecognized name",  # BigQuery: unknown column
             r"No matching signature",  # BigQuery: a function called with the wrong types
+            r"configured to fail if",  # dbt: a data test found rows ("Got 3 results, configured to fail if != 0")
         ]
     )
 )
 # dbt's status of a data test that ran and found rows: the same data fails it again.
 TEST_FAILED = "fail"
+# Terminal colour codes in dbt's text output.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def is_deterministic(message: str, status: str | None = None) -> bool:
@@ -45,3 +48,11 @@ class DeterministicDbtError(AirflowFailException):
 
     def __init__(self, message: str):
         super().__init__(f"{message}\n{self.NOTE}")
+
+
+def dbt_failure_summary(lines: list[str], limit: int = 40) -> str:
+    """dbt's closing report of what failed ("Completed with 1 error ..." and what follows), else its last lines."""
+    plain = [ANSI.sub("", line).rstrip() for line in lines]
+    starts = [i for i, line in enumerate(plain) if "Completed with " in line]
+    summary = [line for line in (plain[starts[-1] :] if starts else plain[-20:]) if line.strip()]
+    return "\n".join(summary[:limit])

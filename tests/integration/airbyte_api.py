@@ -2,7 +2,7 @@
 
 It speaks the subset the provider and the contract check use, with Airbyte's JSON shapes:
 ``POST /v1/applications/token`` (client credentials), ``POST /v1/jobs``,
-``GET /v1/jobs/{id}``, ``GET /v1/jobs?connectionId=`` (newest first), ``DELETE /v1/jobs/{id}``,
+``GET /v1/jobs/{id}``, ``GET /v1/jobs?connectionId=&orderBy=&limit=``, ``DELETE /v1/jobs/{id}``,
 ``GET /v1/health`` and ``GET /v1/connections/{id}``. Like Airbyte, it runs one sync per
 connection at a time: ``POST /v1/jobs`` while one is active answers 409.
 
@@ -117,8 +117,13 @@ class AirbyteApi:
                 if self.path.startswith("/v1/jobs/"):
                     return self._poll(int(self.path.rsplit("/", 1)[1]))
                 if self.path.startswith("/v1/jobs?"):
+                    # Like Airbyte: oldest first unless orderBy says otherwise, 20 at most by default.
                     query = {k: v[0] for k, v in parse_qs(self.path.split("?", 1)[1]).items()}
-                    jobs = sorted(api.jobs_of(query["connectionId"]), key=lambda j: -j.job_id)
+                    field, _, direction = query.get("orderBy", "createdAt|ASC").partition("|")
+                    if field not in {"createdAt", "updatedAt"} or direction not in {"ASC", "DESC"}:
+                        return self._send(400, {"type": "error", "title": "bad-request", "status": 400})
+                    jobs = [j for j in api.jobs_of(query["connectionId"]) if query.get("jobType", "sync") == "sync"]
+                    jobs.sort(key=lambda j: j.job_id, reverse=direction == "DESC")
                     return self._send(200, {"data": [j.as_json() for j in jobs[: int(query.get("limit", 20))]]})
                 if self.path.startswith("/v1/connections/"):
                     connection_id = self.path.rsplit("/", 1)[1]

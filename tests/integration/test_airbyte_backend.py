@@ -138,3 +138,38 @@ def test_a_sync_that_times_out_cancels_its_airbyte_job(airbyte):
     stuck = api.jobs_of(FAKER)[-1]
     assert ("DELETE", f"/v1/jobs/{stuck.job_id}") in api.requests
     assert stuck.status == "cancelled"
+
+
+def test_a_sync_follows_the_newest_job_of_its_connection_when_it_is_still_running(monkeypatch):
+    """What a try does when its previous try's worker died after starting the job: Airbyte lists
+    a connection's jobs oldest first unless asked, so the newest must be asked for."""
+    from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
+
+    from elt_platform.sync_operator import SyncOperator
+    from tests.conftest import REPO
+
+    api = AirbyteApi(connections=STREAMS).start()
+    try:
+        conn = {"conn_type": "airbyte", "host": api.url, "login": api.client_id, "password": api.client_secret}
+        monkeypatch.setenv("AIRFLOW_CONN_AIRBYTE_LISTING", json.dumps(conn))
+        hook = AirbyteHook(airbyte_conn_id="airbyte_listing")
+        task = SyncOperator(
+            task_id="sync_shop_faker",
+            connection_file=str(REPO / "ingestion" / "shop_faker.yml"),
+            warehouse_conn_id="warehouse",
+            airbyte_conn_id="airbyte_listing",
+        )
+        task.connection_id = FAKER
+        api.queue(FAKER, ["failed"])
+        api.queue(FAKER, ["running"])
+        older = hook.submit_sync_connection(connection_id=FAKER).job_id
+        assert hook.get_job_status(older) == "failed"  # the earlier try's job ended
+        assert task._active_job(hook) is None  # nothing to follow: a new job is started
+
+        newer = hook.submit_sync_connection(connection_id=FAKER).job_id
+        assert hook.get_job_status(newer) == "running"
+        assert task._active_job(hook).job_id == newer
+        with pytest.raises(Exception, match="409"):  # what starting another would get from Airbyte
+            hook.submit_sync_connection(connection_id=FAKER)
+    finally:
+        api.stop()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
 from elt_platform.dag_factory import build_elt_dag
 from tests.conftest import REPO
@@ -39,3 +41,42 @@ def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(tmp_
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Completed successfully" in logged
     assert "Acquiring new duckdb connection" not in logged  # dbt's debug events stay out of the task log
+
+
+def test_a_node_that_fails_alone_in_a_subprocess_carries_dbt_s_error_and_fails_at_once(tmp_path):
+    """Cosmos raises "non-zero exit code 1" for a failed dbt subprocess; the node's task raises
+    dbt's own summary, so its alert quotes dbt and a binder error is not retried."""
+    from cosmos.config import ProfileConfig
+    from cosmos.hooks.subprocess import FullOutputSubprocessResult
+
+    from elt_platform.build_mode import DbtBuildAlone
+    from elt_platform.dbt_errors import is_deterministic
+
+    project = tmp_path / "seeds_only"
+    shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)
+    (project / "models" / "staging" / "stg_orders.sql").write_text(
+        "select id, no_such_column from {{ ref('raw_orders') }}\n"
+    )
+    dbt = subprocess.run(
+        [str(IMAGE_DBT), "build", "--profiles-dir", str(project)],
+        cwd=project,
+        env={**os.environ, "ELT_DUCKDB_PATH": str(tmp_path / "corpus.duckdb")},
+        capture_output=True,
+        text=True,
+    )
+    assert dbt.returncode == 1
+    operator = DbtBuildAlone(
+        task_id="stg_orders",
+        project_dir=str(project),
+        profile_config=ProfileConfig(
+            profile_name="corpus_seeds_only", target_name="local", profiles_yml_filepath=project / "profiles.yml"
+        ),
+    )
+    output = dbt.stdout.splitlines()
+
+    with pytest.raises(AirflowException) as raised:
+        operator.handle_exception_subprocess(FullOutputSubprocessResult(1, output[-1], output))
+
+    message = str(raised.value)
+    assert "non-zero exit code 1" in message and 'Binder Error: Referenced column "no_such_column"' in message
+    assert is_deterministic(message)

@@ -349,3 +349,28 @@ def test_a_deterministic_failure_fails_without_retries_and_a_transient_one_retri
     with pytest.raises(Exception) as raised:
         task.execute_complete({}, event({model: "error"}, {model: {"event": "error", "msg": glitch}}))
     assert not isinstance(raised.value, AirflowFailException)  # Airflow retries it
+
+
+@pytest.mark.parametrize(
+    ("error", "deterministic"),
+    [
+        ("dbt invocation completed with errors: orders: Binder Error: Referenced column x not found", True),
+        ("dbt invocation completed with errors: orders: IO Error: Could not set lock on file", False),
+    ],
+)
+def test_a_node_run_alone_fails_at_once_only_on_an_error_no_retry_can_fix(dag, monkeypatch, error, deterministic):
+    """In-process, Cosmos raises CosmosDbtRunError with dbt's messages (a subprocess: see
+    tests/integration/test_dbt_subprocess.py)."""
+    from cosmos.exceptions import CosmosDbtRunError
+
+    from elt_platform import build_mode
+    from elt_platform.dbt_errors import DeterministicDbtError
+
+    def fail(self, context):
+        raise CosmosDbtRunError(error)
+
+    monkeypatch.setattr(build_mode.DbtBuildAlone, "execute", fail)
+    task = dag.get_task("transform.orders")
+    with pytest.raises(CosmosDbtRunError if not deterministic else DeterministicDbtError) as raised:
+        task.runner.run(task, {})
+    assert isinstance(raised.value, DeterministicDbtError) is deterministic

@@ -41,3 +41,22 @@ def test_errors_of_the_moment_are_retried(message):
 
 def test_a_data_test_that_found_rows_is_deterministic_whatever_its_message():
     assert is_deterministic("Got 3 results, configured to fail if != 0", "fail")
+
+
+def test_the_failure_summary_is_dbt_s_closing_report_without_colours():
+    from elt_platform.dbt_errors import dbt_failure_summary
+
+    lines = [
+        "\x1b[0m12:00:01  1 of 2 START sql view model main.orders ...... [RUN]",
+        "\x1b[0m12:00:02  1 of 2 ERROR creating sql view model main.orders ...... [\x1b[31mERROR\x1b[0m in 0.1s]",
+        "",
+        "\x1b[0m12:00:02  \x1b[31mCompleted with 1 error, 0 partial successes, and 0 warnings:\x1b[0m",
+        '\x1b[0m12:00:02    Binder Error: Referenced column "x" not found',
+        "\x1b[0m12:00:02  Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2",
+    ]
+    assert dbt_failure_summary(lines).splitlines() == [
+        "12:00:02  Completed with 1 error, 0 partial successes, and 0 warnings:",
+        '12:00:02    Binder Error: Referenced column "x" not found',
+        "12:00:02  Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2",
+    ]
+    assert dbt_failure_summary(["a", "b"]) == "a\nb"  # no report: the last lines
