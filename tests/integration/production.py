@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -162,15 +161,6 @@ class ProductionCluster(AirflowStack):
                 return cur.fetchall()
         finally:
             conn.close()
-
-    def wait_until(self, condition, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(1)
-        raise TimeoutError(f"{what}: not within {timeout} s")
 
     def stop(self) -> None:
         super().stop()

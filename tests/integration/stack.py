@@ -89,7 +89,7 @@ class AirflowStack:
             self.airflow("pools", "set", pool, "1", "DuckDB allows one writer per file")
         for name, args in self.components():
             self.launch(name, args)
-        self._wait(lambda: self.client.get("/monitor/health").status_code == 200, 120, "API server health")
+        self.wait_until(lambda: self.client.get("/monitor/health").status_code == 200, 120, "API server health")
         return self
 
     def components(self) -> list[tuple[str, list[str]]]:
@@ -129,19 +129,20 @@ class AirflowStack:
         self._admin(f"drop database if exists {self.database} with (force)")
 
     @staticmethod
-    def _wait(ready, timeout: float, what: str) -> None:
+    def wait_until(ready, timeout: float, what: str, interval: float = 2):
+        """What ``ready()`` returns once it is truthy, asking every ``interval`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if ready():
-                    return
+                if value := ready():
+                    return value
             except httpx.HTTPError:
                 pass
-            time.sleep(2)
+            time.sleep(interval)
         raise TimeoutError(f"{what} not ready after {timeout} s")
 
     def trigger(self, dag_id: str) -> str:
-        self._wait(lambda: self.client.get(f"/dags/{dag_id}").status_code == 200, 180, f"DAG {dag_id} parsed")
+        self.wait_until(lambda: self.client.get(f"/dags/{dag_id}").status_code == 200, 180, f"DAG {dag_id} parsed")
         self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
         response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
         response.raise_for_status()
@@ -154,7 +155,7 @@ class AirflowStack:
             state["value"] = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
             return state["value"] in TERMINAL
 
-        self._wait(done, timeout, f"run {run_id} of {dag_id}")
+        self.wait_until(done, timeout, f"run {run_id} of {dag_id}")
         return state["value"]
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict]:

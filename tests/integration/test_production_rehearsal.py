@@ -167,7 +167,7 @@ def _run_with_faults(r: Rehearsal) -> None:
         ti = _task(cluster, r.run_id, "sync_shop_faker")
         return ti["hostname"] if ti["state"] == "running" and airbyte.jobs_of(FAKER) else None
 
-    r.killed_worker = cluster.wait_until(faker_on_a_worker, 300, "the faker sync running on a worker")
+    r.killed_worker = cluster.wait_until(faker_on_a_worker, 300, "the faker sync running on a worker", interval=1)
     cluster.kill(r.killed_worker)
     cluster.launch(REPLACEMENT_WORKER, ["celery", "worker", "--celery-hostname", f"{REPLACEMENT_WORKER}@rehearsal"])
 
@@ -181,7 +181,7 @@ def _run_with_faults(r: Rehearsal) -> None:
         )
         return holder[0][0] if ti["state"] == "deferred" and ti["try_number"] == 2 and holder else None
 
-    r.killed_triggerer = cluster.wait_until(sync_deferred_again, 300, "the retried sync's wait held by a triggerer")
+    r.killed_triggerer = cluster.wait_until(sync_deferred_again, 300, "the sync's wait in a triggerer", interval=1)
     r.triggers_at_kill = _triggers_by_triggerer(cluster)[r.killed_triggerer]
     cluster.kill(SCHEDULERS[0])
     cluster.kill(r.killed_triggerer)
@@ -191,7 +191,7 @@ def _run_with_faults(r: Rehearsal) -> None:
         held = _triggers_by_triggerer(cluster)
         return held.get(survivor) if held and set(held) == {survivor} else None
 
-    r.triggers_taken_over = cluster.wait_until(taken_over, 120, f"{survivor} holding every trigger")
+    r.triggers_taken_over = cluster.wait_until(taken_over, 120, f"{survivor} holding every trigger", interval=1)
 
     r.state = cluster.wait_for_run(DAG_ID, r.run_id, timeout=900)
     r.tis = cluster.task_instances(DAG_ID, r.run_id)
