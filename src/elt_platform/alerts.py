@@ -27,21 +27,26 @@ EXCERPT_CHARS = 1500
 
 @dataclass(frozen=True)
 class Alert:
-    level: str  # "failure", "retry" or "warning"
+    level: str  # "failure", "retry", "warning" or "promise" (a dashboard not fresh by its fresh_by)
     headline: str
     facts: list[tuple[str, str]] = field(default_factory=list)
     excerpt: str = ""
     log_url: str = ""
 
     def slack_text(self) -> str:
-        icon = {"failure": ":red_circle:", "retry": ":large_yellow_circle:", "warning": ":warning:"}[self.level]
+        icons = {"failure": ":red_circle:", "retry": ":large_yellow_circle:", "warning": ":warning:"}
+        icon = icons.get(self.level, ":hourglass:")  # "promise": a dashboard not fresh when promised
         lines = [f"{icon} *{self.headline}*"]
         lines += [f"*{name}:* {value}" for name, value in self.facts]
         if self.excerpt:
             lines.append(f"```{self.excerpt}```")
         if self.log_url:
-            lines.append(f"<{self.log_url}|Open the log of this try>")
+            lines.append(f"<{self.log_url}|{self.link_text}>")
         return "\n".join(lines)
+
+    @property
+    def link_text(self) -> str:
+        return "Open the dashboard's health page" if self.level == "promise" else "Open the log of this try"
 
     def email_subject(self) -> str:
         return f"[{self.level.upper()}] {self.headline}"
@@ -54,7 +59,7 @@ class Alert:
         if self.excerpt:
             parts.append(f"<pre>{html.escape(self.excerpt)}</pre>")
         if self.log_url:
-            parts.append(f"<p><a href='{html.escape(self.log_url)}'>Open the log of this try</a></p>")
+            parts.append(f"<p><a href='{html.escape(self.log_url)}'>{self.link_text}</a></p>")
         return "\n".join(parts)
 
     def redacted(self) -> Alert:
@@ -91,8 +96,11 @@ def _connection_exists(conn_id: str) -> bool:
     return True
 
 
-def send(alert: Alert, context: Any, settings: Settings, *, email: bool = True) -> list[str]:
-    """Deliver ``alert`` on every configured channel; returns the channels used."""
+def send(
+    alert: Alert, context: Any, settings: Settings, *, email: bool = True, to: list[str] | None = None
+) -> list[str]:
+    """Deliver ``alert`` on every configured channel; returns the channels used. ``to``: instead of
+    ``ELT_ALERT_EMAIL_TO`` (a dashboard's owner)."""
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
@@ -102,10 +110,11 @@ def send(alert: Alert, context: Any, settings: Settings, *, email: bool = True) 
     if _connection_exists(settings.slack_conn_id):
         SlackWebhookNotifier(slack_webhook_conn_id=settings.slack_conn_id, text=alert.slack_text()).notify(context)
         used.append("slack")
-    if email and settings.alert_email_to and _connection_exists(settings.smtp_conn_id):
+    recipients = list(to or settings.alert_email_to)
+    if email and recipients and _connection_exists(settings.smtp_conn_id):
         SmtpNotifier(
             smtp_conn_id=settings.smtp_conn_id,
-            to=list(settings.alert_email_to),
+            to=recipients,
             from_email=settings.alert_email_from,
             subject=alert.email_subject(),
             html_content=alert.email_html(),

@@ -40,13 +40,10 @@ Guarantees, and how they are kept:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +75,7 @@ from elt_platform.dependency_internals import (
     trigger_runtime,
     xcom_set_lock,
 )
+from elt_platform.warehouse import warehouse_lock
 
 try:
     from airflow.task.trigger_rule import TriggerRule
@@ -145,25 +143,6 @@ class XComPublisher:
             raise AirflowException(f"Could not publish dbt results to XCom: {error}") from error
 
 
-@contextmanager
-def warehouse_lock(name: str | None) -> Iterator[None]:
-    """An exclusive lock named after the warehouse pool; nothing when ``name`` is None.
-
-    DuckDB allows one writer per file. ``dbt_build`` holds the pool slot; a node that runs
-    dbt alone holds this lock (LocalExecutor: every writer runs on this machine).
-    """
-    if name is None:
-        yield
-        return
-    path = Path(tempfile.gettempdir()) / f"elt-warehouse-{name}.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def descendants(parents: dict[str, tuple[str, ...]], roots: set[str]) -> set[str]:
     """Every node that depends, directly or not, on one of ``roots``."""
     children: dict[str, set[str]] = {}
@@ -219,7 +198,11 @@ class BuildProducer(DbtProducerWatcherOperator):
             status = result.get("status")
             if result.get("unique_id") and status:
                 message = result.get("error") or f"source freshness: {status}"
-                self.publisher.put(result["unique_id"], {"status": status, "event": status, "msg": message})
+                self.publisher.put(
+                    result["unique_id"],
+                    # max_loaded_at: how recent the source's data is, for dashboards' "data as of".
+                    {"status": status, "event": status, "msg": message, "max_loaded_at": result.get("max_loaded_at")},
+                )
 
     def run_subprocess(self, command: list[str], env: dict[str, str], cwd: str, **kwargs: Any) -> Any:
         """dbt as a subprocess (the image's own virtualenv, ``ELT_DBT_EXECUTABLE``) prints only
@@ -256,10 +239,12 @@ class BuildProducer(DbtProducerWatcherOperator):
             elif name == "NodeFinished":
                 raw = data["node_info"].get("node_status")
                 status = "failed" if raw == "skipped" and unique_id in skipped_after_failure else raw
+                run_result = data.get("run_result") or {}
                 message = None
                 if status not in PASSED:
-                    message = (data.get("run_result") or {}).get("message") or event.get("info", {}).get("msg")
-                publisher.put(unique_id, {"status": status, "event": raw, "msg": message})
+                    message = run_result.get("message") or event.get("info", {}).get("msg")
+                rows = (run_result.get("adapter_response") or {}).get("rows_affected")
+                publisher.put(unique_id, {"status": status, "event": raw, "msg": message, "rows": rows})
 
         return on_line
 

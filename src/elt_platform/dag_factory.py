@@ -39,9 +39,13 @@ from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
 from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
-from elt_platform.connections import ConnectionSpec
+from elt_platform.connections import ConfigurationError, ConnectionSpec, Problem
 from elt_platform.contract import load_and_check
 from elt_platform.dbt_manifest import Manifest
+from elt_platform.health import publish as health
+from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
+from elt_platform.health.records import RESULTS_TASK
+from elt_platform.health.rules import parse_fresh_by
 from elt_platform.settings import TRANSFORM_MODES, Retries, Settings
 from elt_platform.sync_operator import SyncOperator
 from elt_platform.warehouse import profile_mapping
@@ -245,5 +249,57 @@ def build_elt_dag(
             settings=settings,
             alerts=alerts,
             source_syncs=source_syncs,
+        )
+        sync_task_ids = {source: sync.task_id for source, sync in syncs.items()}
+        titles = {conn.spec.task_id: conn.spec.title for conn in connections}
+        health.render(
+            dag_id=dag_id,
+            manifest=manifest,
+            syncs=sync_task_ids,
+            titles=titles,
+            transform_group=TRANSFORM_GROUP_ID,
+            node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()}
+            | (
+                {RESULTS_TASK: dag.get_task(producer)}
+                if dag.has_task(producer := f"{TRANSFORM_GROUP_ID}.{RESULTS_TASK}")
+                else {}
+            ),
+            warehouse_pool=settings.warehouse_pool,
+        )
+    promises_dag(dag_id, manifest, sync_task_ids, titles, start_date)
+    return dag
+
+
+def promises_dag(
+    dag_id: str, manifest: Manifest, syncs: dict[str, str], titles: dict[str, str], start_date: datetime
+) -> DAG | None:
+    """``<dag_id>__fresh_by``: checks every 10 minutes the dashboards that promise to be fresh by a time."""
+    promised = [e for e in manifest.exposures.values() if e.fresh_by]
+    if not promised:
+        return None
+    for exposure in promised:
+        try:
+            parse_fresh_by(exposure.fresh_by, exposure.fresh_by_timezone)
+        except ValueError as exc:
+            where = f"exposure {exposure.name}, meta.{str(exc).split('=')[0]}"
+            fix = 'e.g. meta: {fresh_by: "07:00", fresh_by_timezone: "Europe/Paris"}'
+            raise ConfigurationError([Problem(exposure.file or str(manifest.path), where, str(exc), fix)]) from None
+    with DAG(
+        dag_id=f"{dag_id}__fresh_by",
+        schedule=CHECK_SCHEDULE,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        tags=["elt", "dashboards"],
+        doc_md=f"Alerts each dashboard's owner once when {dag_id} has not made it fresh by its `fresh_by`.",
+    ) as dag:
+        CheckPromises(
+            task_id="check_promises",
+            watched_dag_id=dag_id,
+            manifest_path=str(manifest.path),
+            syncs=syncs,
+            transform_group=TRANSFORM_GROUP_ID,
+            inlets=[health.dashboard_asset(dag_id, e, manifest, syncs, TRANSFORM_GROUP_ID, titles) for e in promised],
+            retries=0,
         )
     return dag

@@ -21,7 +21,7 @@ from pathlib import Path
 from elt_platform.task_names import disambiguated, node_task_id
 
 BUILDABLE = ("model", "seed", "snapshot")
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SUPPORTED_SCHEMAS = ("v12",)  # dbt 1.8 to 1.11
 SCHEMA_URL = "https://schemas.getdbt.com/dbt/manifest/"
 # Files whose change makes a manifest stale; dbt writes target/ and logs/ itself.
@@ -68,6 +68,8 @@ class Model:
     operator_kwargs: dict = field(default_factory=dict, compare=False)
     fqn: tuple[str, ...] = ()
     materialized: str = ""
+    schema: str = ""  # where dbt builds it, as parsed (the relation is schema.alias)
+    alias: str = ""
     task_id: str = ""
     display_name: str = ""  # the dbt name, e.g. "customers.v2" or "helpers.calendar"
     # An enforced contract's (column, data_type) pairs; empty without one.
@@ -103,11 +105,20 @@ class Test:
 
 @dataclass(frozen=True)
 class Exposure:
+    """A dashboard (or other consumer) of the project's models, as declared in dbt."""
+
     unique_id: str
     name: str
     label: str
     url: str | None
     depends_on: tuple[str, ...]
+    owner_name: str = ""
+    owner_email: str = ""
+    description: str = ""
+    # meta: {fresh_by: "07:00", fresh_by_timezone: "Europe/Paris"}: when its owner expects it fresh.
+    fresh_by: str = ""
+    fresh_by_timezone: str = "UTC"
+    file: str = ""  # the YAML that declares it
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,11 @@ def _operator_kwargs(node: dict) -> dict:
     return dict((meta.get("cosmos") or {}).get("operator_kwargs") or {})
 
 
+def _meta(node: dict) -> dict:
+    """Every meta key of the node, the config's first (dbt 1.10+ keeps meta there)."""
+    return {key: value for meta in reversed(_metas(node)) for key, value in meta.items()}
+
+
 def _parents(node: dict) -> tuple[str, ...]:
     # A seed's depends_on has no "nodes" key.
     return tuple((node.get("depends_on") or {}).get("nodes") or ())
@@ -268,6 +284,8 @@ def _from_manifest(path: Path) -> Manifest:
             operator_kwargs=_operator_kwargs(n),
             fqn=tuple(n.get("fqn") or ()),
             materialized=(n.get("config") or {}).get("materialized") or "",
+            schema=n.get("schema") or "",
+            alias=n.get("alias") or n["name"],
             task_id=_task_id(n, root),
             display_name=_display_name(n, root),
             **_contract(n),
@@ -283,6 +301,12 @@ def _from_manifest(path: Path) -> Manifest:
             label=n.get("label") or n["name"],
             url=n.get("url"),
             depends_on=_parents(n),
+            owner_name=(n.get("owner") or {}).get("name") or "",
+            owner_email=(n.get("owner") or {}).get("email") or "",
+            description=n.get("description") or "",
+            fresh_by=str(_meta(n).get("fresh_by") or ""),
+            fresh_by_timezone=str(_meta(n).get("fresh_by_timezone") or "UTC"),
+            file=n.get("original_file_path") or "",
         )
         for uid, n in raw.get("exposures", {}).items()
     }

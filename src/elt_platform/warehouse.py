@@ -1,6 +1,13 @@
-"""The dbt profile of each warehouse, built by a Cosmos profile mapping from an Airflow connection."""
+"""The warehouse: dbt's profile for it (a Cosmos profile mapping from an Airflow connection),
+the lock its DuckDB file needs, and the row counts dashboards' assets report."""
 
 from __future__ import annotations
+
+import fcntl
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from cosmos.profiles import (
     DuckDBUserPasswordProfileMapping,
@@ -28,3 +35,39 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
             return GoogleCloudOauthProfileMapping(conn_id=conn_id, profile_args=args)
         raise ValueError(f"ELT_BIGQUERY_AUTH={settings.bigquery_auth!r}: use one of {BIGQUERY_AUTHS}")
     raise ValueError(f"ELT_WAREHOUSE_TYPE={settings.warehouse_type!r}: use one of {WAREHOUSES}")
+
+
+@contextmanager
+def warehouse_lock(name: str | None) -> Iterator[None]:
+    """An exclusive lock named after the warehouse pool; nothing when ``name`` is None.
+
+    DuckDB allows one writer per file. ``dbt_build`` holds the pool slot; a node that runs
+    dbt alone holds this lock (LocalExecutor: every writer runs on this machine).
+    """
+    if name is None:
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / f"elt-warehouse-{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """Rows per table (name -> (schema, table)), read-only. DuckDB only: on BigQuery, the
+    table's own metadata has the count and nothing is queried (an empty dict)."""
+    if settings.warehouse_type != "duckdb" or not tables:
+        return {}
+    import duckdb
+    from airflow.sdk import Connection
+
+    path = Connection.get(settings.warehouse_conn_id).host
+    counts = {}
+    with warehouse_lock(settings.warehouse_pool), duckdb.connect(path, read_only=True) as con:
+        for name, (schema, table) in tables.items():
+            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+            counts[name] = con.execute(f"select count(*) from {quoted}").fetchone()[0]
+    return counts

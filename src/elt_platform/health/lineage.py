@@ -1,0 +1,84 @@
+"""Each dashboard's lineage, from the dbt manifest: dashboard <- marts <- models <- sources <- connections."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from elt_platform.dbt_manifest import Exposure, Manifest
+from elt_platform.health.rules import Dashboard, Kind, Part
+
+
+def dashboards(manifest: Manifest, syncs: dict[str, str], group_id: str) -> dict[str, Dashboard]:
+    """Every exposure as a ``Dashboard``, by name. ``syncs`` maps a dbt source name to the task loading it."""
+    tests_of = _tests_of(manifest)
+    return {e.name: _dashboard(e, manifest, syncs, group_id, tests_of) for e in manifest.exposures.values()}
+
+
+def tables(manifest: Manifest, marts: list[str], syncs: dict[str, str], group_id: str) -> dict[str, Dashboard]:
+    """Each mart (a model a dashboard reads) with its own lineage, by name, to apply the same rules to."""
+    tests_of = _tests_of(manifest)
+    found = {}
+    for uid in marts:
+        model = manifest.models[uid]
+        as_exposure = Exposure(unique_id=uid, name=model.name, label=model.display_name, url=None, depends_on=(uid,))
+        found[model.name] = _dashboard(as_exposure, manifest, syncs, group_id, tests_of)
+    return found
+
+
+def _tests_of(manifest: Manifest) -> dict[str, list]:
+    tests_of: dict[str, list] = defaultdict(list)
+    for test in manifest.tests.values():
+        for node in manifest.nodes_read_by(test):
+            tests_of[node].append(test)
+    return tests_of
+
+
+def upstream(manifest: Manifest, roots: tuple[str, ...]) -> set[str]:
+    """Every model, seed, snapshot and source the ``roots`` read, directly or not, the roots included."""
+    seen: set[str] = set()
+    stack = [r for r in roots if r in manifest.models or r in manifest.sources]
+    while stack:
+        uid = stack.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        if uid in manifest.models:
+            stack.extend(p for p in manifest.models[uid].depends_on if p in manifest.models or p in manifest.sources)
+    return seen
+
+
+def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], group_id: str, tests_of) -> Dashboard:
+    # A source's own tests run in its task: a failure there holds back what reads it (stale), so
+    # only the tests of models count as checks on data the run built (broken).
+    nodes = upstream(manifest, exposure.depends_on)
+    parts: dict[str, Part] = {}
+    several = {t.unique_id for t in manifest.tests_reading_several_nodes()}
+    for uid in nodes:
+        if uid in manifest.sources:
+            source = manifest.sources[uid]
+            sync = syncs.get(source.source_name)
+            if sync:
+                parts[sync] = Part(sync, Kind.CONNECTION, sync, sync)
+            parts[uid] = Part(uid, Kind.SOURCE, source.name, f"{group_id}.{source.task_id}", (sync,) if sync else ())
+            continue
+        model = manifest.models[uid]
+        if model.is_ephemeral:  # inlined into its children: no task, no result of its own
+            continue
+        parents = tuple(p for p in model.depends_on if p in nodes)
+        parts[uid] = Part(uid, Kind.MODEL, model.display_name, f"{group_id}.{model.task_id}", parents)
+        for test in tests_of.get(uid, ()):
+            own_task = f"{group_id}.{test.task_id}" if test.unique_id in several else ""
+            checked = tuple(n for n in manifest.nodes_read_by(test) if n in nodes)
+            parts[test.unique_id] = Part(test.unique_id, Kind.TEST, test.name, own_task, checked)
+    return Dashboard(
+        name=exposure.name,
+        label=exposure.label,
+        url=exposure.url or "",
+        owner_name=exposure.owner_name,
+        owner_email=exposure.owner_email,
+        description=exposure.description,
+        fresh_by=exposure.fresh_by,
+        fresh_by_timezone=exposure.fresh_by_timezone,
+        marts=tuple(uid for uid in exposure.depends_on if uid in manifest.models),
+        parts=parts,
+    )

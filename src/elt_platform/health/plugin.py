@@ -1,0 +1,154 @@
+"""The dashboard health pages as an Airflow plugin: a FastAPI app the API server mounts at ``/dashboards``.
+
+Airflow does not authenticate a plugin's app, so every route here does, with Airflow's own
+login (its JWT, from the UI's session cookie or an ``Authorization: Bearer`` header), and
+shows only the DAGs the user may read. A browser without a session is sent to Airflow's
+login page; a program gets 401.
+
+The one exception is the badge, meant for an iframe beside the dashboard in a BI tool: it
+needs the dashboard's own read-only token instead (``ELT_BADGE_SECRET`` signs them; unset,
+badges are off), shows only the status and "data as of", and opens nothing else.
+
+- ``/dashboards/``: every dashboard; ``/dashboards/<dag>/<dashboard>``: one, with its lineage;
+- ``/dashboards/api/health``: the same as JSON;
+- ``/dashboards/<dag>/<dashboard>/badge.svg?token=...`` and ``badge.html?token=...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar
+from urllib.parse import quote, urlparse
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from elt_platform.health import pages
+from elt_platform.health.report import DashboardHealth, report
+
+URL_PREFIX = "/dashboards"
+BADGE_SECRET_ENV = "ELT_BADGE_SECRET"
+
+app = FastAPI(title="Dashboard health", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _get_user():
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
+
+
+User = Annotated[object, Depends(_get_user())]
+
+
+@app.exception_handler(HTTPException)
+async def _login_or_error(request: Request, exc: HTTPException) -> Response:
+    """A browser without a valid session goes to Airflow's login page, and comes back after."""
+    not_logged_in = exc.status_code == 401 or exc.detail == "Invalid JWT token"
+    if not_logged_in and "text/html" in request.headers.get("accept", ""):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        login = get_auth_manager().get_url_login()
+        separator = "&" if "?" in login else "?"
+        return RedirectResponse(f"{login}{separator}next={quote(str(request.url), safe='')}", status_code=302)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _readable(user, items: list[DashboardHealth]) -> list[DashboardHealth]:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    manager = get_auth_manager()
+    allowed = {
+        dag_id
+        for dag_id in {h.dag_id for h in items}
+        if manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user)
+    }
+    return [h for h in items if h.dag_id in allowed]
+
+
+def _report(dag_id: str | None = None, lineage: bool = False) -> list[DashboardHealth]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return report(session, dag_id=dag_id, lineage=lineage)
+
+
+def _one(dag_id: str, name: str, lineage: bool = False) -> DashboardHealth:
+    found = [h for h in _report(dag_id, lineage) if h.name == name]
+    if not found:
+        raise HTTPException(404, f"No dashboard {name!r} in DAG {dag_id!r}")
+    return found[0]
+
+
+def _link(path: str) -> str:
+    """A path of the Airflow UI, under the API server's base URL (which may hold a prefix)."""
+    from airflow.configuration import conf
+
+    prefix = urlparse(conf.get("api", "base_url", fallback="/")).path.rstrip("/")
+    return f"{prefix}{path}" if path.startswith("/") else path
+
+
+def badge_token(dag_id: str, name: str, secret: str | None = None) -> str | None:
+    """The dashboard's read-only badge token, or None when badges are off."""
+    secret = secret if secret is not None else os.environ.get(BADGE_SECRET_ENV, "")
+    if not secret:
+        return None
+    return hmac.new(secret.encode(), f"{dag_id}/{name}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@app.get("/", response_class=HTMLResponse)
+def dashboards_page(user: User) -> HTMLResponse:
+    return HTMLResponse(pages.list_page(_readable(user, _report()), datetime.now(UTC)))
+
+
+@app.get("/api/health")
+def health_json(user: User) -> JSONResponse:
+    items = _readable(user, _report())
+    return JSONResponse({"dashboards": [h.model_dump(mode="json", exclude={"lineage"}) for h in items]})
+
+
+@app.get("/{dag_id}/{name}", response_class=HTMLResponse)
+def dashboard_page(dag_id: str, name: str, user: User) -> HTMLResponse:
+    health = _readable(user, [_one(dag_id, name, lineage=True)])
+    if not health:
+        raise HTTPException(403, "You may not read this DAG")
+    token = badge_token(dag_id, name)
+    badge = f"{_link(URL_PREFIX)}/{dag_id}/{name}/badge.html?token={token}" if token else None
+    return HTMLResponse(pages.detail_page(health[0], _link, badge))
+
+
+def _badge_health(dag_id: str, name: str, token: str) -> DashboardHealth:
+    expected = badge_token(dag_id, name)
+    if expected is None:
+        raise HTTPException(404, f"Badges are off: set {BADGE_SECRET_ENV} on the API server to turn them on")
+    if not hmac.compare_digest(expected, token):
+        raise HTTPException(403, "Wrong badge token")
+    return _one(dag_id, name)
+
+
+# Badges are embedded in other sites' pages: let any site frame them, cache them briefly.
+_EMBEDDABLE = {"Content-Security-Policy": "frame-ancestors *", "Cache-Control": "max-age=30"}
+
+
+@app.get("/{dag_id}/{name}/badge.svg")
+def badge_svg(dag_id: str, name: str, token: str = "") -> Response:
+    health = _badge_health(dag_id, name, token)
+    return Response(pages.badge_svg(health), media_type="image/svg+xml", headers=_EMBEDDABLE)
+
+
+@app.get("/{dag_id}/{name}/badge.html", response_class=HTMLResponse)
+def badge_html(dag_id: str, name: str, token: str = "") -> HTMLResponse:
+    return HTMLResponse(pages.badge_page(_badge_health(dag_id, name, token)), headers=_EMBEDDABLE)
+
+
+class DashboardHealthPlugin(AirflowPlugin):
+    name = "dashboard_health"
+    fastapi_apps: ClassVar = [{"app": app, "url_prefix": URL_PREFIX, "name": "Dashboard health"}]
+    external_views: ClassVar = [
+        {"name": "Dashboard health", "href": "dashboards/", "destination": "nav", "url_route": "dashboard-health"}
+    ]

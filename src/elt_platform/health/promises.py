@@ -1,0 +1,106 @@
+"""Freshness promises: a dashboard with ``meta: {fresh_by: "07:00", fresh_by_timezone: ...}``
+that no run made fresh in the 24 hours up to that time alerts its owner, once per deadline.
+
+Checked where it can be known: by the dashboard's task at the end of every run (the alert
+then names the cause), and by the ``<dag>__fresh_by`` DAG every 10 minutes (a run that
+never ends, or never starts, misses a promise too). An Airflow Variable per dashboard holds
+the last deadline alerted, so the two never alert twice for one deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator, Variable
+
+from elt_platform.alerts import Alert, send
+from elt_platform.health.rules import Assessment, Dashboard, promise_deadline, promise_kept
+from elt_platform.settings import Settings
+
+CHECK_SCHEDULE = "*/10 * * * *"
+
+
+def _variable(dag_id: str, dashboard: str) -> str:
+    return f"elt_fresh_by__{dag_id}__{dashboard}"
+
+
+def page_url(dag_id: str, dashboard: str) -> str:
+    from airflow.configuration import conf
+
+    return f"{conf.get('api', 'base_url', fallback='').rstrip('/')}/dashboards/{dag_id}/{dashboard}"
+
+
+def check_promise(
+    dashboard: Dashboard,
+    dag_id: str,
+    fresh_times: Iterable[datetime],
+    context: Any,
+    settings: Settings,
+    assessment: Assessment | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Alert the owner if the latest deadline passed without a fresh run and nobody was told yet."""
+    if not dashboard.fresh_by:
+        return False
+    deadline = promise_deadline(dashboard.fresh_by, dashboard.fresh_by_timezone, now or datetime.now(UTC))
+    if deadline is None or promise_kept(deadline, fresh_times):
+        return False
+    key = _variable(dag_id, dashboard.name)
+    if Variable.get(key, default=None) == deadline.isoformat():
+        return False
+    Variable.set(key, deadline.isoformat())
+    if assessment is not None:
+        why = "; ".join(f"{c.kind} {c.name}: {c.message}" for c in assessment.causes) or str(assessment.status)
+    else:
+        why = "no run made it fresh in the 24 hours before; the health page says why"
+    facts = [
+        ("Dashboard", f"{dashboard.label} ({dashboard.url or dashboard.name})"),
+        ("Owner", f"{dashboard.owner_name} <{dashboard.owner_email}>"),
+        ("Promised", f"fresh by {dashboard.fresh_by} {dashboard.fresh_by_timezone}"),
+        ("Deadline", deadline.isoformat()),
+        ("Why", why),
+    ]
+    alert = Alert(
+        "promise",
+        f"Dashboard {dashboard.label} was not fresh by {dashboard.fresh_by}",
+        facts,
+        "",
+        page_url(dag_id, dashboard.name),
+    )
+    send(alert, context, settings, to=[dashboard.owner_email] if dashboard.owner_email else None)
+    return True
+
+
+class CheckPromises(BaseOperator):
+    """Every promised dashboard's deadline against its Asset's events (one per fresh run)."""
+
+    def __init__(
+        self, *, watched_dag_id: str, manifest_path: str, syncs: dict[str, str], transform_group: str, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.watched_dag_id = watched_dag_id
+        self.manifest_path = manifest_path
+        self.syncs = syncs
+        self.transform_group = transform_group
+
+    def execute(self, context: Any) -> list[str]:
+        from pathlib import Path
+
+        from elt_platform.dbt_manifest import load_manifest
+        from elt_platform.health.lineage import dashboards
+
+        every = dashboards(load_manifest(Path(self.manifest_path)), self.syncs, self.transform_group)
+        alerted = []
+        for inlet in self.inlets:
+            if not isinstance(inlet, Asset):
+                continue
+            dashboard = every.get(inlet.name.removeprefix(f"{self.watched_dag_id}."))
+            if dashboard is None:
+                continue
+            times = [event.timestamp for event in context["inlet_events"][inlet][-50:]]
+            if check_promise(dashboard, self.watched_dag_id, times, context, Settings.from_env()):
+                alerted.append(dashboard.name)
+        self.log.info("Promises missed and alerted now: %s", ", ".join(alerted) or "none")
+        return alerted

@@ -1,0 +1,223 @@
+"""The ``dashboards`` task group: each dashboard's health at the end of a run, as Airflow Assets.
+
+- ``dashboards.marts``: once every mart a dashboard reads has ended (trigger rule
+  ``all_done``), counts their rows and emits an event for each mart whose whole upstream
+  this run refreshed (through an ``AssetAlias``, so that only those get one).
+- ``dashboards.<exposure>``: then applies the status rules to this run and records the
+  verdict. A fresh dashboard ends ``success`` and so emits its Asset's event (extra: data
+  as of, rows per mart, run); a stale or broken one ends ``skipped``, its log saying why,
+  and emits nothing. A BI extract refresh or a reverse-ETL DAG can be scheduled on either.
+- A dashboard that declares ``meta: {fresh_by: "07:00"}`` and is not fresh by then alerts
+  its owner, once per deadline (``promises``).
+
+Parsing adds only these tasks and their edges: the rules run when the task does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup
+from airflow.sdk.exceptions import AirflowSkipException
+
+from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
+from elt_platform.health import records
+from elt_platform.health.lineage import dashboards, tables, upstream
+from elt_platform.health.promises import check_promise
+from elt_platform.health.report import ASSET_GROUP
+from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
+from elt_platform.settings import Settings
+from elt_platform.task_names import disambiguated, task_id_part
+from elt_platform.warehouse import count_rows
+
+GROUP_ID = "dashboards"
+MARTS_TASK = "marts"
+
+
+def dashboard_asset(
+    dag_id: str, exposure: Exposure, manifest: Manifest, syncs: dict[str, str], group: str, titles: dict[str, str]
+) -> Asset:
+    """The dashboard as an Asset. Its extra tells the health pages where its lineage comes from:
+    the manifest, the sync task loading each dbt source, the transform group, the syncs' titles."""
+    extra = {
+        "elt": {
+            "exposure": exposure.name,
+            "manifest": str(manifest.path),
+            "syncs": syncs,
+            "group": group,
+            "titles": titles,
+        }
+    }
+    return Asset(
+        name=f"{dag_id}.{exposure.name}",
+        uri=f"dbt-exposure://{dag_id}/{exposure.name}",
+        group=ASSET_GROUP,
+        extra=extra,
+    )
+
+
+def table_asset(dag_id: str, name: str) -> Asset:
+    return Asset(name=f"{dag_id}.{name}", uri=f"dbt-model://{dag_id}/{name}", group="table")
+
+
+class _HealthTask(BaseOperator):
+    """Applies the status rules to this run, from the Task SDK (no metadata database access)."""
+
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, manifest_path: str, syncs: dict[str, str], transform_group: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.manifest_path = manifest_path
+        self.syncs = syncs
+        self.transform_group = transform_group
+
+    def _manifest(self) -> Manifest:
+        return load_manifest(Path(self.manifest_path))
+
+    def _outcome(self, context: Any, parts: list[Dashboard]) -> RunOutcome:
+        ti = context["ti"]
+        task_ids = sorted({p.task_id for d in parts for p in d.parts.values() if p.task_id})
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
+        raw = ti.xcom_pull(task_ids=f"{self.transform_group}.{records.RESULTS_TASK}", key=records.RESULTS_KEY)
+        return RunOutcome(
+            run_id=ti.run_id,
+            state="ended",  # every part this task waits for has ended
+            started_at=None,
+            ended_at=None,
+            tasks={task_id: TaskOutcome(state) for task_id, state in states.items()},
+            results=records.node_results(raw),
+        )
+
+
+def _extra(assessment: Assessment, dashboard: Dashboard, run: RunOutcome, rows: dict[str, int]) -> dict[str, Any]:
+    """What a consumer of the asset may want: how recent the data is and how many rows. Never values."""
+    as_of = assessment.data_as_of
+    marts = [dashboard.parts[m].name for m in dashboard.marts if m in dashboard.parts]
+    return {
+        "data_as_of": as_of.isoformat() if as_of else None,
+        "rows": {name: rows[name] for name in marts if name in rows},
+        "run_id": run.run_id,
+    }
+
+
+class PublishMarts(_HealthTask):
+    """Counts each mart's rows, and emits an asset event for each mart whose whole upstream
+    this run refreshed (through an ``AssetAlias``: only those get one). Returns the counts."""
+
+    def __init__(self, *, alias: str, marts: list[str], **kwargs: Any):
+        super().__init__(outlets=[AssetAlias(alias)], **kwargs)
+        self.alias = alias
+        self.marts = marts
+
+    def execute(self, context: Any) -> dict[str, int]:
+        manifest = self._manifest()
+        every = tables(manifest, self.marts, self.syncs, self.transform_group)
+        run = self._outcome(context, list(every.values()))
+        built = {manifest.models[uid].display_name: manifest.models[uid] for uid in self.marts}
+        assessed = {name: assess(table, run) for name, table in every.items()}
+        fresh = [name for name, a in sorted(assessed.items()) if a.status is Status.FRESH]
+        rows = count_rows(Settings.from_env(), {n: (built[n].schema, built[n].alias) for n in fresh if n in built})
+        for name in fresh:
+            context["outlet_events"][AssetAlias(self.alias)].add(
+                table_asset(self.dag_id, name), extra=_extra(assessed[name], every[name], run, rows)
+            )
+        for name, assessment in sorted(assessed.items()):
+            said = f"fresh, {rows.get(name, 'uncounted')} rows: asset event" if name in fresh else "no asset event"
+            self.log.info("%s: %s, %s.", name, assessment.status, said)
+        return rows
+
+
+class PublishDashboardHealth(_HealthTask):
+    """One dashboard's verdict for this run; its Asset's event when it is fresh."""
+
+    def __init__(self, *, exposure: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.exposure = exposure
+
+    def execute(self, context: Any) -> None:
+        manifest = self._manifest()
+        dashboard = dashboards(manifest, self.syncs, self.transform_group)[self.exposure]
+        run = self._outcome(context, [dashboard])
+        assessment = assess(dashboard, run)
+        verdict = {
+            "status": str(assessment.status),
+            "causes": [f"{c.kind} {c.name}: {c.message}" for c in assessment.causes],
+            "held_back": list(assessment.held_back),
+            "data_as_of": assessment.data_as_of.isoformat() if assessment.data_as_of else None,
+        }
+        context["ti"].xcom_push(key=records.VERDICT_KEY, value=verdict)
+        asset = next(o for o in self.outlets if isinstance(o, Asset))
+        fresh_times = [event.timestamp for event in context["inlet_events"][asset][-50:]]
+        check_promise(dashboard, self.dag_id, fresh_times, context, Settings.from_env(), assessment)
+        if assessment.status is not Status.FRESH:
+            why = "; ".join(verdict["causes"])
+            raise AirflowSkipException(f"{dashboard.label} is {assessment.status}: {why}. No asset event.")
+        rows = context["ti"].xcom_pull(task_ids=f"{GROUP_ID}.{MARTS_TASK}") or {}
+        extra = _extra(assessment, dashboard, run, rows)
+        context["outlet_events"][asset].extra = extra
+        self.log.info("%s is fresh: data as of %s, rows %s.", dashboard.label, extra["data_as_of"], extra["rows"])
+
+
+def render(
+    *,
+    dag_id: str,
+    manifest: Manifest,
+    syncs: dict[str, str],
+    titles: dict[str, str],
+    transform_group: str,
+    node_tasks: dict[str, BaseOperator],
+    warehouse_pool: str,
+) -> TaskGroup | None:
+    """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids (and the
+    build, ``dbt_build``) to their tasks."""
+    if not manifest.exposures:
+        return None
+    common = {"manifest_path": str(manifest.path), "syncs": syncs, "transform_group": transform_group, "retries": 0}
+    marts = sorted({uid for e in manifest.exposures.values() for uid in e.depends_on if uid in manifest.models})
+    # Everything the dashboards read ends before their marts do, except the tests reading several
+    # nodes (their own tasks, after those nodes) and the build, which holds the DuckDB file.
+    lineage = upstream(manifest, tuple(marts))
+    checks = [t.unique_id for t in manifest.tests_reading_several_nodes() if lineage.intersection(t.depends_on)]
+    with TaskGroup(GROUP_ID, tooltip="Each dashboard's health after the run; an Asset event when fresh") as group:
+        publish_marts = PublishMarts(
+            task_id=MARTS_TASK,
+            task_display_name="marts (rows, asset events)",
+            alias=f"{dag_id}.marts",
+            marts=marts,
+            trigger_rule="all_done",
+            pool=warehouse_pool,  # counts rows: reads the warehouse once its writers are done
+            doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
+            **common,
+        )
+        for uid in (*marts, *checks, records.RESULTS_TASK):
+            if uid in node_tasks:
+                node_tasks[uid] >> publish_marts
+        for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
+            asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
+            reads = [
+                table_asset(dag_id, manifest.models[uid].display_name)
+                for uid in exposure.depends_on
+                if uid in manifest.models
+            ]
+            publish_marts >> PublishDashboardHealth(
+                task_id=_dashboard_task(exposure),
+                task_display_name=f"dashboard {exposure.label}",
+                exposure=exposure.name,
+                outlets=[asset],
+                # Its own events tell when it was last fresh (its fresh_by promise); its marts', what it reads.
+                inlets=[asset, *reads],
+                trigger_rule="all_done",
+                pool="default_pool",  # reads no warehouse
+                doc_md=f"Health of the dashboard **{exposure.label}**: success (and an asset event) when fresh.",
+                **common,
+            )
+    return group
+
+
+def _dashboard_task(exposure: Exposure) -> str:
+    task_id = task_id_part(exposure.name)
+    return disambiguated(task_id, exposure.unique_id) if task_id == MARTS_TASK else task_id
+
+
+__all__ = ["GROUP_ID", "dashboard_asset", "render", "table_asset"]

@@ -1,0 +1,398 @@
+"""Every dashboard's health, read from Airflow's metadata database: for the pages, the JSON and ``elt health``.
+
+Dashboards are found through their Airflow Assets (group ``dashboard``): the DAG factory
+declares one per dbt exposure, as the outlet of the task that publishes its health, with
+the manifest and sync tasks it was rendered from in the asset's ``extra``. So the API
+server needs no setting to find them, and parses no DAG.
+
+Per request: two runs' task instances and build results per DAG, and 30 days of the
+dashboard tasks' verdicts, in a handful of queries. Lineage is cached per manifest.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from elt_platform.health import records
+from elt_platform.health.lineage import dashboards as lineage_dashboards
+from elt_platform.health.records import node_results, parse_time
+from elt_platform.health.rules import (
+    Assessment,
+    Dashboard,
+    Kind,
+    RunOutcome,
+    Status,
+    TaskOutcome,
+    assess,
+    promise_deadline,
+    promise_kept,
+    status_since,
+)
+
+ASSET_GROUP = "dashboard"
+HISTORY_DAYS = 30
+TYPICAL_RUNS = 10
+
+
+class CauseView(BaseModel):
+    kind: str
+    name: str
+    task_id: str
+    message: str
+    log_url: str
+    needs_fix: bool
+
+
+class NodeView(BaseModel):
+    key: str
+    kind: str
+    name: str
+    state: str
+    task_id: str
+    log_url: str
+    parents: list[str]
+
+
+class PromiseView(BaseModel):
+    fresh_by: str
+    timezone: str
+    deadline: datetime | None
+    missed: bool
+
+
+class DashboardHealth(BaseModel):
+    """One dashboard's health: what the page, the badge, the JSON and ``elt health`` show."""
+
+    dag_id: str
+    name: str
+    label: str
+    url: str
+    description: str
+    owner: str
+    owner_email: str
+    status: Status
+    refreshing: bool
+    run_id: str | None
+    data_as_of: datetime | None
+    sources_as_of: dict[str, datetime]
+    since: datetime | None
+    causes: list[CauseView]
+    held_back: list[str]
+    next_run: datetime | None
+    # When it should be fresh again: the next run's start plus a typical run's duration.
+    expected_fresh: datetime | None
+    needs_fix: bool
+    connections: list[str]
+    promise: PromiseView | None
+    lineage: list[NodeView]
+
+
+@dataclass(frozen=True)
+class Registration:
+    dag_id: str
+    task_id: str
+    asset_id: int
+    exposure: str
+    manifest: str
+    syncs: tuple[tuple[str, str], ...]
+    group_id: str
+    titles: dict[str, str]  # sync task id -> the connection's title, for people
+
+
+def registrations(session) -> list[Registration]:
+    """Every dashboard some DAG publishes, from the assets the DAG factory declared."""
+    from airflow.models.asset import AssetActive, AssetModel, TaskOutletAssetReference
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(AssetModel.id, AssetModel.extra, TaskOutletAssetReference.dag_id, TaskOutletAssetReference.task_id)
+        .join(TaskOutletAssetReference, TaskOutletAssetReference.asset_id == AssetModel.id)
+        .join(AssetActive, (AssetActive.name == AssetModel.name) & (AssetActive.uri == AssetModel.uri))
+        .where(AssetModel.group == ASSET_GROUP)
+    ).all()
+    found = []
+    for asset_id, extra, dag_id, task_id in rows:
+        elt = (extra or {}).get("elt") or {}
+        if elt.get("exposure") and elt.get("manifest"):
+            syncs = tuple(sorted((elt.get("syncs") or {}).items()))
+            found.append(
+                Registration(
+                    dag_id,
+                    task_id,
+                    asset_id,
+                    elt["exposure"],
+                    elt["manifest"],
+                    syncs,
+                    elt["group"],
+                    dict(elt.get("titles") or {}),
+                )
+            )
+    return sorted(found, key=lambda r: (r.dag_id, r.exposure))
+
+
+@lru_cache(maxsize=32)
+def _lineage(manifest: str, mtime_ns: int, syncs: tuple[tuple[str, str], ...], group_id: str) -> dict[str, Dashboard]:
+    from elt_platform.dbt_manifest import load_manifest
+
+    return lineage_dashboards(load_manifest(Path(manifest)), dict(syncs), group_id)
+
+
+def lineage_of(registration: Registration) -> Dashboard | None:
+    path = Path(registration.manifest)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _lineage(registration.manifest, mtime, registration.syncs, registration.group_id).get(registration.exposure)
+
+
+def _runs(session, dag_id: str, limit: int) -> list[Any]:
+    from airflow.models import DagRun
+    from sqlalchemy import select
+
+    return list(
+        session.scalars(
+            select(DagRun)
+            .where(DagRun.dag_id == dag_id)
+            .order_by(DagRun.run_after.desc(), DagRun.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
+    from airflow.models import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    tis = session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+    ).all()
+    raw = session.scalars(
+        select(XComModel.value).where(
+            XComModel.dag_id == run.dag_id,
+            XComModel.run_id == run.run_id,
+            XComModel.task_id == f"{group_id}.{records.RESULTS_TASK}",
+            XComModel.key == records.RESULTS_KEY,
+        )
+    ).first()
+    value = XComModel.deserialize_value(_Row(raw)) if raw is not None else None
+    tasks = {
+        ti.task_id: TaskOutcome(
+            state=str(ti.state) if ti.state else None,
+            try_number=ti.try_number or 0,
+            log_url=_ui_path(ti),
+            ended_at=ti.end_date,
+        )
+        for ti in tis
+    }
+    return RunOutcome(
+        run_id=run.run_id,
+        state=str(run.state),
+        started_at=run.start_date,
+        ended_at=run.end_date,
+        tasks=tasks,
+        results=node_results(value if isinstance(value, dict) else None),
+    )
+
+
+@dataclass
+class _Row:
+    """``XComModel.deserialize_value`` reads ``.value`` of a row."""
+
+    value: Any
+
+
+def _ui_path(ti: Any) -> str:
+    """The task try's page in Airflow's UI (its log), relative to the API server's root."""
+    from urllib.parse import quote
+
+    try_number = f"?try_number={ti.try_number}" if ti.try_number else ""
+    return f"/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{ti.task_id}{try_number}"
+
+
+def _verdicts(
+    session, dag_id: str, task_ids: list[str], now: datetime
+) -> dict[str, list[tuple[str, Status, datetime]]]:
+    """Each dashboard task's verdicts of the last 30 days, newest first: (run, status, run end)."""
+    from airflow.models import DagRun
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(XComModel.task_id, XComModel.run_id, XComModel.value, DagRun.end_date)
+        .join(DagRun, (DagRun.dag_id == XComModel.dag_id) & (DagRun.run_id == XComModel.run_id))
+        .where(
+            XComModel.dag_id == dag_id,
+            XComModel.task_id.in_(task_ids),
+            XComModel.key == records.VERDICT_KEY,
+            DagRun.end_date >= now - timedelta(days=HISTORY_DAYS),
+        )
+        .order_by(DagRun.end_date.desc())
+    ).all()
+    verdicts: dict[str, list[tuple[str, Status, datetime]]] = {}
+    for task_id, run_id, value, ended_at in rows:
+        verdict = XComModel.deserialize_value(_Row(value))
+        if isinstance(verdict, dict) and verdict.get("status") in set(Status):
+            verdicts.setdefault(task_id, []).append((run_id, Status(verdict["status"]), ended_at))
+    return verdicts
+
+
+def _fresh_events(session, asset_ids: list[int], since: datetime) -> dict[int, list[datetime]]:
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(AssetEvent.asset_id, AssetEvent.timestamp).where(
+            AssetEvent.asset_id.in_(asset_ids), AssetEvent.timestamp >= since
+        )
+    ).all()
+    events: dict[int, list[datetime]] = {}
+    for asset_id, timestamp in rows:
+        events.setdefault(asset_id, []).append(timestamp)
+    return events
+
+
+def _typical_duration(runs: list[Any]) -> timedelta | None:
+    durations = [
+        (r.end_date - r.start_date).total_seconds()
+        for r in runs
+        if str(r.state) == "success" and r.start_date and r.end_date
+    ][:TYPICAL_RUNS]
+    return timedelta(seconds=statistics.median(durations)) if durations else None
+
+
+def report(
+    session, now: datetime | None = None, dag_id: str | None = None, lineage: bool = False
+) -> list[DashboardHealth]:
+    """Every registered dashboard's health (of one DAG with ``dag_id``), as of ``now``; with
+    ``lineage``, each part's state too (for a dashboard's own page)."""
+    from airflow.models import DagModel
+
+    now = now or datetime.now(UTC)
+    regs = [r for r in registrations(session) if dag_id is None or r.dag_id == dag_id]
+    found: list[DashboardHealth] = []
+    events = _fresh_events(session, [r.asset_id for r in regs], now - timedelta(days=2))
+    for dag in sorted({r.dag_id for r in regs}):
+        of_dag = [r for r in regs if r.dag_id == dag]
+        history_runs = _runs(session, dag, TYPICAL_RUNS * 3)
+        latest = history_runs[:2]
+        group_id = of_dag[0].group_id
+        outcomes = [run_outcome(session, run, group_id) for run in latest]
+        verdicts = _verdicts(session, dag, [r.task_id for r in of_dag], now)
+        dag_model = session.get(DagModel, dag)
+        next_run = None if dag_model is None or dag_model.is_paused else dag_model.next_dagrun_create_after
+        typical = _typical_duration(history_runs)
+        for reg in of_dag:
+            dashboard = lineage_of(reg)
+            if dashboard is None:
+                continue
+            found.append(
+                _health(
+                    reg,
+                    dashboard,
+                    outcomes,
+                    verdicts.get(reg.task_id, []),
+                    next_run,
+                    typical,
+                    events.get(reg.asset_id, []),
+                    now,
+                    lineage,
+                )
+            )
+    return found
+
+
+def _health(
+    reg: Registration,
+    dashboard: Dashboard,
+    outcomes: list[RunOutcome],
+    verdicts: list[tuple[str, Status, datetime]],
+    next_run: datetime | None,
+    typical: timedelta | None,
+    fresh_times: list[datetime],
+    now: datetime,
+    with_lineage: bool,
+) -> DashboardHealth:
+    latest = outcomes[0] if outcomes else None
+    previous = assess(dashboard, outcomes[1]) if len(outcomes) > 1 else None
+    assessment: Assessment = assess(dashboard, latest, previous)
+    # The latest run counts in the streak before its dashboard task has recorded its verdict.
+    streak = [(status, ended) for run_id, status, ended in verdicts]
+    recorded = {run_id for run_id, _, _ in verdicts}
+    if latest and latest.ended_at and assessment.run_id == latest.run_id and latest.run_id not in recorded:
+        streak.insert(0, (assessment.status, latest.ended_at))
+    since = status_since(assessment.status, streak) if assessment.status is not Status.UNKNOWN else None
+    needs_fix = any(c.needs_fix for c in assessment.causes)
+    if latest is not None and latest.in_progress and latest.started_at and typical:
+        expected = latest.started_at + typical
+    elif assessment.status is Status.FRESH or needs_fix or next_run is None:
+        expected = None
+    else:
+        expected = next_run + (typical or timedelta())
+    promise = None
+    if dashboard.fresh_by:
+        deadline = promise_deadline(dashboard.fresh_by, dashboard.fresh_by_timezone, now)
+        promise = PromiseView(
+            fresh_by=dashboard.fresh_by,
+            timezone=dashboard.fresh_by_timezone,
+            deadline=deadline,
+            missed=deadline is not None and not promise_kept(deadline, fresh_times),
+        )
+    runs = {o.run_id: o for o in outcomes}
+    shown = runs.get(latest.run_id) if latest else None
+    return DashboardHealth(
+        dag_id=reg.dag_id,
+        name=dashboard.name,
+        label=dashboard.label,
+        url=dashboard.url,
+        description=dashboard.description,
+        owner=dashboard.owner_name,
+        owner_email=dashboard.owner_email,
+        status=assessment.status,
+        refreshing=assessment.refreshing,
+        run_id=assessment.run_id,
+        data_as_of=assessment.data_as_of,
+        sources_as_of=dict(assessment.sources_as_of),
+        since=since,
+        causes=[
+            CauseView(
+                kind=str(c.kind),
+                name=c.name,
+                task_id=c.task_id,
+                message=c.message,
+                log_url=c.log_url,
+                needs_fix=c.needs_fix,
+            )
+            for c in assessment.causes
+        ],
+        held_back=list(assessment.held_back),
+        next_run=next_run,
+        expected_fresh=expected,
+        needs_fix=needs_fix,
+        connections=sorted(reg.titles.get(p.name, p.name) for p in dashboard.connections),
+        promise=promise,
+        lineage=[
+            NodeView(
+                key=part.key,
+                kind=str(part.kind),
+                name=reg.titles.get(part.name, part.name),
+                state=str(assessment.part_states.get(key, "pending")),
+                task_id=part.task_id,
+                log_url=(shown.tasks.get(part.task_id, TaskOutcome(None)).log_url if shown else ""),
+                parents=[p for p in part.parents if p in dashboard.parts],
+            )
+            for key, part in dashboard.parts.items()
+            if with_lineage and part.kind is not Kind.TEST
+        ],
+    )
+
+
+__all__ = ["DashboardHealth", "parse_time", "registrations", "report"]
