@@ -92,7 +92,7 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 .PHONY: run
 run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whole pipeline through Airflow, then summarise
 	$(BIN)/elt check
-	$(BIN)/airflow dags test $(DAG_ID) > $(AIRFLOW_HOME)/last-run.log 2>&1 || true
+	$(BIN)/elt run --dag-id $(DAG_ID) --log $(AIRFLOW_HOME)/last-run.log || true
 	$(BIN)/elt summary --dag-id $(DAG_ID) --warehouse $(WAREHOUSE)
 
 .PHONY: test

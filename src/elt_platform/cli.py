@@ -5,7 +5,9 @@
   enforced contract's data types are types BigQuery accepts.
 - ``elt check-airbyte``: the production Airbyte connections exist and sync what dbt reads.
 - ``elt schema``: print the JSON Schema of an ingestion file.
-- ``elt summary``: task states, rows per raw table and per mart, after a run.
+- ``elt summary``: task states, rows per raw table and per mart, and the dashboards' health, after a run.
+- ``elt run``: run a DAG once (``airflow dags test``), showing each task as it ends.
+- ``elt health``: every dashboard's health (``--json`` for programs).
 """
 
 from __future__ import annotations
@@ -77,6 +79,27 @@ def _summary(args: argparse.Namespace) -> int:
     return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from elt_platform.run_summary import follow
+
+    return follow(args.dag_id, ["airflow", "dags", "test", args.dag_id], args.log)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from airflow.utils.session import create_session
+
+    from elt_platform.health.pages import plain_text
+    from elt_platform.health.report import report
+
+    with create_session() as session:
+        items = report(session, dag_id=args.dag_id)
+    if args.json:
+        print(json.dumps({"dashboards": [h.model_dump(mode="json", exclude={"lineage"}) for h in items]}, indent=2))
+    else:
+        print(plain_text(items) or "No dashboards: declare dbt exposures and let Airflow parse the DAG.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     repo = Path.cwd()
     parser = argparse.ArgumentParser(prog="elt", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -104,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--warehouse", type=Path, required=True)
     summary.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
     summary.set_defaults(func=_summary)
+
+    run = sub.add_parser("run", help="run a DAG once, showing each task as it ends")
+    run.add_argument("--dag-id", default="shop_elt")
+    run.add_argument("--log", type=Path, required=True, help="where Airflow's own output goes")
+    run.set_defaults(func=_run)
+
+    health = sub.add_parser("health", help="every dashboard's health: fresh, stale, broken or unknown, and why")
+    health.add_argument("--dag-id", default=None, help="only this DAG's dashboards")
+    health.add_argument("--json", action="store_true", help="JSON, as the API server's /dashboards/api/health")
+    health.set_defaults(func=_health)
 
     args = parser.parse_args(argv)
     if getattr(args, "manifest", "unset") is None:

@@ -6,6 +6,8 @@ The runs are the scenario DAGs of tests/integration/scenarios.py, shared with te
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from tests.integration.scenarios import BROKEN_MODEL
@@ -21,18 +23,51 @@ def tasks(models: set[str]) -> set[str]:
     return {f"transform.{m}" for m in models}
 
 
+def transform(result, state: str) -> set[str]:
+    return {t for t in result.with_state(state) if t.startswith("transform.")}
+
+
+def health_of(stack, dag_id: str) -> dict[str, dict]:
+    """What the dashboard health JSON (the API server's plugin) says of the DAG's dashboards."""
+    answer = stack.client.get(f"{stack.base_url}/dashboards/api/health")
+    answer.raise_for_status()
+    return {d["name"]: d for d in answer.json()["dashboards"] if d["dag_id"] == dag_id}
+
+
 def test_broken_model_fails_only_its_own_task(stack, runs):
     result = runs["alerts_models"]
 
     assert result.state == "failed"
     assert result.with_state("failed") == {f"transform.{BROKEN_MODEL}", FAIL_RUN}
     held_back = tasks({"orders", "products", "customers", "relationships_orders_product_id__product_id__ref_products_"})
-    assert held_back == result.with_state("skipped")  # held back, each saying why
+    assert held_back == transform(result, "skipped")  # held back, each saying why
     assert tasks(FAKER_ONLY | SUPPORT_ONLY) <= result.with_state("success")
     log = stack.task_log("alerts_models", result.run_id, f"transform.{BROKEN_MODEL}", 1)
     assert "no_such_column" in log.text
     orders = stack.task_log("alerts_models", result.run_id, "transform.orders", 1).text
     assert f"Held back: upstream transform.{BROKEN_MODEL} (failed)" in orders
+
+
+def test_a_broken_model_s_dashboards_are_stale_naming_it_with_dbt_s_error(stack, runs):
+    result = runs["alerts_models"]
+    # no asset event for the two that read it; the help desk's dashboard is fresh (its warn test only warns)
+    assert result.states["dashboards.sales_performance"] == "skipped"
+    assert result.states["dashboards.customer_360"] == "skipped"
+    assert result.states["dashboards.support_operations"] == "success"
+    health = health_of(stack, "alerts_models")
+    assert {name: d["status"] for name, d in health.items()} == {
+        "customer_360": "stale",
+        "sales_performance": "stale",
+        "support_operations": "fresh",
+    }
+    for name in ("customer_360", "sales_performance"):
+        (cause,) = health[name]["causes"]
+        assert (cause["kind"], cause["name"]) == ("model", BROKEN_MODEL)
+        assert "no_such_column" in cause["message"]
+        assert cause["needs_fix"]  # a binder error: no retry fixes it
+        run = quote(result.run_id)
+        assert cause["log_url"] == f"/dags/alerts_models/runs/{run}/tasks/transform.{BROKEN_MODEL}?try_number=1"
+    assert health["sales_performance"]["held_back"] == ["orders", "products"]
 
 
 def test_failed_sync_holds_back_only_the_models_that_read_from_it(runs):
@@ -41,7 +76,15 @@ def test_failed_sync_holds_back_only_the_models_that_read_from_it(runs):
     assert result.state == "failed"
     assert result.with_state("failed") == {"sync_support_desk", FAIL_RUN}
     assert result.with_state("upstream_failed") == {"transform.support.tickets"}  # the source it loads
-    assert result.with_state("skipped") == tasks(SUPPORT_ONLY | {"customers"})  # what reads from it
+    assert transform(result, "skipped") == tasks(SUPPORT_ONLY | {"customers"})  # what reads from it
     faker_side = {"orders", "products", BROKEN_MODEL} | FAKER_ONLY
     assert tasks(faker_side) <= result.with_state("success")
     assert "sync_shop_faker" in result.with_state("success")
+    # Exactly the dashboards reading the help desk are stale: no asset event for them.
+    dashboards = {t: s for t, s in result.states.items() if t.startswith("dashboards.")}
+    assert dashboards == {
+        "dashboards.marts": "success",
+        "dashboards.customer_360": "skipped",
+        "dashboards.sales_performance": "success",
+        "dashboards.support_operations": "skipped",
+    }

@@ -291,3 +291,19 @@ def badge_page(h: DashboardHealth, refresh_seconds: int = 60) -> str:
         f"<title>{escape(h.label)}: {h.status}</title><style>body{{margin:0}}</style></head>"
         f"<body>{badge_svg(h)}</body></html>"
     )
+
+
+def plain_text(items: list[DashboardHealth]) -> str:
+    """The list page for a terminal (``elt health``, the end of ``make run``)."""
+    lines = []
+    width = max((len(h.label) for h in items), default=0)
+    for h in items:
+        head = f"  {h.label:<{width}}  {h.status.upper():<7}  data as of {when(h.data_as_of, 'never')}"
+        lines.append(head + (" (refreshing now)" if h.refreshing else ""))
+        for cause in h.causes:
+            lines.append(f"  {'':<{width}}  - {cause_sentence(cause)}: {cause.message.splitlines()[0][:160]}")
+        if h.status != "fresh":
+            lines.append(f"  {'':<{width}}  {next_refresh(h)}")
+        if h.promise and h.promise.missed:
+            lines.append(f"  {'':<{width}}  Missed its promise: fresh by {h.promise.fresh_by} {h.promise.timezone}")
+    return "\n".join(lines)

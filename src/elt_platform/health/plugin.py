@@ -21,7 +21,7 @@ import hmac
 import os
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -52,9 +52,7 @@ async def _login_or_error(request: Request, exc: HTTPException) -> Response:
     if not_logged_in and "text/html" in request.headers.get("accept", ""):
         from airflow.api_fastapi.app import get_auth_manager
 
-        login = get_auth_manager().get_url_login()
-        separator = "&" if "?" in login else "?"
-        return RedirectResponse(f"{login}{separator}next={quote(str(request.url), safe='')}", status_code=302)
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=302)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -51,8 +51,10 @@ def check_promise(
     if Variable.get(key, default=None) == deadline.isoformat():
         return False
     Variable.set(key, deadline.isoformat())
-    if assessment is not None:
-        why = "; ".join(f"{c.kind} {c.name}: {c.message}" for c in assessment.causes) or str(assessment.status)
+    if assessment is not None and assessment.causes:
+        why = "; ".join(f"{c.kind} {c.name}: {c.message}" for c in assessment.causes)
+    elif assessment is not None:
+        why = f"{assessment.status} now, but only since this run, which ended after the deadline"
     else:
         why = "no run made it fresh in the 24 hours before; the health page says why"
     facts = [

@@ -365,7 +365,7 @@ def _health(
         causes=[
             CauseView(
                 kind=str(c.kind),
-                name=c.name,
+                name=reg.titles.get(c.name, c.name),
                 task_id=c.task_id,
                 message=c.message,
                 log_url=c.log_url,
