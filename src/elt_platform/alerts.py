@@ -21,6 +21,7 @@ from elt_platform.dbt_errors import ANSI, DeterministicDbtError
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Settings
 
+ERROR_XCOM_KEY = "error"
 EXCERPT_LINES = 15
 EXCERPT_CHARS = 1500
 
@@ -133,7 +134,10 @@ class PipelineAlerts:
     settings: Settings = field(default_factory=Settings.from_env, repr=False)
 
     def on_failure(self, context: Any) -> None:
-        send(self.describe(context, "failure"), context, self.settings)
+        alert = self.describe(context, "failure")
+        # The error, for the dashboards' health pages ("why"), where dbt's own result says nothing (a sync).
+        context["ti"].xcom_push(key=ERROR_XCOM_KEY, value=alert.redacted().excerpt)
+        send(alert, context, self.settings)
 
     def on_retry(self, context: Any) -> None:
         if self.settings.alert_on_retry:

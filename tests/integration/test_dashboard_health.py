@@ -251,6 +251,7 @@ def test_a_failed_sync_and_a_failed_check_each_name_their_cause(three_runs):
     for name in ("customer_360", "support_operations"):
         causes = failures["api"][name]["causes"]
         assert [(c["kind"], c["task_id"]) for c in causes] == [("connection", "sync_support_desk")], name
+        assert "No such file or directory" in causes[0]["message"]  # the sync's own error
         assert "The data load Help desk tickets (CSV export) did not succeed" in failures["page"][name][1]
         assert not failures["api"][name]["needs_fix"]
         assert failures["api"][name]["expected_fresh"] is None  # the DAG's runs are triggered, not scheduled

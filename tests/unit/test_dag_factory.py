@@ -37,12 +37,16 @@ def all_upstream(dag, task_id: str) -> set[str]:
 
 def test_one_sync_per_connection_and_one_task_per_model_and_source(dag):
     ids = set(dag.task_ids)
-    assert {t for t in ids if not t.startswith("transform.")} == {"sync_shop_faker", "sync_support_desk"}
+    assert {t for t in ids if not t.startswith(("transform.", "dashboards."))} == {
+        "sync_shop_faker",
+        "sync_support_desk",
+    }
     assert {f"transform.{node}" for node in MODELS + SOURCES} <= ids
     relationships = {t for t in ids if t.startswith("transform.relationships_")}
     assert len(relationships) == 3  # tests reading two models: a task each, after both
     own = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build", "transform.fail_run_if_a_node_failed"}
-    assert ids == own | relationships | {f"transform.{node}" for node in MODELS + SOURCES}
+    dashboards = {f"dashboards.{d}" for d in ("marts", "customer_360", "sales_performance", "support_operations")}
+    assert ids == own | relationships | dashboards | {f"transform.{node}" for node in MODELS + SOURCES}
 
 
 def test_each_source_waits_for_the_sync_that_loads_it(dag):

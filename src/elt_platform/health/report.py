@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from elt_platform.alerts import ERROR_XCOM_KEY
 from elt_platform.health import records
 from elt_platform.health.lineage import dashboards as lineage_dashboards
 from elt_platform.health.records import node_results, parse_time
@@ -184,12 +185,20 @@ def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
         )
     ).first()
     value = XComModel.deserialize_value(_Row(raw)) if raw is not None else None
+    errors = dict(
+        session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.key == ERROR_XCOM_KEY
+            )
+        ).all()
+    )
     tasks = {
         ti.task_id: TaskOutcome(
             state=str(ti.state) if ti.state else None,
             try_number=ti.try_number or 0,
             log_url=_ui_path(ti),
             ended_at=ti.end_date,
+            message=str(XComModel.deserialize_value(_Row(errors[ti.task_id])) or "") if ti.task_id in errors else "",
         )
         for ti in tis
     }

@@ -102,6 +102,7 @@ class TaskOutcome:
     try_number: int = 0
     log_url: str = ""
     ended_at: datetime | None = None
+    message: str = ""  # the error of its last try, where one was recorded
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def _part_state(part: Part, run: RunOutcome) -> tuple[PartState, Cause | None]:
         return PartState.HELD_BACK, None
     if state == "removed":
         return PartState.NOT_RUN, _not_run(part, outcome)
-    message = (own.message if own else "") or f"task {part.task_id} failed; its log has the error"
+    message = (own.message if own else "") or outcome.message or f"task {part.task_id} failed; its log has the error"
     if part.kind is Kind.CONNECTION:
         return PartState.FAILED, Cause(Kind.CONNECTION, part.key, part.name, part.task_id, message, outcome.log_url)
     if part.kind is Kind.SOURCE:
