@@ -17,6 +17,7 @@ output directory (printed).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,9 @@ DAG_ID = "shop_health"
 READER, READER_PASSWORD = "reader", "reader-password-3e1f"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-9c2d"
 BADGE_SECRET = "badge-secret-for-tests"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# Debian's packages by default; elsewhere (GitHub's runners) the browser and driver at hand.
+CHROMIUM = Path(os.environ.get("ELT_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("ELT_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
 DASHBOARDS = {"customer_360", "sales_performance", "support_operations"}
 PRODUCTS_CHECK = "products_pass_the_audit"
 
