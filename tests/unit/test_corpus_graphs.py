@@ -49,3 +49,19 @@ def test_one_task_per_model_seed_and_snapshot_and_no_sync(dags, corpus, project,
     assert not [t for t in dag.task_ids if t.startswith("sync_")]
     for task_id in dag.task_ids:
         assert AIRFLOW_TASK_ID.match(task_id), task_id
+
+
+@pytest.mark.parametrize("mode", conformance.MODES)
+@pytest.mark.parametrize("project", conformance.PROJECTS)
+def test_every_part_of_every_dashboard_s_lineage_has_its_task(dags, corpus, project, mode):
+    """The health rules read each part's task state: a part without a task would read 'never ran'."""
+    from elt_platform.health.lineage import dashboards
+
+    dag = dags[project, mode]
+    manifest = load_manifest(corpus[project] / "target" / "manifest.json")
+    if not manifest.exposures:
+        pytest.skip(f"{project} declares no exposures")
+    for name, dashboard in dashboards(manifest, {}, "transform").items():
+        missing = {p.task_id for p in dashboard.parts.values() if p.task_id and p.task_id not in dag.task_ids}
+        assert missing == set(), (name, missing)
+        assert f"dashboards.{name}" in dag.task_ids
