@@ -40,8 +40,8 @@ def test_one_build_runs_after_every_sync_whatever_their_outcome_in_the_warehouse
     assert producer.trigger_rule == "all_done"
     assert producer.pool == "warehouse"
     assert producer.retries == 0
-    # node tasks wait on its results, not on its end
-    assert producer.downstream_task_ids == {"transform.fail_run_if_a_node_failed"}
+    # node tasks wait on its results, not on its end; the marts' row counts wait for it to release the file
+    assert producer.downstream_task_ids == {"transform.fail_run_if_a_node_failed", "dashboards.marts"}
 
 
 def test_every_node_task_starts_in_the_triggerer_and_holds_no_warehouse_slot(dag):

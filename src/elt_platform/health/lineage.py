@@ -14,6 +14,12 @@ def dashboards(manifest: Manifest, syncs: dict[str, str], group_id: str) -> dict
     return {e.name: _dashboard(e, manifest, syncs, group_id, tests_of) for e in manifest.exposures.values()}
 
 
+def dashboard(manifest: Manifest, name: str, syncs: dict[str, str], group_id: str) -> Dashboard:
+    """One exposure as a ``Dashboard`` (its task needs only its own lineage)."""
+    exposure = next(e for e in manifest.exposures.values() if e.name == name)
+    return _dashboard(exposure, manifest, syncs, group_id, _tests_of(manifest))
+
+
 def tables(manifest: Manifest, marts: list[str], syncs: dict[str, str], group_id: str) -> dict[str, Dashboard]:
     """Each mart (a model a dashboard reads) with its own lineage, by name, to apply the same rules to."""
     tests_of = _tests_of(manifest)

@@ -113,8 +113,8 @@ def health_json(user: User) -> JSONResponse:
 @app.get("/{dag_id}/{name}", response_class=HTMLResponse)
 def dashboard_page(dag_id: str, name: str, user: User) -> HTMLResponse:
     health = _readable(user, [_one(dag_id, name, lineage=True)])
-    if not health:
-        raise HTTPException(403, "You may not read this DAG")
+    if not health:  # as if it did not exist: a DAG one may not read is not disclosed
+        raise HTTPException(404, f"No dashboard {name!r} in DAG {dag_id!r}")
     token = badge_token(dag_id, name)
     badge = f"{_link(URL_PREFIX)}/{dag_id}/{name}/badge.html?token={token}" if token else None
     return HTMLResponse(pages.detail_page(health[0], _link, badge))

@@ -22,8 +22,8 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup
 from airflow.sdk.exceptions import AirflowSkipException
 
 from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
-from elt_platform.health import records
-from elt_platform.health.lineage import dashboards, tables, upstream
+from elt_platform.health import lineage, records
+from elt_platform.health.lineage import tables, upstream
 from elt_platform.health.promises import check_promise
 from elt_platform.health.report import ASSET_GROUP
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
@@ -137,7 +137,7 @@ class PublishDashboardHealth(_HealthTask):
 
     def execute(self, context: Any) -> None:
         manifest = self._manifest()
-        dashboard = dashboards(manifest, self.syncs, self.transform_group)[self.exposure]
+        dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
         run = self._outcome(context, [dashboard])
         assessment = assess(dashboard, run)
         verdict = {
