@@ -193,11 +193,25 @@ def test_a_source_past_its_freshness_error_after_makes_its_dashboards_stale(proj
     tasks, results = green_run(manifest)
     source = next(uid for uid in manifest.sources if uid.endswith("support.tickets"))
     results[source] = NodeResult("error", "source freshness: error", T0 - timedelta(days=3))
-    outcome = run(tasks, results)
+    tasks["transform.support.tickets"] = TaskOutcome("failed", 1, "/log/support.tickets", T0)
+    outcome = run(tasks, results, state="failed")
 
     support = assess(every["support_operations"], outcome)
     assert support.status is Status.STALE
-    assert [(c.kind, c.name) for c in support.causes] == [(Kind.SOURCE, "support.tickets")]
+    assert [(c.kind, c.name, c.message) for c in support.causes] == [
+        (Kind.SOURCE, "support.tickets", "source freshness: error")
+    ]
+    assert support.data_as_of is None  # nothing this run refreshed, and no run before it
+
+
+def test_a_check_that_failed_in_the_build_but_passed_when_its_model_ran_again_breaks_nothing(project):
+    """After a fix, *Clear* re-runs the model alone; its task's success outranks the build's old result."""
+    manifest, every = project
+    tasks, results = green_run(manifest)
+    test_id = next(uid for uid, t in manifest.tests.items() if t.name == "unique_orders_order_id")
+    results[test_id] = NodeResult("fail", "Got 3 results, configured to fail if != 0")
+    tasks["transform.orders"] = TaskOutcome("success", 2, "/log/orders", T0)
+    assert assess(every["sales_performance"], run(tasks, results)).status is Status.FRESH
 
 
 def test_a_run_in_progress_keeps_the_last_status_until_it_fails_or_refreshes_everything(project):

@@ -202,6 +202,13 @@ def _failed_test(test: Part, dashboard: Dashboard, run: RunOutcome) -> Cause | N
     """A test of error severity that failed on data the run built."""
     result = run.results.get(test.key)
     outcome = run.tasks.get(test.task_id, TaskOutcome(None))
+    # The task that reports it (its own, or its model's) passed: on a later try, alone, if dbt's
+    # build had found it failing. A task passes only if its tests do.
+    reporters = (
+        [test.task_id] if test.task_id else [dashboard.parts[p].task_id for p in test.parents if p in dashboard.parts]
+    )
+    if all(run.tasks.get(t, TaskOutcome(None)).state in SUCCEEDED for t in reporters):
+        return None
     if result is not None:
         if result.status not in DBT_TEST_FAILED:
             return None
@@ -248,12 +255,6 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
             outcome = run.tasks.get(part.task_id, TaskOutcome(None))
             message = f"a test of {part.name} failed; its log names it"
             broken.append(Cause(Kind.TEST, key, f"tests of {part.name}", part.task_id, message, outcome.log_url, True))
-    for key, part in dashboard.parts.items():
-        result = run.results.get(key)
-        past_error_after = result is not None and result.status in {"error", "runtime error"}
-        if part.kind is Kind.SOURCE and past_error_after and states[key] is PartState.REFRESHED:
-            states[key] = PartState.FAILED  # its task passed (e.g. a retry), but dbt found it past error_after
-            stale.append(Cause(Kind.SOURCE, key, part.name, part.task_id, result.message or "past error_after"))
     held_back = tuple(
         sorted(
             dashboard.parts[k].name
