@@ -107,6 +107,10 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 bench: install manifest ## Benchmark the transform phase (1 to 2 hours): docs/benchmarks.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+.PHONY: bench-health
+bench-health: $(VENV)/.installed ## Benchmark the dashboard health pages (about 15 minutes): docs/benchmarks-health.md
+	$(BIN)/python -m bench.health $(BENCH_HEALTH_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff and hadolint
 	$(BIN)/ruff check src dags tests
