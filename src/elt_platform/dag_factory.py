@@ -264,14 +264,19 @@ def build_elt_dag(
                 if dag.has_task(producer := f"{TRANSFORM_GROUP_ID}.{RESULTS_TASK}")
                 else {}
             ),
-            warehouse_pool=settings.warehouse_pool,
+            settings=settings,
         )
-    promises_dag(dag_id, manifest, sync_task_ids, titles, start_date)
+    promises_dag(dag_id, manifest, sync_task_ids, titles, start_date, settings)
     return dag
 
 
 def promises_dag(
-    dag_id: str, manifest: Manifest, syncs: dict[str, str], titles: dict[str, str], start_date: datetime
+    dag_id: str,
+    manifest: Manifest,
+    syncs: dict[str, str],
+    titles: dict[str, str],
+    start_date: datetime,
+    settings: Settings,
 ) -> DAG | None:
     """``<dag_id>__fresh_by``: checks every 10 minutes the dashboards that promise to be fresh by a time."""
     promised = [e for e in manifest.exposures.values() if e.fresh_by]
@@ -299,6 +304,7 @@ def promises_dag(
             manifest_path=str(manifest.path),
             syncs=syncs,
             transform_group=TRANSFORM_GROUP_ID,
+            settings=settings,
             inlets=[health.dashboard_asset(dag_id, e, manifest, syncs, TRANSFORM_GROUP_ID, titles) for e in promised],
             retries=0,
         )

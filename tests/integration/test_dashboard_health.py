@@ -216,8 +216,15 @@ def three_runs(health, browser):
         if step == "recovered":
             health.files["tickets"].with_suffix(".away").rename(health.files["tickets"])
             health.files["flag"].unlink()
-        run_id = run_once(health)
+        if step == "failures":
+            run_id = health.trigger(DAG_ID)
+            # While it runs: the last run's status, marked refreshing, until this run shows a failure.
+            live = health.wait_until(lambda: refreshing(api_health(health)), 120, "a refreshing dashboard", 0.5)
+            health.wait_for_run(DAG_ID, run_id, timeout=900)
+        else:
+            run_id, live = run_once(health), None
         seen[step] = {
+            "live": live,
             "run_id": run_id,
             "api": api_health(health),
             "cli": cli_health(health),
@@ -227,6 +234,10 @@ def three_runs(health, browser):
         if step == "failures":
             seen[step]["lineage"] = follow_lineage(browser, health, health.screenshots)
     return seen
+
+
+def refreshing(answer: dict[str, dict]) -> dict[str, str]:
+    return {name: d["status"] for name, d in answer.items() if d["refreshing"]}
 
 
 def statuses(answer: dict[str, dict]) -> dict[str, str]:
@@ -247,6 +258,7 @@ def test_a_green_run_shows_every_dashboard_fresh_everywhere(three_runs):
 
 def test_a_failed_sync_and_a_failed_check_each_name_their_cause(three_runs):
     failures = three_runs["failures"]
+    assert failures["live"] and set(failures["live"].values()) == {"fresh"}  # the previous run's, mid-run
     expected = {"customer_360": "stale", "sales_performance": "broken", "support_operations": "stale"}
     assert statuses(failures["api"]) == expected
     assert statuses(failures["cli"]) == expected

@@ -233,6 +233,18 @@ def test_a_run_in_progress_keeps_the_last_status_until_it_fails_or_refreshes_eve
     assert ended.causes[0].message == "the run ended before it ran"
 
 
+def test_a_node_dbt_built_counts_as_refreshed_before_its_task_reports_it(project):
+    """A mart's task passes as soon as dbt built it; its upstream's tasks may end later."""
+    manifest, every = project
+    tasks, results = green_run(manifest)
+    tasks["transform.stg_faker__products"] = TaskOutcome("deferred")  # its result is in: dbt built it
+    tasks["transform.faker.products"] = TaskOutcome(None)
+    assert assess(every["sales_performance"], run(tasks, results, state="running")).status is Status.FRESH
+    results.pop(model_id(manifest, "stg_faker__products"))  # no result, the run over: it never ran
+    ended = assess(every["sales_performance"], run(tasks, results))
+    assert ended.status is Status.STALE and [c.name for c in ended.causes] == ["stg_faker__products"]
+
+
 def test_a_mart_is_assessed_with_its_own_lineage(project):
     manifest, _ = project
     marts = [model_id(manifest, n) for n in ("orders", "tickets")]

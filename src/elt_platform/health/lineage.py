@@ -26,8 +26,9 @@ def tables(manifest: Manifest, marts: list[str], syncs: dict[str, str], group_id
     found = {}
     for uid in marts:
         model = manifest.models[uid]
-        as_exposure = Exposure(unique_id=uid, name=model.name, label=model.display_name, url=None, depends_on=(uid,))
-        found[model.name] = _dashboard(as_exposure, manifest, syncs, group_id, tests_of)
+        name = model.display_name  # unique, unlike a versioned model's name
+        as_exposure = Exposure(unique_id=uid, name=name, label=name, url=None, depends_on=(uid,))
+        found[name] = _dashboard(as_exposure, manifest, syncs, group_id, tests_of)
     return found
 
 

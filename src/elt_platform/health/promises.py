@@ -79,13 +79,21 @@ class CheckPromises(BaseOperator):
     """Every promised dashboard's deadline against its Asset's events (one per fresh run)."""
 
     def __init__(
-        self, *, watched_dag_id: str, manifest_path: str, syncs: dict[str, str], transform_group: str, **kwargs: Any
+        self,
+        *,
+        watched_dag_id: str,
+        manifest_path: str,
+        syncs: dict[str, str],
+        transform_group: str,
+        settings: Settings,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.watched_dag_id = watched_dag_id
         self.manifest_path = manifest_path
         self.syncs = syncs
         self.transform_group = transform_group
+        self.settings = settings  # the watched DAG's own: its alert channels
 
     def execute(self, context: Any) -> list[str]:
         from pathlib import Path
@@ -102,7 +110,7 @@ class CheckPromises(BaseOperator):
             if dashboard is None:
                 continue
             times = [event.timestamp for event in context["inlet_events"][inlet][-50:]]
-            if check_promise(dashboard, self.watched_dag_id, times, context, Settings.from_env()):
+            if check_promise(dashboard, self.watched_dag_id, times, context, self.settings):
                 alerted.append(dashboard.name)
         self.log.info("Promises missed and alerted now: %s", ", ".join(alerted) or "none")
         return alerted

@@ -66,11 +66,14 @@ class _HealthTask(BaseOperator):
 
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, manifest_path: str, syncs: dict[str, str], transform_group: str, **kwargs: Any):
+    def __init__(
+        self, *, manifest_path: str, syncs: dict[str, str], transform_group: str, settings: Settings, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.manifest_path = manifest_path
         self.syncs = syncs
         self.transform_group = transform_group
+        self.settings = settings  # the DAG's own (its warehouse connection, alert channels), as its callbacks
 
     def _manifest(self) -> Manifest:
         return load_manifest(Path(self.manifest_path))
@@ -117,13 +120,13 @@ class PublishMarts(_HealthTask):
         built = {manifest.models[uid].display_name: manifest.models[uid] for uid in self.marts}
         assessed = {name: assess(table, run) for name, table in every.items()}
         fresh = [name for name, a in sorted(assessed.items()) if a.status is Status.FRESH]
-        rows = count_rows(Settings.from_env(), {n: (built[n].schema, built[n].alias) for n in fresh if n in built})
+        rows = count_rows(self.settings, {n: (built[n].schema, built[n].alias) for n in fresh if n in built})
         for name in fresh:
             context["outlet_events"][AssetAlias(self.alias)].add(
                 table_asset(self.dag_id, name), extra=_extra(assessed[name], every[name], run, rows)
             )
         for name, assessment in sorted(assessed.items()):
-            said = f"fresh, {rows.get(name, 'uncounted')} rows: asset event" if name in fresh else "no asset event"
+            said = f"{rows.get(name, 'uncounted')} rows, asset event" if name in fresh else "no asset event"
             self.log.info("%s: %s, %s.", name, assessment.status, said)
         return rows
 
@@ -149,7 +152,7 @@ class PublishDashboardHealth(_HealthTask):
         context["ti"].xcom_push(key=records.VERDICT_KEY, value=verdict)
         asset = next(o for o in self.outlets if isinstance(o, Asset))
         fresh_times = [event.timestamp for event in context["inlet_events"][asset][-50:]]
-        check_promise(dashboard, self.dag_id, fresh_times, context, Settings.from_env(), assessment)
+        check_promise(dashboard, self.dag_id, fresh_times, context, self.settings, assessment)
         if assessment.status is not Status.FRESH:
             why = "; ".join(verdict["causes"])
             raise AirflowSkipException(f"{dashboard.label} is {assessment.status}: {why}. No asset event.")
@@ -167,16 +170,23 @@ def render(
     titles: dict[str, str],
     transform_group: str,
     node_tasks: dict[str, BaseOperator],
-    warehouse_pool: str,
+    settings: Settings,
 ) -> TaskGroup | None:
     """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids (and the
     build, ``dbt_build``) to their tasks."""
     if not manifest.exposures:
         return None
-    common = {"manifest_path": str(manifest.path), "syncs": syncs, "transform_group": transform_group, "retries": 0}
+    common = {
+        "manifest_path": str(manifest.path),
+        "syncs": syncs,
+        "transform_group": transform_group,
+        "settings": settings,
+        "retries": 0,
+    }
     marts = sorted({uid for e in manifest.exposures.values() for uid in e.depends_on if uid in manifest.models})
-    # Everything the dashboards read ends before their marts do, except the tests reading several
-    # nodes (their own tasks, after those nodes) and the build, which holds the DuckDB file.
+    # A mart's task ends once dbt built it (its upstream's tasks may report later: dbt's results
+    # tell about those), or once its upstream tasks ended (held back, per-model mode). The tests
+    # reading several nodes have tasks of their own, and the build holds the DuckDB file.
     lineage = upstream(manifest, tuple(marts))
     checks = [t.unique_id for t in manifest.tests_reading_several_nodes() if lineage.intersection(t.depends_on)]
     with TaskGroup(GROUP_ID, tooltip="Each dashboard's health after the run; an Asset event when fresh") as group:
@@ -186,7 +196,7 @@ def render(
             alias=f"{dag_id}.marts",
             marts=marts,
             trigger_rule="all_done",
-            pool=warehouse_pool,  # counts rows: reads the warehouse once its writers are done
+            pool=settings.warehouse_pool,  # counts rows: reads the warehouse once its writers are done
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
             **common,
         )

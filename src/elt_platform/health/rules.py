@@ -168,6 +168,8 @@ def _part_state(part: Part, run: RunOutcome) -> tuple[PartState, Cause | None]:
     state = outcome.state
     if state in SUCCEEDED:
         return PartState.REFRESHED, None
+    if state not in ENDED and own is not None and own.status in DBT_PASSED:
+        return PartState.REFRESHED, None  # dbt built it in this run; its task has not reported it yet
     if state not in ENDED:
         return (PartState.NOT_RUN, _not_run(part, outcome)) if not run.in_progress else (PartState.PENDING, None)
     if state in HELD_BACK_STATES:
