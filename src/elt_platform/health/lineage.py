@@ -59,7 +59,6 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
     # only the tests of models count as checks on data the run built (broken).
     nodes = upstream(manifest, exposure.depends_on)
     parts: dict[str, Part] = {}
-    several = {t.unique_id for t in manifest.tests_reading_several_nodes()}
     for uid in nodes:
         if uid in manifest.sources:
             source = manifest.sources[uid]
@@ -74,8 +73,9 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
         parents = tuple(p for p in model.depends_on if p in nodes)
         parts[uid] = Part(uid, Kind.MODEL, model.display_name, f"{group_id}.{model.task_id}", parents)
         for test in tests_of.get(uid, ()):
-            own_task = f"{group_id}.{test.task_id}" if test.unique_id in several else ""
-            checked = tuple(n for n in manifest.nodes_read_by(test) if n in nodes)
+            read = manifest.nodes_read_by(test)
+            own_task = f"{group_id}.{test.task_id}" if len(read) > 1 else ""  # as the renderers give it one
+            checked = tuple(n for n in read if n in nodes)
             parts[test.unique_id] = Part(test.unique_id, Kind.TEST, test.name, own_task, checked)
     return Dashboard(
         name=exposure.name,

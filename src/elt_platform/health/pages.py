@@ -166,14 +166,18 @@ nothing else, and needs no login.</p>
 """
 
 
+# Compiled once, not per request.
+_TEMPLATES = {"base": _env.from_string(_BASE), "list": _env.from_string(_LIST), "detail": _env.from_string(_DETAIL)}
+
+
 def list_page(items: list[DashboardHealth], now: datetime) -> str:
     refreshing = any(h.refreshing for h in items)
-    body = _env.from_string(_LIST).render(items=items, now=now, refreshing=refreshing)
+    body = _TEMPLATES["list"].render(items=items, now=now, refreshing=refreshing)
     return _page("Dashboard health", body, refreshing)
 
 
 def detail_page(h: DashboardHealth, link, badge_url: str | None) -> str:
-    body = _env.from_string(_DETAIL).render(
+    body = _TEMPLATES["detail"].render(
         h=h,
         link=link,
         lineage=lineage_svg(h, link),
@@ -184,7 +188,7 @@ def detail_page(h: DashboardHealth, link, badge_url: str | None) -> str:
 
 
 def _page(title: str, body, refreshing: bool) -> str:
-    return _env.from_string(_BASE).render(title=title, body=Markup(body), refresh=5 if refreshing else 60)
+    return _TEMPLATES["base"].render(title=title, body=Markup(body), refresh=5 if refreshing else 60)
 
 
 def _columns(nodes: list[NodeView]) -> dict[str, int]:

@@ -169,38 +169,40 @@ def _runs(session, dag_id: str, limit: int) -> list[Any]:
 
 
 def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
+    """One run's task outcomes and the build's results. Only the columns needed: loading a thousand
+    task instances as ORM objects costs more than everything else a page does."""
+    from urllib.parse import quote
+
     from airflow.models import TaskInstance
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
-    tis = session.scalars(
-        select(TaskInstance).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number, TaskInstance.end_date).where(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+        )
     ).all()
-    raw = session.scalars(
-        select(XComModel.value).where(
+    xcoms = session.execute(
+        select(XComModel.task_id, XComModel.key, XComModel.value).where(
             XComModel.dag_id == run.dag_id,
             XComModel.run_id == run.run_id,
-            XComModel.task_id == f"{group_id}.{records.RESULTS_TASK}",
-            XComModel.key == records.RESULTS_KEY,
+            (XComModel.key == ERROR_XCOM_KEY)
+            | ((XComModel.task_id == f"{group_id}.{records.RESULTS_TASK}") & (XComModel.key == records.RESULTS_KEY)),
         )
-    ).first()
-    value = XComModel.deserialize_value(_Row(raw)) if raw is not None else None
-    errors = dict(
-        session.execute(
-            select(XComModel.task_id, XComModel.value).where(
-                XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.key == ERROR_XCOM_KEY
-            )
-        ).all()
-    )
+    ).all()
+    values = {(task_id, key): XComModel.deserialize_value(_Row(value)) for task_id, key, value in xcoms}
+    results = values.get((f"{group_id}.{records.RESULTS_TASK}", records.RESULTS_KEY))
+    # The task try's page in Airflow's UI (its log), relative to the API server's root.
+    base = f"/dags/{run.dag_id}/runs/{quote(run.run_id)}/tasks/"
     tasks = {
-        ti.task_id: TaskOutcome(
-            state=str(ti.state) if ti.state else None,
-            try_number=ti.try_number or 0,
-            log_url=_ui_path(ti),
-            ended_at=ti.end_date,
-            message=str(XComModel.deserialize_value(_Row(errors[ti.task_id])) or "") if ti.task_id in errors else "",
+        task_id: TaskOutcome(
+            state=str(state) if state else None,
+            try_number=try_number or 0,
+            log_url=f"{base}{task_id}?try_number={try_number}" if try_number else f"{base}{task_id}",
+            ended_at=ended_at,
+            message=str(values.get((task_id, ERROR_XCOM_KEY)) or ""),
         )
-        for ti in tis
+        for task_id, state, try_number, ended_at in rows
     }
     return RunOutcome(
         run_id=run.run_id,
@@ -208,7 +210,7 @@ def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
         started_at=run.start_date,
         ended_at=run.end_date,
         tasks=tasks,
-        results=node_results(value if isinstance(value, dict) else None),
+        results=node_results(results if isinstance(results, dict) else None),
     )
 
 
@@ -217,14 +219,6 @@ class _Row:
     """``XComModel.deserialize_value`` reads ``.value`` of a row."""
 
     value: Any
-
-
-def _ui_path(ti: Any) -> str:
-    """The task try's page in Airflow's UI (its log), relative to the API server's root."""
-    from urllib.parse import quote
-
-    try_number = f"?try_number={ti.try_number}" if ti.try_number else ""
-    return f"/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{ti.task_id}{try_number}"
 
 
 def _verdicts(
