@@ -38,6 +38,8 @@ class DagRunResult:
     warehouse: Path
     slack: list[str] = field(default_factory=list)
     email: list[tuple[str, str]] = field(default_factory=list)
+    # Each dashboard's health as the API server's JSON said right after the runs, by name.
+    health: dict[str, dict] = field(default_factory=dict)
 
     @property
     def states(self) -> dict[str, str]:
@@ -117,6 +119,11 @@ def runs(stack, receivers) -> dict[str, DagRunResult]:
             tis=stack.task_instances(dag_id, run_id),
             warehouse=stack.warehouses[dag_id],
         )
+    health = stack.client.get(f"{stack.base_url}/dashboards/api/health")
+    health.raise_for_status()
+    for dashboard in health.json()["dashboards"]:
+        if dashboard["dag_id"] in results:
+            results[dashboard["dag_id"]].health[dashboard["name"]] = dashboard
     for result in results.values():
         result.slack = [t for t in slack.texts() if f"*DAG:* {result.dag_id}\n" in t]
         result.email = [

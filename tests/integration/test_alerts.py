@@ -117,6 +117,14 @@ def test_clearing_the_failed_model_reruns_it_and_what_follows_only(stack, runs, 
             assert after[task_id]["try_number"] == ti["try_number"], task_id
             assert after[task_id]["end_date"] == ti["end_date"], task_id
     assert len(receivers[1].payloads) + len(receivers[0].messages) == alerts_before
+    # The dashboards the broken model held back are fresh again (they were stale after the run).
+    assert {d: h["status"] for d, h in models_run.health.items()}["sales_performance"] == "stale"
+    health = stack.client.get(f"{stack.base_url}/dashboards/api/health").json()["dashboards"]
+    assert {h["name"]: h["status"] for h in health if h["dag_id"] == "alerts_models"} == {
+        "customer_360": "fresh",
+        "sales_performance": "fresh",
+        "support_operations": "fresh",
+    }
 
 
 def test_failed_sync_alert_names_connection_and_what_it_holds_back(runs):

@@ -27,13 +27,6 @@ def transform(result, state: str) -> set[str]:
     return {t for t in result.with_state(state) if t.startswith("transform.")}
 
 
-def health_of(stack, dag_id: str) -> dict[str, dict]:
-    """What the dashboard health JSON (the API server's plugin) says of the DAG's dashboards."""
-    answer = stack.client.get(f"{stack.base_url}/dashboards/api/health")
-    answer.raise_for_status()
-    return {d["name"]: d for d in answer.json()["dashboards"] if d["dag_id"] == dag_id}
-
-
 def test_broken_model_fails_only_its_own_task(stack, runs):
     result = runs["alerts_models"]
 
@@ -48,13 +41,13 @@ def test_broken_model_fails_only_its_own_task(stack, runs):
     assert f"Held back: upstream transform.{BROKEN_MODEL} (failed)" in orders
 
 
-def test_a_broken_model_s_dashboards_are_stale_naming_it_with_dbt_s_error(stack, runs):
+def test_a_broken_model_s_dashboards_are_stale_naming_it_with_dbt_s_error(runs):
     result = runs["alerts_models"]
     # no asset event for the two that read it; the help desk's dashboard is fresh (its warn test only warns)
     assert result.states["dashboards.sales_performance"] == "skipped"
     assert result.states["dashboards.customer_360"] == "skipped"
     assert result.states["dashboards.support_operations"] == "success"
-    health = health_of(stack, "alerts_models")
+    health = result.health  # the API server's JSON, right after the run
     assert {name: d["status"] for name, d in health.items()} == {
         "customer_360": "stale",
         "sales_performance": "stale",
