@@ -96,7 +96,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .5rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }
 .status { color: #fff; border-radius: 1rem; padding: .15rem .6rem; font-weight: 600; white-space: nowrap; }
-.cause { margin: .2rem 0; } .msg { color: #57606a; font-family: monospace; font-size: .85rem; }
+.cause { margin: .2rem 0; } .msg { color: #57606a; font-family: monospace; font-size: .85rem; white-space: pre-wrap; }
 .muted { color: #57606a; } a { color: #0969da; }
 svg text { font-family: system-ui, sans-serif; font-size: 12px; }
 code, pre { background: #f6f8fa; padding: .2rem .4rem; }

@@ -176,7 +176,9 @@ def _part_state(part: Part, run: RunOutcome) -> tuple[PartState, Cause | None]:
         return PartState.HELD_BACK, None
     if state == "removed":
         return PartState.NOT_RUN, _not_run(part, outcome)
-    message = (own.message if own else "") or outcome.message or f"task {part.task_id} failed; its log has the error"
+    # The task's own error after its last try (dbt's, or the sync's) first: dbt's event in the build
+    # may say no more than "Finished running node".
+    message = outcome.message or (own.message if own else "") or f"task {part.task_id} failed; its log has the error"
     if part.kind is Kind.CONNECTION:
         return PartState.FAILED, Cause(Kind.CONNECTION, part.key, part.name, part.task_id, message, outcome.log_url)
     if part.kind is Kind.SOURCE:
