@@ -243,8 +243,7 @@ class BuildProducer(DbtProducerWatcherOperator):
                 message = None
                 if status not in PASSED:
                     message = run_result.get("message") or event.get("info", {}).get("msg")
-                rows = (run_result.get("adapter_response") or {}).get("rows_affected")
-                publisher.put(unique_id, {"status": status, "event": raw, "msg": message, "rows": rows})
+                publisher.put(unique_id, {"status": status, "event": raw, "msg": message})
 
         return on_line
 

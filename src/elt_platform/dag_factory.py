@@ -295,6 +295,7 @@ def promises_dag(
         start_date=start_date,
         catchup=False,
         max_active_runs=1,
+        is_paused_upon_creation=False,  # a promise is watched from the start, with nobody to unpause it
         tags=["elt", "dashboards"],
         doc_md=f"Alerts each dashboard's owner once when {dag_id} has not made it fresh by its `fresh_by`.",
     ) as dag:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,8 @@ class Settings:
     alert_email_from: str = "airflow@localhost"
     # A low-noise Slack message on each retry, besides the alert on the final failure.
     alert_on_retry: bool = False
+    # Signs each dashboard's read-only badge token (the API server's); empty: badges are off.
+    badge_secret: str = field(default="", repr=False)
 
     @property
     def dataset(self) -> str:
@@ -167,4 +169,5 @@ class Settings:
             alert_email_to=tuple(a.strip() for a in env.get("ELT_ALERT_EMAIL_TO", "").split(",") if a.strip()),
             alert_email_from=env.get("ELT_ALERT_EMAIL_FROM", base.alert_email_from),
             alert_on_retry=_flag(env.get("ELT_ALERT_ON_RETRY", "false")),
+            badge_secret=env.get("ELT_BADGE_SECRET", ""),
         )

@@ -60,7 +60,7 @@ def warehouse_lock(name: str | None) -> Iterator[None]:
 
 
 def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
-    """Rows per table (name -> (schema, table)), read-only. DuckDB only: on BigQuery, the
+    """Rows per table (name -> (schema, table)), with reads only. DuckDB only: on BigQuery, the
     table's own metadata has the count and nothing is queried (an empty dict)."""
     if settings.warehouse_type != "duckdb" or not tables:
         return {}

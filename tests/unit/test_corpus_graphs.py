@@ -65,3 +65,18 @@ def test_every_part_of_every_dashboard_s_lineage_has_its_task(dags, corpus, proj
         missing = {p.task_id for p in dashboard.parts.values() if p.task_id and p.task_id not in dag.task_ids}
         assert missing == set(), (name, missing)
         assert f"dashboards.{name}" in dag.task_ids
+
+
+def test_a_dashboard_s_lineage_goes_through_ephemeral_models_to_what_they_read(corpus):
+    """shapes' intermediate models are ephemeral: no task, so the lineage links their readers to their inputs."""
+    from elt_platform.health.lineage import dashboards
+
+    manifest = load_manifest(corpus["shapes"] / "target" / "manifest.json")
+    sales = dashboards(manifest, {}, "transform")["sales_dashboard"]
+    ephemeral = {uid for uid, m in manifest.models.items() if m.is_ephemeral}
+    assert ephemeral and not ephemeral & set(sales.parts)
+    orders = next(p for p in sales.parts.values() if p.name == "orders")
+    assert orders.parents and set(orders.parents) <= set(sales.parts)
+    assert all(set(part.parents) <= set(sales.parts) for part in sales.parts.values())  # no edge dropped
+    exposure = next(e for e in manifest.exposures.values() if e.name == "sales_dashboard")
+    assert set(sales.marts) == set(exposure.depends_on)  # what the picture links to the dashboard

@@ -131,3 +131,27 @@ def test_the_list_page_and_the_terminal_say_why_in_words():
     text = plain_text([health(label="Sales", causes=[cause])])
     assert "STALE" in text and "The data load Help desk tickets did not succeed: [Errno 2] No such file" in text
     assert "Traceback" not in text  # the first line of the message only
+
+
+def test_a_badge_token_in_any_text_is_refused_not_a_server_error(monkeypatch):
+    from fastapi import HTTPException
+
+    from elt_platform.health.plugin import _badge_health
+
+    monkeypatch.setenv("ELT_BADGE_SECRET", "s3cret")
+    with pytest.raises(HTTPException) as refused:
+        _badge_health("shop_elt", "sales", "é-not-ascii")
+    assert refused.value.status_code == 403
+    monkeypatch.delenv("ELT_BADGE_SECRET")
+    with pytest.raises(HTTPException) as off:
+        _badge_health("shop_elt", "sales", badge_token("shop_elt", "sales", "s3cret"))
+    assert off.value.status_code == 404 and "ELT_BADGE_SECRET" in off.value.detail
+
+
+def test_only_a_web_address_becomes_the_dashboard_s_link():
+    from elt_platform.health.pages import detail_page
+
+    page = detail_page(health().model_copy(update={"url": "javascript:alert(1)"}), lambda p: p, None)
+    assert 'href="javascript:' not in page and "javascript:alert(1)" in page
+    page = detail_page(health().model_copy(update={"url": "https://bi.example.com/d"}), lambda p: p, None)
+    assert '<a href="https://bi.example.com/d">' in page

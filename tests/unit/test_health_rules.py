@@ -39,7 +39,7 @@ def green_run(manifest, run_id="r1", state="success") -> tuple[dict[str, TaskOut
     results = {}
     for uid, model in manifest.models.items():
         tasks[f"transform.{model.task_id}"] = TaskOutcome("success", 1, f"/log/{model.task_id}", T0)
-        results[uid] = NodeResult("success", rows=7)
+        results[uid] = NodeResult("success")
     for uid, source in manifest.sources.items():
         tasks[f"transform.{source.task_id}"] = TaskOutcome("success", 1, "", T0)
         results[uid] = NodeResult("pass", max_loaded_at=LOADED[source.source_name])
@@ -201,7 +201,7 @@ def test_a_source_past_its_freshness_error_after_makes_its_dashboards_stale(proj
     assert [(c.kind, c.name, c.message) for c in support.causes] == [
         (Kind.SOURCE, "support.tickets", "source freshness: error")
     ]
-    assert support.data_as_of is None  # nothing this run refreshed, and no run before it
+    assert support.data_as_of == T0 - timedelta(days=3)  # what the raw table holds: three days old
 
 
 def test_a_check_that_failed_in_the_build_but_passed_when_its_model_ran_again_breaks_nothing(project):
@@ -271,3 +271,54 @@ def test_a_promise_is_kept_by_a_fresh_run_in_the_24_hours_before_its_deadline():
     assert promise_kept(deadline, [deadline - timedelta(hours=2)])
     assert not promise_kept(deadline, [deadline + timedelta(minutes=1), deadline - timedelta(hours=25)])
     assert promise_deadline("7am", "UTC", now) is None
+
+
+def test_everything_held_back_with_no_failure_among_its_parts_is_stale_not_fresh(project):
+    """E.g. a run marked failed by hand: what had not run ends skipped, and nothing the dashboard reads failed."""
+    manifest, every = project
+    tasks, _ = green_run(manifest)
+    for task_id in tasks:
+        tasks[task_id] = TaskOutcome("skipped")
+    outcome = run(tasks, {}, state="failed")
+    support = assess(every["support_operations"], outcome)
+    assert support.status is Status.STALE
+    assert "sync_support_desk" in [c.name for c in support.causes]
+    assert all(c.message.startswith("not refreshed in this run") for c in support.causes)
+
+
+def test_a_failed_check_whose_data_never_reached_the_dashboard_makes_it_stale_not_broken(project):
+    """dbt build skips what reads a node whose test failed: the marts still hold the previous data."""
+    manifest, every = project
+    tasks, results = green_run(manifest)
+    checked = "not_null_int_purchases_joined_to_products_purchase_id"
+    test_id = next(uid for uid, t in manifest.tests.items() if t.name == checked)
+    results[test_id] = NodeResult("fail", "Got 2 results, configured to fail if != 0")
+    tasks["transform.int_purchases_joined_to_products"] = TaskOutcome("failed", 1, "/log/int", T0)
+    for name in ("orders", "products"):
+        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+        results[model_id(manifest, name)] = NodeResult("skipped")
+    sales = assess(every["sales_performance"], run(tasks, results, state="failed"))
+    assert sales.status is Status.STALE
+    assert sales.held_back == ("orders", "products")
+
+
+def test_data_as_of_moves_only_when_the_new_data_reached_the_dashboard(project):
+    manifest, every = project
+    first = assess(every["sales_performance"], run(*green_run(manifest)))
+    tasks, results = green_run(manifest)
+    later = {uid: NodeResult(r.status, max_loaded_at=T0 + timedelta(hours=5)) if r.max_loaded_at else r
+             for uid, r in results.items()}  # fmt: skip
+    later[model_id(manifest, "stg_faker__purchases")] = NodeResult("error", "Runtime Error")
+    tasks["transform.stg_faker__purchases"] = TaskOutcome("failed", 1, "", T0)
+    for name in ("int_purchases_joined_to_products", "orders", "products"):
+        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+    second = assess(every["sales_performance"], run(tasks, later, "r2", "failed"), first)
+    assert second.status is Status.STALE
+    assert second.sources_as_of["faker.purchases"] == LOADED["faker"]  # its new rows stopped at staging
+    assert second.sources_as_of["faker.products"] == LOADED["faker"]  # so did these: products was held back
+
+
+def test_a_deadline_in_the_hour_that_repeats_when_dst_ends_is_today_s():
+    # 25 Oct 2026 in Paris: 03:00 CEST becomes 02:00 CET, so 02:30 happens at 00:30 and at 01:30 UTC.
+    now = datetime(2026, 10, 25, 1, 15, tzinfo=UTC)  # 02:15 CET, the second pass
+    assert promise_deadline("02:30", "Europe/Paris", now) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)

@@ -54,6 +54,18 @@ def upstream(manifest: Manifest, roots: tuple[str, ...]) -> set[str]:
     return seen
 
 
+def _through_ephemeral(manifest: Manifest, parents: tuple[str, ...], nodes: set[str]) -> list[str]:
+    """The nodes read, an ephemeral model (inlined by dbt, no task) replaced by what it reads."""
+    found = []
+    for parent in parents:
+        model = manifest.models.get(parent)
+        if model is not None and model.is_ephemeral:
+            found.extend(_through_ephemeral(manifest, model.depends_on, nodes))
+        elif parent in nodes:
+            found.append(parent)
+    return found
+
+
 def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], group_id: str, tests_of) -> Dashboard:
     # A source's own tests run in its task: a failure there holds back what reads it (stale), so
     # only the tests of models count as checks on data the run built (broken).
@@ -70,7 +82,7 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
         model = manifest.models[uid]
         if model.is_ephemeral:  # inlined into its children: no task, no result of its own
             continue
-        parents = tuple(p for p in model.depends_on if p in nodes)
+        parents = tuple(dict.fromkeys(_through_ephemeral(manifest, model.depends_on, nodes)))
         parts[uid] = Part(uid, Kind.MODEL, model.display_name, f"{group_id}.{model.task_id}", parents)
         for test in tests_of.get(uid, ()):
             read = manifest.nodes_read_by(test)

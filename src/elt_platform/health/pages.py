@@ -73,11 +73,17 @@ def next_refresh(h: DashboardHealth) -> str:
     return "No run is scheduled: ask the data team"
 
 
+def safe_url(url: str) -> bool:
+    """Only web links become links: an exposure's url is the project's text (no ``javascript:``)."""
+    return url.lower().startswith(("https://", "http://"))
+
+
 def nothing_wrong(h: DashboardHealth) -> str:
     return "No run has refreshed it yet." if h.status == "unknown" else "Everything it reads was refreshed."
 
 
 _env.globals.update(
+    safe_url=safe_url,
     nothing_wrong=nothing_wrong,
     when=when,
     cause_sentence=cause_sentence,
@@ -149,7 +155,8 @@ _DETAIL = """
 </td></tr>{% endif %}
 <tr><th>Owner</th><td>{{ h.owner }} {% if h.owner_email %}&lt;{{ h.owner_email }}&gt;{% endif %}</td></tr>
 <tr><th>Loads</th><td>{{ h.connections | join(", ") or "none" }}</td></tr>
-{% if h.url %}<tr><th>Dashboard</th><td><a href="{{ h.url }}">{{ h.url }}</a></td></tr>{% endif %}
+{% if h.url %}<tr><th>Dashboard</th><td>{% if safe_url(h.url) %}<a href="{{ h.url }}">{{ h.url }}</a>
+{% else %}{{ h.url }}{% endif %}</td></tr>{% endif %}
 </table>
 <h2>Lineage, in the latest run</h2>
 <p class="muted">Data flows left to right; each box links to the log of its task in that run.</p>
@@ -224,7 +231,7 @@ def lineage_svg(h: DashboardHealth, link) -> str:
     tallest = max((len(m) for m in rows.values()), default=1)
     dash_x, dash_y = 20 + last * (width + gap_x), 20
     parts = []
-    marts = {n.key for n in nodes if not any(n.key in m.parents for m in nodes)}
+    marts = {n.key for n in nodes if n.is_mart}
     for node in nodes:
         x, y = position[node.key]
         for parent in node.parents:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 from urllib.parse import urlparse
@@ -28,9 +27,10 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from elt_platform.health import pages
+from elt_platform.health.records import URL_PREFIX
 from elt_platform.health.report import DashboardHealth, report
+from elt_platform.settings import Settings
 
-URL_PREFIX = "/dashboards"
 BADGE_SECRET_ENV = "ELT_BADGE_SECRET"
 
 app = FastAPI(title="Dashboard health", docs_url=None, redoc_url=None, openapi_url=None)
@@ -58,13 +58,16 @@ async def _login_or_error(request: Request, exc: HTTPException) -> Response:
 
 def _readable(user, items: list[DashboardHealth]) -> list[DashboardHealth]:
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     manager = get_auth_manager()
     allowed = {
         dag_id
         for dag_id in {h.dag_id for h in items}
-        if manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user)
+        # The pages show task errors and link to task logs: reading the DAG's task instances is needed.
+        if manager.is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, details=DagDetails(id=dag_id), user=user
+        )
     }
     return [h for h in items if h.dag_id in allowed]
 
@@ -93,7 +96,7 @@ def _link(path: str) -> str:
 
 def badge_token(dag_id: str, name: str, secret: str | None = None) -> str | None:
     """The dashboard's read-only badge token, or None when badges are off."""
-    secret = secret if secret is not None else os.environ.get(BADGE_SECRET_ENV, "")
+    secret = secret if secret is not None else Settings.from_env().badge_secret
     if not secret:
         return None
     return hmac.new(secret.encode(), f"{dag_id}/{name}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -124,7 +127,7 @@ def _badge_health(dag_id: str, name: str, token: str) -> DashboardHealth:
     expected = badge_token(dag_id, name)
     if expected is None:
         raise HTTPException(404, f"Badges are off: set {BADGE_SECRET_ENV} on the API server to turn them on")
-    if not hmac.compare_digest(expected, token):
+    if not hmac.compare_digest(expected.encode(), token.encode()):  # bytes: any text a caller sends
         raise HTTPException(403, "Wrong badge token")
     return _one(dag_id, name)
 

@@ -9,13 +9,13 @@ the last deadline alerted, so the two never alert twice for one deadline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Variable
 
 from elt_platform.alerts import Alert, send
+from elt_platform.health.records import URL_PREFIX
 from elt_platform.health.rules import Assessment, Dashboard, promise_deadline, promise_kept
 from elt_platform.settings import Settings
 
@@ -29,28 +29,33 @@ def _variable(dag_id: str, dashboard: str) -> str:
 def page_url(dag_id: str, dashboard: str) -> str:
     from airflow.configuration import conf
 
-    return f"{conf.get('api', 'base_url', fallback='').rstrip('/')}/dashboards/{dag_id}/{dashboard}"
+    return f"{conf.get('api', 'base_url', fallback='').rstrip('/')}{URL_PREFIX}/{dag_id}/{dashboard}"
 
 
 def check_promise(
     dashboard: Dashboard,
     dag_id: str,
-    fresh_times: Iterable[datetime],
+    events: Any,
     context: Any,
     settings: Settings,
     assessment: Assessment | None = None,
     now: datetime | None = None,
 ) -> bool:
-    """Alert the owner if the latest deadline passed without a fresh run and nobody was told yet."""
+    """Alert the owner if the latest deadline passed without a fresh run and nobody was told yet.
+
+    ``events``: the dashboard Asset's events (Airflow's inlet events accessor), one per fresh run.
+    """
     if not dashboard.fresh_by:
         return False
     deadline = promise_deadline(dashboard.fresh_by, dashboard.fresh_by_timezone, now or datetime.now(UTC))
-    if deadline is None or promise_kept(deadline, fresh_times):
+    if deadline is None:
+        return False
+    window = events.after((deadline - timedelta(days=1)).isoformat()).before(deadline.isoformat())
+    if promise_kept(deadline, [event.timestamp for event in window]):
         return False
     key = _variable(dag_id, dashboard.name)
     if Variable.get(key, default=None) == deadline.isoformat():
         return False
-    Variable.set(key, deadline.isoformat())
     if assessment is not None and assessment.causes:
         why = "; ".join(f"{c.kind} {c.name}: {c.message}" for c in assessment.causes)
     elif assessment is not None:
@@ -72,6 +77,7 @@ def check_promise(
         page_url(dag_id, dashboard.name),
     )
     send(alert, context, settings, to=[dashboard.owner_email] if dashboard.owner_email else None)
+    Variable.set(key, deadline.isoformat())  # after the alert went: a failed one is tried again
     return True
 
 
@@ -109,8 +115,7 @@ class CheckPromises(BaseOperator):
             dashboard = every.get(inlet.name.removeprefix(f"{self.watched_dag_id}."))
             if dashboard is None:
                 continue
-            times = [event.timestamp for event in context["inlet_events"][inlet][-50:]]
-            if check_promise(dashboard, self.watched_dag_id, times, context, self.settings):
+            if check_promise(dashboard, self.watched_dag_id, context["inlet_events"][inlet], context, self.settings):
                 alerted.append(dashboard.name)
         self.log.info("Promises missed and alerted now: %s", ", ".join(alerted) or "none")
         return alerted

@@ -25,7 +25,6 @@ from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
 from elt_platform.health import lineage, records
 from elt_platform.health.lineage import tables, upstream
 from elt_platform.health.promises import check_promise
-from elt_platform.health.report import ASSET_GROUP
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
 from elt_platform.settings import Settings
 from elt_platform.task_names import disambiguated, task_id_part
@@ -52,7 +51,7 @@ def dashboard_asset(
     return Asset(
         name=f"{dag_id}.{exposure.name}",
         uri=f"dbt-exposure://{dag_id}/{exposure.name}",
-        group=ASSET_GROUP,
+        group=records.ASSET_GROUP,
         extra=extra,
     )
 
@@ -142,24 +141,31 @@ class PublishDashboardHealth(_HealthTask):
         manifest = self._manifest()
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
         run = self._outcome(context, [dashboard])
-        assessment = assess(dashboard, run)
-        verdict = {
-            "status": str(assessment.status),
-            "causes": [f"{c.kind} {c.name}: {c.message}" for c in assessment.causes],
-            "held_back": list(assessment.held_back),
-            "data_as_of": assessment.data_as_of.isoformat() if assessment.data_as_of else None,
-        }
-        context["ti"].xcom_push(key=records.VERDICT_KEY, value=verdict)
         asset = next(o for o in self.outlets if isinstance(o, Asset))
-        fresh_times = [event.timestamp for event in context["inlet_events"][asset][-50:]]
-        check_promise(dashboard, self.dag_id, fresh_times, context, self.settings, assessment)
+        assessment = assess(dashboard, run, self._previous(context))
+        context["ti"].xcom_push(key=records.VERDICT_KEY, value=records.verdict(assessment))
+        if assessment.status is Status.FRESH:
+            rows = context["ti"].xcom_pull(task_ids=f"{GROUP_ID}.{MARTS_TASK}") or {}
+            extra = _extra(assessment, dashboard, run, rows)
+            context["outlet_events"][asset].extra = extra  # emitted when this task succeeds
+            self.log.info("%s is fresh: data as of %s, rows %s.", dashboard.label, extra["data_as_of"], extra["rows"])
+        self._check_promise(dashboard, context["inlet_events"][asset], context, assessment)
         if assessment.status is not Status.FRESH:
-            why = "; ".join(verdict["causes"])
+            why = "; ".join(f"{c.kind} {c.name}: {c.message}" for c in assessment.causes)
             raise AirflowSkipException(f"{dashboard.label} is {assessment.status}: {why}. No asset event.")
-        rows = context["ti"].xcom_pull(task_ids=f"{GROUP_ID}.{MARTS_TASK}") or {}
-        extra = _extra(assessment, dashboard, run, rows)
-        context["outlet_events"][asset].extra = extra
-        self.log.info("%s is fresh: data as of %s, rows %s.", dashboard.label, extra["data_as_of"], extra["rows"])
+
+    def _previous(self, context: Any) -> Assessment | None:
+        """What reached the dashboard before, as the last run's verdict recorded it."""
+        ti = context["ti"]
+        verdict = ti.xcom_pull(task_ids=ti.task_id, key=records.VERDICT_KEY, include_prior_dates=True)
+        return records.previous_assessment(verdict)
+
+    def _check_promise(self, dashboard: Dashboard, events: Any, context: Any, assessment: Assessment) -> None:
+        """A failed alert must not cost the dashboard its asset event: logged, and tried again next time."""
+        try:
+            check_promise(dashboard, self.dag_id, events, context, self.settings, assessment)
+        except Exception:
+            self.log.exception("Could not check or alert the fresh_by promise of %s", dashboard.label)
 
 
 def render(

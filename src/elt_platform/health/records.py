@@ -10,13 +10,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from elt_platform.health.rules import NodeResult
+from elt_platform.health.rules import Assessment, NodeResult, Status
 
 # The build's per-node results: one XCom of the transform group's producer task (see build_mode).
 RESULTS_TASK = "dbt_build"
 RESULTS_KEY = "dbt_results"
-# Each dashboard task's own verdict, kept for history ("fresh since ...").
+# Each dashboard task's own verdict, kept for history ("fresh since ...") and what reached it.
 VERDICT_KEY = "health"
+# The Assets of dashboards, and where the API server serves their pages.
+ASSET_GROUP = "dashboard"
+URL_PREFIX = "/dashboards"
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -36,11 +39,28 @@ def node_results(raw: Mapping[str, Any] | None) -> dict[str, NodeResult]:
     for unique_id, result in (raw or {}).items():
         if not isinstance(result, Mapping) or not result.get("status"):
             continue
-        rows = result.get("rows")
         results[unique_id] = NodeResult(
             status=str(result.get("event") if result.get("event") == "skipped" else result["status"]),
             message=str(result.get("msg") or ""),
             max_loaded_at=parse_time(result.get("max_loaded_at")),
-            rows=int(rows) if isinstance(rows, int) and rows >= 0 else None,
         )
     return results
+
+
+def verdict(assessment: Assessment) -> dict[str, Any]:
+    """A dashboard task's verdict, as its XCom keeps it (``VERDICT_KEY``)."""
+    return {
+        "status": str(assessment.status),
+        "causes": [f"{c.kind} {c.name}: {c.message}" for c in assessment.causes],
+        "held_back": list(assessment.held_back),
+        "data_as_of": assessment.data_as_of.isoformat() if assessment.data_as_of else None,
+        "sources_as_of": {name: at.isoformat() for name, at in assessment.sources_as_of.items()},
+    }
+
+
+def previous_assessment(recorded: Any, run_id: str | None = None) -> Assessment | None:
+    """A recorded verdict as the assessment a later run builds on (what had reached the dashboard)."""
+    if not isinstance(recorded, Mapping) or recorded.get("status") not in set(Status):
+        return None
+    as_of = {name: t for name, value in (recorded.get("sources_as_of") or {}).items() if (t := parse_time(value))}
+    return Assessment(Status(recorded["status"]), run_id, sources_as_of=as_of)

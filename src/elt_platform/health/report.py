@@ -37,7 +37,6 @@ from elt_platform.health.rules import (
     status_since,
 )
 
-ASSET_GROUP = "dashboard"
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
 
@@ -59,6 +58,7 @@ class NodeView(BaseModel):
     task_id: str
     log_url: str
     parents: list[str]
+    is_mart: bool  # the dashboard reads it directly
 
 
 class PromiseView(BaseModel):
@@ -116,7 +116,7 @@ def registrations(session) -> list[Registration]:
         select(AssetModel.id, AssetModel.extra, TaskOutletAssetReference.dag_id, TaskOutletAssetReference.task_id)
         .join(TaskOutletAssetReference, TaskOutletAssetReference.asset_id == AssetModel.id)
         .join(AssetActive, (AssetActive.name == AssetModel.name) & (AssetActive.uri == AssetModel.uri))
-        .where(AssetModel.group == ASSET_GROUP)
+        .where(AssetModel.group == records.ASSET_GROUP)
     ).all()
     found = []
     for asset_id, extra, dag_id, task_id in rows:
@@ -221,10 +221,8 @@ class _Row:
     value: Any
 
 
-def _verdicts(
-    session, dag_id: str, task_ids: list[str], now: datetime
-) -> dict[str, list[tuple[str, Status, datetime]]]:
-    """Each dashboard task's verdicts of the last 30 days, newest first: (run, status, run end)."""
+def _verdicts(session, dag_id: str, task_ids: list[str], now: datetime) -> dict[str, list[tuple[str, dict, datetime]]]:
+    """Each dashboard task's verdicts of the last 30 days, newest first: (run, verdict, run end)."""
     from airflow.models import DagRun
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
@@ -240,11 +238,11 @@ def _verdicts(
         )
         .order_by(DagRun.end_date.desc())
     ).all()
-    verdicts: dict[str, list[tuple[str, Status, datetime]]] = {}
+    verdicts: dict[str, list[tuple[str, dict, datetime]]] = {}
     for task_id, run_id, value, ended_at in rows:
         verdict = XComModel.deserialize_value(_Row(value))
         if isinstance(verdict, dict) and verdict.get("status") in set(Status):
-            verdicts.setdefault(task_id, []).append((run_id, Status(verdict["status"]), ended_at))
+            verdicts.setdefault(task_id, []).append((run_id, verdict, ended_at))
     return verdicts
 
 
@@ -285,7 +283,8 @@ def report(
     events = _fresh_events(session, [r.asset_id for r in regs], now - timedelta(days=2))
     for dag in sorted({r.dag_id for r in regs}):
         of_dag = [r for r in regs if r.dag_id == dag]
-        history_runs = _runs(session, dag, TYPICAL_RUNS * 3)
+        # A run not started yet (queued behind max_active_runs) has nothing to say yet.
+        history_runs = [r for r in _runs(session, dag, TYPICAL_RUNS * 3) if r.start_date is not None]
         latest = history_runs[:2]
         group_id = of_dag[0].group_id
         outcomes = [run_outcome(session, run, group_id) for run in latest]
@@ -317,7 +316,7 @@ def _health(
     reg: Registration,
     dashboard: Dashboard,
     outcomes: list[RunOutcome],
-    verdicts: list[tuple[str, Status, datetime]],
+    verdicts: list[tuple[str, dict, datetime]],
     next_run: datetime | None,
     typical: timedelta | None,
     fresh_times: list[datetime],
@@ -325,17 +324,22 @@ def _health(
     with_lineage: bool,
 ) -> DashboardHealth:
     latest = outcomes[0] if outcomes else None
-    previous = assess(dashboard, outcomes[1]) if len(outcomes) > 1 else None
+    # What the tables held before the latest run's attempt: the newest recorded verdict (a cleared
+    # run running again has its own), else the run before, assessed now.
+    previous = records.previous_assessment(verdicts[0][1], verdicts[0][0]) if verdicts else None
+    if previous is None and len(outcomes) > 1:
+        previous = assess(dashboard, outcomes[1])
     assessment: Assessment = assess(dashboard, latest, previous)
-    # The latest run counts in the streak before its dashboard task has recorded its verdict.
-    streak = [(status, ended) for run_id, status, ended in verdicts]
-    recorded = {run_id for run_id, _, _ in verdicts}
-    if latest and latest.ended_at and assessment.run_id == latest.run_id and latest.run_id not in recorded:
+    # The streak of runs in this status, the latest as assessed now (its verdict may not be recorded yet).
+    streak = [
+        (Status(v["status"]), ended) for run_id, v, ended in verdicts if latest is None or run_id != latest.run_id
+    ]
+    if latest is not None and latest.ended_at and assessment.run_id == latest.run_id:
         streak.insert(0, (assessment.status, latest.ended_at))
     since = status_since(assessment.status, streak) if assessment.status is not Status.UNKNOWN else None
     needs_fix = any(c.needs_fix for c in assessment.causes)
-    if latest is not None and latest.in_progress and latest.started_at and typical:
-        expected = latest.started_at + typical
+    if latest is not None and assessment.refreshing and latest.started_at and typical:
+        expected = latest.started_at + typical  # this run, if it goes as usual
     elif assessment.status is Status.FRESH or needs_fix or next_run is None:
         expected = None
     else:
@@ -391,6 +395,7 @@ def _health(
                 task_id=part.task_id,
                 log_url=(shown.tasks.get(part.task_id, TaskOutcome(None)).log_url if shown else ""),
                 parents=[p for p in part.parents if p in dashboard.parts],
+                is_mart=key in dashboard.marts,
             )
             for key, part in dashboard.parts.items()
             if with_lineage and part.kind is not Kind.TEST

@@ -56,6 +56,7 @@ class Kind(StrEnum):
     TEST = "test"
 
 
+_NOT_REFRESHED = "not refreshed in this run: held back, its log says by what"
 # Airflow task states that end a try for good in a run.
 SUCCEEDED = {"success"}
 FAILED_STATES = {"failed"}
@@ -112,7 +113,6 @@ class NodeResult:
     status: str
     message: str = ""
     max_loaded_at: datetime | None = None  # a source: its newest loaded_at_field value
-    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,9 +252,15 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
             for parent in part.parents:
                 if states.get(parent) is PartState.REFRESHED:
                     states[parent] = PartState.TEST_FAILED
+    # A check's failure breaks the dashboard only if the checked data reached it: every table
+    # between the checked node and the dashboard was refreshed. Otherwise they still hold the
+    # previous run's data, and the held-back tables below make it stale.
+    children = _children(dashboard)
+    broken = [c for c in broken if _reached(c.key, dashboard, states, children)]
     tested = {p for cause in broken for p in dashboard.parts[cause.key].parents}
     for key, state in states.items():
-        if state is PartState.TEST_FAILED and key not in tested:  # its task failed on a test dbt did not name
+        if state is PartState.TEST_FAILED and key not in tested and _reached(key, dashboard, states, children):
+            # its task failed on a test dbt did not name
             part = dashboard.parts[key]
             outcome = run.tasks.get(part.task_id, TaskOutcome(None))
             message = f"a test of {part.name} failed; its log names it"
@@ -266,8 +272,14 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
             if s is PartState.HELD_BACK and dashboard.parts[k].kind is Kind.MODEL
         )
     )
-    sources_as_of = _sources_as_of(dashboard, run, states, previous)
     pending = any(s is PartState.PENDING for s in states.values())
+    if not (broken or stale or pending):  # held back (or never reached) with no failure among the parts
+        for key, state in states.items():
+            if state in {PartState.HELD_BACK, PartState.NOT_RUN}:
+                part = dashboard.parts[key]
+                outcome = run.tasks.get(part.task_id, TaskOutcome(None))
+                stale.append(Cause(part.kind, key, part.name, part.task_id, _NOT_REFRESHED, outcome.log_url))
+    sources_as_of = _sources_as_of(dashboard, run, states, previous, children)
     if broken or stale:
         status = Status.BROKEN if broken else Status.STALE
         return Assessment(status, run.run_id, tuple(broken + stale), held_back, states, pending, sources_as_of)
@@ -277,16 +289,44 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
     return Assessment(Status.FRESH, run.run_id, (), (), states, False, sources_as_of)
 
 
-def _sources_as_of(
-    dashboard: Dashboard, run: RunOutcome, states: Mapping[str, PartState], previous: Assessment | None
-) -> dict[str, datetime]:
-    """Per source: its newest loaded_at in this run if the run refreshed it, else what reached it before.
+def _children(dashboard: Dashboard) -> dict[str, list[str]]:
+    children: dict[str, list[str]] = {}
+    for key, part in dashboard.parts.items():
+        if part.kind is not Kind.TEST:
+            for parent in part.parents:
+                children.setdefault(parent, []).append(key)
+    return children
 
-    Without a freshness check (no ``loaded_at_field``), the end of the sync that loaded it.
-    """
+
+def _reached(key: str, dashboard: Dashboard, states: Mapping[str, PartState], children) -> bool:
+    """Whether what ``key`` holds reached the dashboard: every table downstream of it (a test: of what
+    it checks) was refreshed in this run."""
+    arrived = {PartState.REFRESHED, PartState.TEST_FAILED}
+    stack = list(dashboard.parts[key].parents) if dashboard.parts[key].kind is Kind.TEST else [key]
+    seen: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node != key and states.get(node) not in arrived:
+            return False
+        stack.extend(children.get(node, ()))
+    return True
+
+
+def _sources_as_of(
+    dashboard: Dashboard,
+    run: RunOutcome,
+    states: Mapping[str, PartState],
+    previous: Assessment | None,
+    children: dict[str, list[str]],
+) -> dict[str, datetime]:
+    """Per source: its newest loaded_at in this run if that data reached the dashboard, else what reached
+    it before. Without a freshness check (no ``loaded_at_field``), the end of the sync that loaded it."""
     as_of = dict(previous.sources_as_of) if previous else {}
     for key, part in dashboard.parts.items():
-        if part.kind is not Kind.SOURCE or states.get(key) not in {PartState.REFRESHED, PartState.TEST_FAILED}:
+        if part.kind is not Kind.SOURCE or not _reached(key, dashboard, states, children):
             continue
         result = run.results.get(key)
         if result and result.max_loaded_at:
@@ -332,10 +372,10 @@ def promise_deadline(fresh_by: str, timezone: str, now: datetime) -> datetime | 
     except ValueError:
         return None
     local = now.astimezone(zone)
-    deadline = datetime.combine(local.date(), at, tzinfo=zone)
-    if deadline > local:
-        deadline = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=zone)
-    return deadline.astimezone(UTC)
+    deadline = datetime.combine(local.date(), at, tzinfo=zone).astimezone(UTC)
+    if deadline > now.astimezone(UTC):  # compared as instants: wall clocks repeat when DST ends
+        deadline = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=zone).astimezone(UTC)
+    return deadline
 
 
 def promise_kept(deadline: datetime, fresh_times: Iterable[datetime]) -> bool:
