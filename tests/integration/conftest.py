@@ -18,7 +18,7 @@ import pytest
 from tests import conformance
 from tests.conftest import REPO
 from tests.integration import scenarios
-from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
+from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver, alert_connections
 from tests.integration.stack import AirflowStack
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
@@ -79,15 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers, corpus):
             for dag_id, path in warehouses.items()
             if dag_id != "shop_elt"
         },
-        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": slack.url}),
-        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1},
-            }
-        ),
+        **alert_connections(smtp, slack),
         "ELT_ALERT_EMAIL_TO": "oncall@example.com",
         # One quick retry everywhere, so that retries and "alert on the final try only" are exercised.
         "ELT_TASK_RETRIES": "1",

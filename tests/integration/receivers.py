@@ -78,3 +78,18 @@ class SlackWebhookReceiver:
 
     def texts(self) -> list[str]:
         return [p["text"] for p in self.payloads]
+
+
+def alert_connections(smtp: SmtpReceiver, slack: SlackWebhookReceiver) -> dict[str, str]:
+    """The Airflow connections of both alert channels, pointed at these receivers."""
+    return {
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": slack.url}),
+        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1},
+            }
+        ),
+    }

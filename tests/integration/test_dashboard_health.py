@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import BIN, REPO, copy_project, dbt_parse, write_dag_file
+from tests.integration.receivers import alert_connections
 from tests.integration.scenarios import set_support_url
 from tests.integration.stack import AirflowStack
 
@@ -97,15 +98,7 @@ def health(tmp_path_factory, receivers):
     passwords.write_text(json.dumps({READER: READER_PASSWORD, ADMIN: ADMIN_PASSWORD}))
     env = {
         "AIRFLOW_CONN_WAREHOUSE_HEALTH": json.dumps({"conn_type": "duckdb", "host": str(files["warehouse"])}),
-        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps({"conn_type": "slackwebhook", "password": slack.url}),
-        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1},
-            }
-        ),
+        **alert_connections(smtp, slack),
         "ELT_ALERT_EMAIL_TO": "oncall@example.com",
         "ELT_TASK_RETRIES": "0",
         "ELT_BADGE_SECRET": BADGE_SECRET,

@@ -353,8 +353,6 @@ def _health(
             deadline=deadline,
             missed=deadline is not None and not promise_kept(deadline, fresh_times),
         )
-    runs = {o.run_id: o for o in outcomes}
-    shown = runs.get(latest.run_id) if latest else None
     return DashboardHealth(
         dag_id=reg.dag_id,
         name=dashboard.name,
@@ -393,7 +391,7 @@ def _health(
                 name=reg.titles.get(part.name, part.name),
                 state=str(assessment.part_states.get(key, "pending")),
                 task_id=part.task_id,
-                log_url=(shown.tasks.get(part.task_id, TaskOutcome(None)).log_url if shown else ""),
+                log_url=(latest.tasks.get(part.task_id, TaskOutcome(None)).log_url if latest else ""),
                 parents=[p for p in part.parents if p in dashboard.parts],
                 is_mart=key in dashboard.marts,
             )
