@@ -104,7 +104,7 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 	$(BIN)/airflow standalone
 
 .PHONY: bench
-bench: install manifest ## Benchmark the transform phase (1 to 2 hours): docs/benchmarks.md
+bench: install manifest ## Benchmark the transform phase (2 to 4 hours): docs/benchmarks.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-health
@@ -113,8 +113,8 @@ bench-health: $(VENV)/.installed ## Benchmark the dashboard health pages (about 
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff and hadolint
-	$(BIN)/ruff check src dags tests
-	$(BIN)/ruff format --check src dags tests
+	$(BIN)/ruff check src dags tests devstack
+	$(BIN)/ruff format --check src dags tests devstack
 	$(BIN)/hadolint Dockerfile
 
 .PHONY: lock

@@ -56,6 +56,7 @@ import yaml
 from bench import generate as gen
 from bench.run import ANALYSIS_END, ANALYSIS_START, existing_analysis, git_state, log, machine, versions
 from elt_platform.health import records
+from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -66,7 +67,7 @@ LAST_LAYERS = 2  # exposures read models of the graph's two deepest layers
 TEAMS = ("Customer Analytics", "Finance", "Growth", "Operations", "Sales Analytics")
 # The DAG factory's task groups (importing it here would import Airflow before its settings are set).
 TRANSFORM, DASHBOARDS = "transform", "dashboards"
-RESULTS_TASK = f"{TRANSFORM}.{records.RESULTS_TASK}"
+RESULTS_TASK = f"{TRANSFORM}.{PRODUCER_TASK_ID}"
 FAIL_RUN_TASK = f"{TRANSFORM}.fail_run_if_a_node_failed"
 MODEL_ERROR = 'Runtime Error in model {name}: Binder Error: Referenced column "amount" not found in FROM clause!'
 TEST_FAILURE = "Got 12 results, configured to fail if != 0"
@@ -367,18 +368,18 @@ class History:
             models = sorted(models, key=self.depths.get)[: len(models) // 2]
         for uid in models:
             if uid == failed:
-                results[uid] = {"status": "error", "event": "error", "msg": MODEL_ERROR.format(name=uid), "rows": None}
+                results[uid] = {"status": "error", "message": MODEL_ERROR.format(name=uid)}
             elif uid in skipped:
-                results[uid] = {"status": "failed", "event": "skipped", "msg": "Skipped", "rows": None}
+                results[uid] = {"status": "skipped", "skipped_after_failure": True}
             else:
-                results[uid] = {"status": "success", "event": "success", "msg": None, "rows": None}
+                results[uid] = {"status": "success"}
         for test in self.manifest.tests.values():
             parent = test.depends_on[0]
             if parent not in results or results[parent]["status"] != "success":
                 continue
             failing = test.unique_id == test_failed
             status = "fail" if failing else "pass"
-            results[test.unique_id] = {"status": status, "event": status, "msg": TEST_FAILURE if failing else None}
+            results[test.unique_id] = {"status": status, "message": TEST_FAILURE if failing else None}
         return results
 
     def _model_states(self, failed, tested_model, skipped, results, running) -> dict[str, str | None]:
@@ -390,7 +391,7 @@ class History:
             elif uid in (failed, tested_model):
                 state = "failed"
             else:
-                state = "skipped" if uid in skipped else "success"
+                state = "upstream_failed" if uid in skipped else "success"
             states[self.task_of(uid)] = state
         return states
 
@@ -455,7 +456,7 @@ class History:
         from elt_platform.alerts import ERROR_XCOM_KEY
 
         common = {"dag_run_id": dag_run.id, "dag_id": self.dag_id, "run_id": dag_run.run_id, "map_index": -1}
-        rows = [{**common, "task_id": RESULTS_TASK, "key": records.RESULTS_KEY, "value": results}]
+        rows = [{**common, "task_id": RESULTS_TASK, "key": RESULTS_XCOM_KEY, "value": results}]
         rows += [{**common, "task_id": t, "key": records.VERDICT_KEY, "value": v} for t, v in verdicts.items()]
         if failed:
             error = MODEL_ERROR.format(name=failed)
@@ -521,7 +522,7 @@ def volumes() -> dict:
     with create_session() as session:
         found = {name: session.scalar(select(func.count()).select_from(model)) for name, model in tables.items()}
         found["dbt_results_xcom_bytes"] = session.scalar(
-            select(func.max(func.length(cast(XComModel.value, Text)))).where(XComModel.key == records.RESULTS_KEY)
+            select(func.max(func.length(cast(XComModel.value, Text)))).where(XComModel.key == RESULTS_XCOM_KEY)
         )
     return found
 

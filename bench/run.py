@@ -5,12 +5,14 @@ configuration, in one run, on one warehouse file reset before every measured run
 
 - ``dbt``: plain ``dbt build`` of the project, the baseline every ratio is against;
 - ``cosmos_local``, ``cosmos_watcher``: Cosmos as it comes, in LOCAL and WATCHER mode;
+- ``cosmos_watcher_poke_1s``: Cosmos WATCHER with its sensors polling every second;
 - ``project_default``: the project's own ``build_elt_dag`` in its default mode.
 
 It measures the DAG file's parse time (fresh interpreters), the transform's wall time
 under the scheduler (LocalExecutor, API server, DAG processor, triggerer, PostgreSQL
-metadata: tests/integration/stack.py), the overhead per model, peak memory and the
-state of every task. Results go to docs/benchmarks.md and docs/benchmarks.json.
+metadata: devstack/airflow_stack.py), the overhead per model, the tail after the
+dbt build task, peak memory and the state of every task. Results go to
+docs/benchmarks.md and docs/benchmarks.json.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -40,10 +42,11 @@ import httpx
 import psutil
 
 from bench import generate as gen
+from devstack import BIN
+from devstack.airflow_stack import AirflowStack
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
-BIN = Path(sys.executable).parent
 POOL = "bench_warehouse"
 CONN_ID = "bench_warehouse"
 TERMINAL = {"success", "failed"}
@@ -61,6 +64,8 @@ class Config:
     title: str
     description: str
     template: str | None = None
+    # Placeholders of the template that vary between configurations sharing it.
+    template_args: dict[str, str] = field(default_factory=dict)
 
 
 CONFIGS = {
@@ -87,6 +92,16 @@ CONFIGS = {
             "the one writer; the sensors only read its results and wait in the triggerer (Cosmos runs dbt in a "
             "sensor only on a retry, and Airflow's default is no retries).",
             "cosmos_watcher.py",
+            {"operator_args": "None"},
+        ),
+        Config(
+            "cosmos_watcher_poke_1s",
+            "Cosmos WATCHER, sensors poke every 1 s",
+            "As Cosmos WATCHER, with `poke_interval` 1 in `operator_args`: the sensors look for their node's "
+            "result every second instead of Cosmos's default 10 s, so that polling does not decide the "
+            "comparison. The same DAG file otherwise.",
+            "cosmos_watcher.py",
+            {"operator_args": "{'poke_interval': 1}"},
         ),
         Config(
             "cosmos_watcher_all_pooled",
@@ -105,9 +120,10 @@ CONFIGS = {
     )
 }
 AIRFLOW_CONFIGS = [name for name, c in CONFIGS.items() if c.template]
-DEFAULT_CONFIGS = ["dbt", "cosmos_local", "cosmos_watcher", "project_default"]
+DEFAULT_CONFIGS = ["dbt", "cosmos_local", "cosmos_watcher", "cosmos_watcher_poke_1s", "project_default"]
+DEFAULT_SIZES = "20,200,1000,2000"
 
-# Airflow's defaults for a standalone LocalExecutor setup, where the shared test stack differs.
+# Airflow's defaults for a standalone LocalExecutor setup, where devstack.airflow_stack (tuned for the tests) differs.
 AIRFLOW_OVERRIDES = {
     "AIRFLOW__CORE__PARALLELISM": "32",
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -294,6 +310,7 @@ def render_dag_file(config: str, size: int, project: Path, dest_dir: Path) -> tu
     dag_id = f"bench_{config}_{size}"
     template = string.Template((BENCH / "dags" / CONFIGS[config].template).read_text())
     text = template.substitute(
+        CONFIGS[config].template_args,
         dag_id=dag_id,
         project_dir=str(project),
         profile_name=gen.PROFILE_NAME,
@@ -428,14 +445,9 @@ def run_dbt(project: Path, size: int, index: int, warehouse: Warehouse, workdir:
 
 
 class BenchStack:
-    """The shared test stack (tests/integration/stack.py) with what the benchmark adds."""
+    """The development stack (devstack/airflow_stack.py) with what the benchmark adds."""
 
     def __init__(self, workdir: Path, env: dict[str, str]):
-        from tests import conftest
-        from tests.integration.stack import AirflowStack
-
-        # The test suite's conftest makes an Airflow home at import; the stack has its own.
-        shutil.rmtree(conftest._HOME, ignore_errors=True)
         self.dags = workdir / "dags"
         self.dags.mkdir(parents=True, exist_ok=True)
         self.stack = AirflowStack(workdir / "airflow", self.dags, env, pools=(POOL,))
@@ -565,6 +577,16 @@ def busy_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
     return total
 
 
+def tail_seconds(build: dict | None, node_ends: list[datetime]) -> float | None:
+    """Last node task end - the build task's end: how long the per-node tasks lag the one dbt build.
+
+    As Cosmos's own benchmark reports it; None without a build task (one dbt invocation per task).
+    """
+    if not build or not node_ends:
+        return None
+    return (max(node_ends) - utc(build["end_date"])).total_seconds()
+
+
 def run_dag(
     stack: BenchStack,
     config: str,
@@ -628,9 +650,11 @@ def run_dag(
     durations = sorted((end - start).total_seconds() for start, end in ended)
     timed = [ti for ti in tis if ti.get("start_date") and ti.get("end_date")]
     # The task that runs the one dbt build (WATCHER's producer, the project's dbt_build), else the longest.
-    longest = next((ti for ti in timed if ti["task_id"].split(".")[-1] in BUILD_TASKS), None) or max(
-        timed, key=lambda ti: utc(ti["end_date"]) - utc(ti["start_date"]), default=None
-    )
+    build = next((ti for ti in timed if ti["task_id"].split(".")[-1] in BUILD_TASKS), None)
+    longest = build or max(timed, key=lambda ti: utc(ti["end_date"]) - utc(ti["start_date"]), default=None)
+    # A node task is one whose id names a model: the model's own task, or its tests'.
+    model_names = set(models)
+    node_ends = [utc(ti["end_date"]) for ti in timed if model_names.intersection(ti["task_id"].split("."))]
     retries = sum(max(0, int(ti.get("try_number") or 0) - 1) for ti in tis)
     lock_errors = stack.lock_errors(dag_id, run_id)
     succeeded = {part for ti in tis if ti["state"] == "success" for part in ti["task_id"].split(".")}
@@ -674,7 +698,7 @@ def run_dag(
         "busy_s": busy_seconds(ended),
         "longest_task": longest["task_id"] if longest else None,
         "longest_task_s": (utc(longest["end_date"]) - utc(longest["start_date"])).total_seconds() if longest else None,
-        "tail_after_longest_s": (last_end - utc(longest["end_date"])).total_seconds() if longest and last_end else None,
+        "tail_s": tail_seconds(build, node_ends) if not capped_at else None,
         "retries": retries,
         "lock_errors": lock_errors,
         "timeline": str(timeline),
@@ -734,7 +758,9 @@ def summarise(
         summary["longest_task"] = ok[0]["longest_task"]
         summary["build_task"] = (ok[0]["longest_task"] or "").split(".")[-1] in BUILD_TASKS
         summary["longest_task_median_s"] = statistics.median(r["longest_task_s"] for r in ok)
-        summary["tail_after_longest_median_s"] = statistics.median(r["tail_after_longest_s"] for r in ok)
+        # Runs recorded before the tail was measured have none.
+        tails = [r["tail_s"] for r in ok if r.get("tail_s") is not None]
+        summary["tail_median_s"] = statistics.median(tails) if tails else None
     if dbt_s and summary["wall_median_s"] is not None:
         summary["ratio"] = summary["wall_median_s"] / dbt_s
         summary["overhead_per_model_s"] = (summary["wall_median_s"] - dbt_s) / size
@@ -782,13 +808,28 @@ def cap_evidence(run: dict, size: int) -> str:
     return text
 
 
+TAIL_HEADER = "Tail: last node task end - build end"
+
+
+def tail_cell(sm: dict) -> str:
+    """The median tail, or why there is none."""
+    if sm["config"] == "dbt":
+        return "n/a"
+    if sm.get("tail_median_s") is not None:
+        return s(sm["tail_median_s"])
+    if sm.get("build_task") is False:
+        return "none: no build task"
+    return "-"
+
+
 def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[str]:
     lines = [
         f"### {size} models ({2 * size} dbt nodes: {size} models + {size} tests)",
         "",
         "| Configuration | Parse, warm / cold | Parse in the DAG processor | Transform wall, median (min-max) "
-        "| x dbt build | Overhead per model | Peak memory, RSS sum (PSS) | Runs succeeded | Task states, all runs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| x dbt build | Overhead per model | {TAIL_HEADER} | Peak memory, RSS sum (PSS) | Runs succeeded "
+        "| Task states, all runs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for sm in summaries:
         title = CONFIGS[sm["config"]].title
@@ -805,7 +846,7 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             count = sm["processor_parses"]
             parse_cell += f" | {s(processor, 2)} ({count} parse{'s' if count > 1 else ''})" if processor else " | -"
         if sm["skipped"] and not sm["runs"]:
-            lines.append(f"| {title} | {parse_cell} | skipped: {sm['skipped']} | - | - | - | 0 | - |")
+            lines.append(f"| {title} | {parse_cell} | skipped: {sm['skipped']} | - | - | - | - | 0 | - |")
             continue
         if sm["wall_median_s"] is not None:
             wall = f"{s(sm['wall_median_s'])} ({sm['wall_min_s']:.1f}-{sm['wall_max_s']:.1f})"
@@ -855,27 +896,29 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             problems.append(f"{sm['lock_errors']} task logs with DuckDB lock errors")
         if problems:
             all_ok += " (" + "; ".join(problems) + ")"
-        lines.append(f"| {title} | {parse_cell} | {wall} | {ratio} | {overhead} | {memory} | {runs_cell} | {all_ok} |")
+        lines.append(
+            f"| {title} | {parse_cell} | {wall} | {ratio} | {overhead} | {tail_cell(sm)} | {memory} | {runs_cell} "
+            f"| {all_ok} |"
+        )
     lines.append("")
     timing = [sm for sm in summaries if sm.get("tasks")]
     if timing:
         lines += [
             "Where the time goes (median of the successful runs):",
             "",
-            "| Configuration | Tasks | Task duration, median | The dbt build task | After it ended "
-            "| No task running "
-            "| DAG run wall |",
+            "| Configuration | Tasks | Task duration, median | The dbt build task "
+            f"| {TAIL_HEADER} | No task running | DAG run wall |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for sm in timing:
-            build, after = (
-                (f"`{sm['longest_task']}` {s(sm['longest_task_median_s'])}", s(sm["tail_after_longest_median_s"]))
+            build = (
+                f"`{sm['longest_task']}` {s(sm['longest_task_median_s'])}"
                 if sm["build_task"]
-                else ("none: one dbt invocation per task", "-")
+                else "none: one dbt invocation per task"
             )
             lines.append(
                 f"| {CONFIGS[sm['config']].title} | {sm['tasks']} | {s(sm['task_seconds_median'], 2)} "
-                f"| {build} | {after} | {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} |"
+                f"| {build} | {tail_cell(sm)} | {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} |"
             )
         lines.append("")
     return lines
@@ -934,7 +977,7 @@ def render(report: dict, analysis: str) -> str:
         f"- Machine: {m['cores']} cores, {m['memory_bytes'] / 2**30:.1f} GiB memory, {m['cpu_model']}; {m['os']}.",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "- Airflow: API server, scheduler (LocalExecutor), DAG processor and triggerer on 127.0.0.1, "
-        "metadata on PostgreSQL (tests/integration/stack.py). Settings in effect: "
+        "metadata on PostgreSQL (devstack/airflow_stack.py). Settings in effect: "
         + ", ".join(f"`{k}` = {val}" for k, val in af.items())
         + f". Pool `{POOL}`: 1 slot (DuckDB allows one writer per file). Only the DAG under test is in the "
         "DAG folder. Cosmos's cache is the bench's own: cold at a configuration's first run, warm after.",
@@ -957,6 +1000,8 @@ def render(report: dict, analysis: str) -> str:
     ]
     for name in meta["configs"]:
         lines.append(f"- **{CONFIGS[name].title}** (`{name}`): {CONFIGS[name].description}")
+    if others := [f"`{name}`" for name in CONFIGS if name not in meta["configs"]]:
+        lines += ["", f"Not in this run: {', '.join(others)} (`--configs`; bench/README.md)."]
     lines += [
         "",
         "## What is measured",
@@ -976,9 +1021,13 @@ def render(report: dict, analysis: str) -> str:
         "tree (API server, scheduler and its executor workers and task processes, DAG processor, "
         "triggerer); for plain dbt, of the dbt process. RSS counts pages shared by forked processes once per "
         "process; PSS (sampled every 2 s) shares them out. *Idle*: the tree before the run was triggered.",
+        "- **Tail**: the end of the last node task (a task of a model or of its test) minus the end of the "
+        "task that runs the one `dbt build` (WATCHER's producer, the project's `dbt_build`), from the task "
+        "instances, as Cosmos's own benchmark reports it: how long the per-node tasks take to catch up once "
+        "dbt is done; median of the successful runs. *none* where there is no such task (one dbt invocation "
+        "per task); `-` without a successful run, or for runs recorded before the tail was measured.",
         "- **Where the time goes**: from the task instances. *The dbt build task*: the task that runs the one "
-        "`dbt build` (WATCHER's producer, the project's `dbt_build`); *After it "
-        "ended*: until the last task ended (per-node tasks catching up); *No task running*: time within the transform "
+        "`dbt build`, and its duration; *Tail*: as above; *No task running*: time within the transform "
         "when no task of the run was running (scheduling, task start-up). With `--workdir`, per-task "
         "timelines are kept in its `timelines/`.",
         "- **Runs succeeded**: the DAG run ended success, each model's task succeeded, no task failed or was "
@@ -1068,7 +1117,7 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="20,200,1000", help="models per generated project (default %(default)s)")
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="models per generated project (default %(default)s)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per configuration and size (default 3)")
     parser.add_argument(
         "--configs",
@@ -1103,7 +1152,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         output = args.output.resolve()
-        write_report(json.loads(output.with_suffix(".json").read_text()), output, output.with_suffix(".json"))
+        results = output.with_suffix(".json")
+        if not results.exists():
+            parser.error(f"--render-only renders the raw results beside the report, and there is no {results}")
+        write_report(json.loads(results.read_text()), output, results)
         log(f"rewrote {output}")
         return 0
 

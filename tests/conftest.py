@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from devstack import BIN
+
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 _HOME = Path(tempfile.mkdtemp(prefix="elt-tests-airflow-"))
 os.environ.update(

@@ -10,7 +10,7 @@ Two transform modes (``ELT_TRANSFORM_MODE``), with the same task id per dbt node
 (``elt_platform.task_names``):
 
 - ``build`` (default): one ``dbt build`` per run does the work; ``transform.<model>``
-  reports its model's result (model and tests) from the triggerer. See ``build_mode``.
+  reports its model's result (model and tests) from the triggerer. See ``elt_platform.transform``.
 - ``per-model``: Cosmos LOCAL, one ``dbt build --select <node>`` per task.
 
 Parsing runs no dbt and touches no network: the manifest is built beforehand by
@@ -37,21 +37,22 @@ from cosmos.constants import (
 )
 from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
-from elt_platform import build_mode
 from elt_platform.alerts import PipelineAlerts
 from elt_platform.connections import ConfigurationError, ConnectionSpec, Problem
 from elt_platform.contract import load_and_check
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.health import publish as health
 from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
-from elt_platform.health.records import RESULTS_TASK
 from elt_platform.health.rules import parse_fresh_by
 from elt_platform.settings import TRANSFORM_MODES, Retries, Settings
 from elt_platform.sync_operator import SyncOperator
+from elt_platform.transform.node_task import NodeRunner
+from elt_platform.transform.render import render
+from elt_platform.transform.results import PRODUCER_TASK_ID
 from elt_platform.warehouse import profile_mapping
 
 TRANSFORM_GROUP_ID = "transform"
-# "build": one dbt build per run behind the per-node tasks (elt_platform.build_mode); "per-model": Cosmos LOCAL.
+# "build": one dbt build per run behind the per-node tasks (elt_platform.transform); "per-model": Cosmos LOCAL.
 
 
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
@@ -103,21 +104,20 @@ def transform_group(
         profile_mapping=profile_mapping(settings),
     )
     if settings.transform_mode == "build":
-        runner = build_mode.NodeRunner(
+        runner = NodeRunner(
             project_dir=dbt_project_dir,
             profile_config=profile_config,
             execution_args=_execution_args(settings),
             lock_name=settings.warehouse_pool if settings.warehouse_type == "duckdb" else None,
             on_warning=alerts.on_warning,
         )
-        group, task_nodes = build_mode.render(
+        group, task_nodes = render(
             manifest,
             source_syncs=source_syncs,
             runner=runner,
             warehouse_pool=settings.warehouse_pool,
             poll_seconds=settings.model_poll_seconds,
             group_id=TRANSFORM_GROUP_ID,
-            start_with_run_max_models=settings.start_with_run_max_models,
         )
         alerts.task_nodes.update(task_nodes)
         return group
@@ -260,8 +260,8 @@ def build_elt_dag(
             transform_group=TRANSFORM_GROUP_ID,
             node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()}
             | (
-                {RESULTS_TASK: dag.get_task(producer)}
-                if dag.has_task(producer := f"{TRANSFORM_GROUP_ID}.{RESULTS_TASK}")
+                {PRODUCER_TASK_ID: dag.get_task(producer)}
+                if dag.has_task(producer := f"{TRANSFORM_GROUP_ID}.{PRODUCER_TASK_ID}")
                 else {}
             ),
             settings=settings,

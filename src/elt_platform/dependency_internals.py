@@ -16,17 +16,35 @@ from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
 # Cosmos 1.15's watcher internals that the build's producer shares: how a dbt JSON event is
 # logged, dbt's final statuses, and the lock serialising XCom pushes to the task supervisor.
 from cosmos.operators._watcher.base import _log_dbt_msg
-from cosmos.operators._watcher.state import DBT_FAILED_STATUSES, DBT_SUCCESS_STATUSES, xcom_set_lock
+from cosmos.operators._watcher.state import xcom_set_lock
+from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 # Private hooks and attributes of cosmos.operators.watcher.DbtProducerWatcherOperator that
-# elt_platform.build_mode.BuildProducer overrides or reads (the test checks each exists).
-PRODUCER_METHODS = ("_apply_node_state_tokens", "_push_node_state_xcom", "_push_source_freshness_results")
+# elt_platform.transform.producer.BuildProducer overrides, calls or reads (the test checks each exists).
+PRODUCER_METHODS = (
+    "_apply_node_state_tokens",
+    "_apply_source_freshness",
+    "_push_node_state_xcom",
+    "_push_source_freshness_results",
+)
 PRODUCER_ATTRIBUTES = ("_check_source_freshness", "_sources_json")
 
 
 def cache_dir_of(dag: Any, task_group: Any) -> Any:
     """The folder Cosmos caches a task group's dbt artefacts in."""
     return _obtain_cache_dir_path(_create_cache_identifier(dag, task_group))
+
+
+def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, context: Any, **kwargs: Any) -> Any:
+    """A retry of the build, after its process died: what the watcher producer's ``execute``
+    does on a first try (the freshness check, then Cosmos's LOCAL ``dbt build`` underneath).
+
+    Cosmos 1.15's producer skips every retry, since it would rebuild every node; the
+    platform's retry builds only the nodes not done yet (``BuildProducer.execute``).
+    """
+    if producer._check_source_freshness:
+        producer._apply_source_freshness(context)
+    return super(DbtProducerWatcherOperator, producer).execute(context, **kwargs)
 
 
 def trigger_runtime() -> tuple[Any, Any]:
@@ -46,11 +64,10 @@ def redact(value: str) -> str:
 
 
 __all__ = [
-    "DBT_FAILED_STATUSES",
-    "DBT_SUCCESS_STATUSES",
     "PRODUCER_ATTRIBUTES",
     "PRODUCER_METHODS",
     "_log_dbt_msg",
+    "build_despite_watcher_retry_guard",
     "cache_dir_of",
     "redact",
     "trigger_runtime",

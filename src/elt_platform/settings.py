@@ -94,8 +94,6 @@ class Settings:
     transform_mode: str = "build"
     # Seconds between checks of a model's result while its task waits in the triggerer.
     model_poll_seconds: float = 0.5
-    # Up to this many models, every model task starts with the run (see build_mode.render).
-    start_with_run_max_models: int = 500
     # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
     dbt_threads: int = 4
     # Python of the PyAirbyte environment that runs local syncs.
@@ -142,9 +140,6 @@ class Settings:
             warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
             transform_mode=_choice(env, "ELT_TRANSFORM_MODE", base.transform_mode, TRANSFORM_MODES),
             model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds, minimum=0.01),
-            start_with_run_max_models=_number(
-                env, "ELT_START_WITH_RUN_MAX_MODELS", base.start_with_run_max_models, int
-            ),
             dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int, minimum=1),
             ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
             connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from tests.integration.stack import free_port
+from devstack.airflow_stack import free_port
 
 HAPPY = ["pending", "queued", "running", "succeeded"]
 ACTIVE = {"pending", "queued", "running", "incomplete"}

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from devstack.airflow_stack import free_port
 from tests.conftest import REPO
-from tests.integration.stack import free_port
 
 EMULATOR = REPO / ".venvs" / "bigquery-emulator" / "bin" / "crucible"
 PROJECT = "local-proj"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.airflow_stack import AirflowStack
 from tests import conformance
 from tests.conftest import REPO
 from tests.integration import scenarios
 from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver, alert_connections
-from tests.integration.stack import AirflowStack
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
 DAG_IDS = ("shop_elt", "alerts_models", "alerts_sync")

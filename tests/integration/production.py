@@ -23,8 +23,8 @@ import httpx
 import psutil
 import psycopg2
 
+from devstack.airflow_stack import POSTGRES, AirflowStack, free_port
 from tests.conftest import REPO
-from tests.integration.stack import POSTGRES, AirflowStack, free_port
 
 IMAGE_AIRFLOW_BIN = REPO / ".venvs" / "image-airflow" / "bin"
 IMAGE_DBT = REPO / ".venvs" / "image-dbt" / "bin" / "dbt"

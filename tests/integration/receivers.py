@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 
-from tests.integration.stack import free_port
+from devstack.airflow_stack import free_port
 
 
 class SmtpReceiver:

@@ -46,6 +46,13 @@ def add_warn_test(dbt_dir: Path) -> None:
     models.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+def slow_down(dbt_dir: Path, model: str = "orders") -> None:
+    """Give a mart a second or two of warehouse work first, so a test can crash the build mid-way."""
+    sql = next((dbt_dir / "models").rglob(f"{model}.sql"))
+    hook = '{{ config(pre_hook="select sum(i) from range(300000000) t(i)") }}\n'
+    sql.write_text(hook + sql.read_text())
+
+
 def set_support_url(ingestion_dir: Path, url: dict) -> None:
     support = ingestion_dir / "support_desk.yml"
     spec = yaml.safe_load(support.read_text())
@@ -83,6 +90,7 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
 
     return {
         "alerts_models": _scenario(root, dags, "alerts_models", change_project=alerts_project),
+        "crash_recovery": _scenario(root, dags, "crash_recovery", change_project=slow_down),
         "alerts_sync": _scenario(
             root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})
         ),

@@ -23,7 +23,7 @@ from tests.integration.scenarios import BROKEN_MODEL, PLANTED_PATH_SECRET
 
 pytestmark = pytest.mark.integration
 
-FAIL_RUN = "transform.fail_run_if_a_node_failed"  # fails a run whose failure's downstream ended skipped; no alert
+FAIL_RUN = "transform.fail_run_if_a_node_failed"  # fails the run after a node failed; no alert
 
 
 def test_broken_model_alerts_exactly_once_on_each_channel(runs):

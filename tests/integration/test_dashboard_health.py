@@ -28,10 +28,10 @@ import httpx
 import pytest
 import yaml
 
+from devstack.airflow_stack import AirflowStack
 from tests.conftest import BIN, REPO, copy_project, dbt_parse, write_dag_file
 from tests.integration.receivers import alert_connections
 from tests.integration.scenarios import set_support_url
-from tests.integration.stack import AirflowStack
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,12 @@ import boto3
 import httpx
 import pytest
 
+from devstack.airflow_stack import free_port
 from tests.conftest import REPO
 from tests.integration import bigquery_emulator
 from tests.integration.airbyte_api import AirbyteApi
 from tests.integration.production import SCHEDULERS, TRIGGERERS, WORKERS, ProductionCluster
 from tests.integration.receivers import SlackWebhookReceiver
-from tests.integration.stack import free_port
 from tests.integration.test_airbyte_backend import FAKER, STREAMS, SUPPORT
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from elt_platform.bigquery_types import DBT_BIGQUERY_ALIASES, contract_type_prob
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
-from tests.conftest import REPO, copy_project, dbt_parse, elt_check
+from tests.conftest import REPO
 
 
 def test_the_aliases_are_dbt_bigquerys_own():
@@ -54,22 +54,6 @@ def test_the_bundled_contracts_hold_on_bigquery(manifest_path):
     manifest = load_manifest(manifest_path)
     assert sum(len(m.contract_columns) for m in manifest.models.values()) >= 30
     assert contract_type_problems(manifest) == []
-
-
-def test_elt_check_names_the_model_column_and_fix_of_a_planted_varchar(tmp_path):
-    dbt_dir, ingestion_dir = copy_project(tmp_path)
-    models = dbt_dir / "models" / "marts" / "sales" / "_sales__models.yml"
-    models.write_text(models.read_text().replace("data_type: string", "data_type: varchar", 1))
-    dbt_parse(dbt_dir)
-
-    result = elt_check(dbt_dir, ingestion_dir)
-
-    assert result.returncode == 1
-    assert (
-        "models/marts/sales/_sales__models.yml: models.orders.columns.product_name.data_type: "
-        "'varchar' is not a type BigQuery accepts (no GoogleSQL type is named VARCHAR)"
-    ) in result.stderr
-    assert "Fix: use string" in result.stderr
 
 
 def test_the_dbt_target_is_the_environment(manifest_path):

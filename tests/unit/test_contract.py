@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from elt_platform.connections import ConfigurationError
 from elt_platform.contract import load_and_check
-from tests.conftest import REPO, copy_project, dbt_parse, elt_check
+from tests.conftest import REPO, copy_project
 
 
 @pytest.fixture
@@ -70,30 +69,6 @@ def test_missing_manifest_says_how_to_build_it(project):
     assert f"Fix: build it with `dbt parse` in {dbt_dir} (`make manifest` for the bundled project)" in str(caught.value)
 
 
-def declare_external(dbt_dir, source_file: str) -> None:
-    path = dbt_dir / "models" / "staging" / source_file
-    spec = yaml.safe_load(path.read_text())
-    spec["sources"][0]["meta"] = {"elt": {"external": True}}
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-
-
-def test_a_source_declared_external_needs_no_connection(project):
-    dbt_dir, ingestion_dir = project
-    (ingestion_dir / "support_desk.yml").unlink()
-    declare_external(dbt_dir, "support/_support__sources.yml")
-    connections, manifest = load_and_check(ingestion_dir, dbt_dir, dbt_parse(dbt_dir))
-    assert [c.spec.dbt_source for c in connections] == ["faker"]
-    assert {s.name for s in manifest.sources.values() if s.external} == {"support.tickets"}
-
-
-def test_a_source_declared_external_that_a_connection_loads_is_a_contradiction(project):
-    dbt_dir, ingestion_dir = project
-    declare_external(dbt_dir, "support/_support__sources.yml")
-    message = problems(dbt_dir, ingestion_dir, dbt_parse(dbt_dir))
-    assert "ingestion/support_desk.yml: dbt_source: dbt source 'support' is declared external" in message
-    assert "remove 'external' from the source's meta, or remove this connection" in message
-
-
 def test_without_ingestion_every_source_must_be_declared_external(project):
     dbt_dir, _ = project
     message = problems(dbt_dir, None)
@@ -104,28 +79,3 @@ def test_without_ingestion_every_source_must_be_declared_external(project):
 def test_a_folder_without_dbt_project_yml_is_not_a_dbt_project(tmp_path):
     message = problems(tmp_path, None, tmp_path / "manifest.json")
     assert f"{tmp_path}: dbt_project_dir: not a dbt project: there is no dbt_project.yml in it" in message
-
-
-def test_check_command_reports_problems_and_exit_code(project):
-    dbt_dir, ingestion_dir = project
-    ok = elt_check(dbt_dir, ingestion_dir)
-    assert ok.returncode == 0, ok.stderr
-    assert "ok  shop_faker.yml" in ok.stdout
-
-    (dbt_dir / "models" / "staging" / "faker" / "_faker__sources.yml").write_text(
-        (dbt_dir / "models" / "staging" / "faker" / "_faker__sources.yml")
-        .read_text()
-        .replace("  - name: faker\n", "  - name: fakr\n")
-    )
-    (dbt_dir / "models" / "staging" / "faker").joinpath("stg_faker__users.sql").write_text(
-        "select * from {{ source('fakr', 'users') }}"
-    )
-    for model in ("products", "purchases"):
-        (dbt_dir / "models" / "staging" / "faker" / f"stg_faker__{model}.sql").write_text(
-            f"select * from {{{{ source('fakr', '{model}') }}}}"
-        )
-    dbt_parse(dbt_dir)
-    bad = elt_check(dbt_dir, ingestion_dir)
-    assert bad.returncode == 1
-    assert "ingestion/shop_faker.yml: dbt_source: dbt source 'faker' does not exist" in bad.stderr
-    assert "sources.fakr: no ingestion connection loads dbt source 'fakr'" in bad.stderr

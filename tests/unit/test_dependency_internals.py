@@ -58,8 +58,8 @@ def _private_imports(path: Path) -> list[str]:
 
 def test_no_other_module_imports_a_private_symbol():
     offenders = {
-        p.name: _private_imports(p)
-        for p in PACKAGE.glob("*.py")
+        str(p.relative_to(PACKAGE)): _private_imports(p)
+        for p in PACKAGE.rglob("*.py")
         if p.name != "dependency_internals.py" and _private_imports(p)
     }
     assert offenders == {}

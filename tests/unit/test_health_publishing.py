@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import yaml
 
-from elt_platform.connections import ConfigurationError
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.health.pages import badge_svg, list_page, plain_text
 from elt_platform.health.plugin import badge_token
-from elt_platform.health.promises import CHECK_SCHEDULE
 from elt_platform.health.publish import PublishDashboardHealth, PublishMarts
 from elt_platform.health.report import CauseView, DashboardHealth
-from tests.conftest import REPO, copy_project, dbt_parse, write_dag_file
+from tests.conftest import REPO
 
 DASHBOARDS = ("customer_360", "sales_performance", "support_operations")
 
@@ -52,48 +49,6 @@ def test_each_dashboard_is_an_asset_that_says_where_its_lineage_comes_from(dag):
     assert elt["manifest"] == str(REPO / "dbt_project" / "target" / "manifest.json")
     # what it reads: its own events (its promise) and the table it shows
     assert [a.name for a in task.inlets] == ["health.support_operations", "health.tickets"]
-
-
-def test_a_project_without_exposures_gets_no_dashboards_group(tmp_path):
-    dbt_dir, ingestion_dir = copy_project(tmp_path)
-    (dbt_dir / "models" / "exposures.yml").unlink()
-    dbt_parse(dbt_dir)
-    bare = build_elt_dag(dag_id="bare", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
-    assert not [t for t in bare.task_ids if t.startswith("dashboards.")]
-
-
-def promise(tmp_path, fresh_by: str):
-    dbt_dir, ingestion_dir = copy_project(tmp_path)
-    exposures = dbt_dir / "models" / "exposures.yml"
-    spec = yaml.safe_load(exposures.read_text())
-    spec["exposures"][2]["config"] = {"meta": {"fresh_by": fresh_by, "fresh_by_timezone": "Europe/Paris"}}
-    exposures.write_text(yaml.safe_dump(spec, sort_keys=False))
-    dbt_parse(dbt_dir)
-    return dbt_dir, ingestion_dir
-
-
-def test_a_promise_adds_a_check_dag_every_10_minutes_that_airflow_finds(tmp_path):
-    from airflow.dag_processing.dagbag import DagBag
-
-    dbt_dir, ingestion_dir = promise(tmp_path, "07:00")
-    dags = write_dag_file(tmp_path / "dags", "promised", dbt_dir, ingestion_dir).parent
-    bag = DagBag(dag_folder=str(dags))
-    assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["promised", "promised__fresh_by"]
-    check = bag.dags["promised__fresh_by"]
-    task = check.get_task("check_promises")
-    assert [a.name for a in task.inlets] == ["promised.support_operations"]  # the only promised dashboard
-    assert check.schedule == CHECK_SCHEDULE == "*/10 * * * *"
-
-
-def test_a_promise_that_is_not_a_time_is_refused_naming_the_file_and_the_field(tmp_path):
-    dbt_dir, ingestion_dir = promise(tmp_path, "7am")
-    with pytest.raises(ConfigurationError) as error:
-        build_elt_dag(dag_id="bad_promise", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
-    message = str(error.value)
-    assert "models/exposures.yml" in message
-    assert "exposure support_operations, meta.fresh_by" in message
-    assert "'7am' is not a time of day as HH:MM" in message and 'fresh_by: "07:00"' in message
 
 
 def health(label="Sales <b>performance</b>", status="stale", causes=()) -> DashboardHealth:

@@ -28,6 +28,7 @@ from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
 from elt_platform.settings import Settings
 from elt_platform.task_names import disambiguated, task_id_part
+from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 from elt_platform.warehouse import count_rows
 
 GROUP_ID = "dashboards"
@@ -81,7 +82,7 @@ class _HealthTask(BaseOperator):
         ti = context["ti"]
         task_ids = sorted({p.task_id for d in parts for p in d.parts.values() if p.task_id})
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
-        raw = ti.xcom_pull(task_ids=f"{self.transform_group}.{records.RESULTS_TASK}", key=records.RESULTS_KEY)
+        raw = ti.xcom_pull(task_ids=f"{self.transform_group}.{PRODUCER_TASK_ID}", key=RESULTS_XCOM_KEY)
         return RunOutcome(
             run_id=ti.run_id,
             state="ended",  # every part this task waits for has ended
@@ -206,7 +207,7 @@ def render(
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
             **common,
         )
-        for uid in (*marts, *checks, records.RESULTS_TASK):
+        for uid in (*marts, *checks, PRODUCER_TASK_ID):
             if uid in node_tasks:
                 node_tasks[uid] >> publish_marts
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):

@@ -11,10 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from elt_platform.health.rules import Assessment, NodeResult, Status
+from elt_platform.transform.results import records_of
 
-# The build's per-node results: one XCom of the transform group's producer task (see build_mode).
-RESULTS_TASK = "dbt_build"
-RESULTS_KEY = "dbt_results"
 # Each dashboard task's own verdict, kept for history ("fresh since ...") and what reached it.
 VERDICT_KEY = "health"
 # The Assets of dashboards, and where the API server serves their pages.
@@ -35,16 +33,10 @@ def parse_time(value: Any) -> datetime | None:
 
 def node_results(raw: Mapping[str, Any] | None) -> dict[str, NodeResult]:
     """The producer's ``dbt_results`` XCom as ``NodeResult`` per dbt unique_id."""
-    results = {}
-    for unique_id, result in (raw or {}).items():
-        if not isinstance(result, Mapping) or not result.get("status"):
-            continue
-        results[unique_id] = NodeResult(
-            status=str(result.get("event") if result.get("event") == "skipped" else result["status"]),
-            message=str(result.get("msg") or ""),
-            max_loaded_at=parse_time(result.get("max_loaded_at")),
-        )
-    return results
+    return {
+        unique_id: NodeResult(record.status, record.message or "", parse_time(record.max_loaded_at))
+        for unique_id, record in records_of(raw).items()
+    }
 
 
 def verdict(assessment: Assessment) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from elt_platform.health.rules import (
     promise_kept,
     status_since,
 )
+from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
@@ -187,11 +188,11 @@ def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
             XComModel.dag_id == run.dag_id,
             XComModel.run_id == run.run_id,
             (XComModel.key == ERROR_XCOM_KEY)
-            | ((XComModel.task_id == f"{group_id}.{records.RESULTS_TASK}") & (XComModel.key == records.RESULTS_KEY)),
+            | ((XComModel.task_id == f"{group_id}.{PRODUCER_TASK_ID}") & (XComModel.key == RESULTS_XCOM_KEY)),
         )
     ).all()
     values = {(task_id, key): XComModel.deserialize_value(_Row(value)) for task_id, key, value in xcoms}
-    results = values.get((f"{group_id}.{records.RESULTS_TASK}", records.RESULTS_KEY))
+    results = values.get((f"{group_id}.{PRODUCER_TASK_ID}", RESULTS_XCOM_KEY))
     # The task try's page in Airflow's UI (its log), relative to the API server's root.
     base = f"/dags/{run.dag_id}/runs/{quote(run.run_id)}/tasks/"
     tasks = {

@@ -1,5 +1,7 @@
 """A real Airflow on 127.0.0.1: API server, scheduler (LocalExecutor), DAG processor and triggerer.
 
+The integration tests and the benchmark (bench/run.py) run on it.
+
 Its metadata lives in a database of its own on the local PostgreSQL server: SQLite
 locks up ("database is locked") once several DAG runs write at the same time.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg2
 
-from tests.conftest import BIN
+from devstack import BIN
 
 TERMINAL = {"success", "failed"}
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}

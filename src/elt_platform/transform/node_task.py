@@ -1,0 +1,288 @@
+"""A dbt node's task, and its trigger: the node's result in this run's build, or the node built alone.
+
+The task starts in the triggerer (``start_from_trigger``): no worker process, no DAG parse.
+Its trigger applies ``policy.decide`` to the build's published records until the outcome's
+effect (``policy.EFFECTS``) is to succeed there or to resume on a worker, where
+``DbtNodeTask.execute_complete`` acts on the same outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowRescheduleException,
+    AirflowSkipException,
+)
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
+from asgiref.sync import sync_to_async
+from cosmos.config import ProfileConfig
+from cosmos.exceptions import CosmosDbtRunError
+from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
+
+from elt_platform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
+from elt_platform.dependency_internals import trigger_runtime
+from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
+from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
+from elt_platform.warehouse import warehouse_lock
+
+NODE_TASK_POOL = "default_pool"
+
+
+@dataclass
+class NodeRunner:
+    """How a node runs alone, shared by every node task: Cosmos's LOCAL operators, built on demand."""
+
+    project_dir: Path
+    profile_config: ProfileConfig
+    execution_args: dict[str, Any]
+    lock_name: str | None
+    on_warning: Callable[[Any], None] | None = field(default=None, repr=False)
+    cache_dir: Path | None = None
+
+    def run(self, task: DbtNodeTask, context: Any) -> None:
+        common = {
+            "task_id": task.task_id,
+            "project_dir": str(self.project_dir),
+            "profile_config": self.profile_config,
+            "install_deps": False,
+            "should_store_compiled_sql": False,
+            "emit_datasets": False,
+            "on_warning_callback": self.on_warning,
+            "cache_dir": self.cache_dir,
+            **self.execution_args,
+        }
+        if task.kind == "test":
+            operators = [DbtTestAlone(select=task.select, **common)]
+        else:
+            # Only the tests on this node alone: a test reading two nodes has a task of its own.
+            operators = [DbtBuildAlone(select=task.select, indirect_selection="cautious", **common)]
+            if task.kind == "source" and task.has_freshness:
+                operators.insert(0, DbtFreshnessAlone(select=task.select, **common))
+        with warehouse_lock(self.lock_name):
+            for operator in operators:
+                try:
+                    operator.execute(context)
+                except (AirflowFailException, AirflowSkipException):
+                    raise
+                except (AirflowException, CosmosDbtRunError) as error:  # dbt as a subprocess, or in-process
+                    if is_deterministic(str(error)):
+                        raise DeterministicDbtError(str(error)) from error
+                    raise
+
+
+class _DbtSummaryOnFailure:
+    """Cosmos logs a failed dbt subprocess's output but raises only "non-zero exit code 1": the
+    exception carries dbt's own summary of what failed too, for the alert and for dbt_errors."""
+
+    def handle_exception_subprocess(self, result: Any) -> None:
+        try:
+            super().handle_exception_subprocess(result)  # type: ignore[misc]
+        except AirflowSkipException:
+            raise
+        except AirflowException as error:
+            raise AirflowException(f"{error}\n{dbt_failure_summary(result.full_output)}") from None
+
+
+class DbtBuildAlone(_DbtSummaryOnFailure, DbtBuildLocalOperator):
+    """``dbt build --select <node>``, for a node that runs alone."""
+
+
+class DbtTestAlone(_DbtSummaryOnFailure, DbtTestLocalOperator):
+    """``dbt test --select <test>``, for a test reading several nodes that runs alone."""
+
+
+class DbtFreshnessAlone(_DbtSummaryOnFailure, DbtSourceLocalOperator):
+    """``dbt source freshness --select <source>``, before a source's tests run alone."""
+
+
+class DbtNodeTask(BaseOperator):
+    """One dbt node (a model with its own tests, a source's freshness and tests, or a test
+    reading several nodes): its result in this run's ``dbt build``, or the node built alone."""
+
+    ui_color = "#e8f7e4"
+    template_fields = ()
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        unique_id: str,
+        select: str,
+        watch: list[str],
+        runner: NodeRunner,
+        producer_task_id: str,
+        poll_seconds: float,
+        has_freshness: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(pool=NODE_TASK_POOL, **kwargs)
+        self.kind = kind  # "model" (also seed, snapshot), "source" or "test"
+        self.unique_id = unique_id
+        self.select = select
+        self.has_freshness = has_freshness
+        self.runner = runner
+        self.watch = watch
+        self.producer_task_id = producer_task_id
+        self.poll_seconds = poll_seconds
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
+            trigger_kwargs={"producer_task_id": producer_task_id, "node_ids": watch, "poll_seconds": poll_seconds},
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute(self, context: Any) -> None:
+        """Reached only when the task did not start in the triggerer (``airflow dags test``)."""
+        ti = context["ti"]
+        build_state = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.producer_task_id], run_ids=[ti.run_id])
+        records = records_of(ti.xcom_pull(task_ids=self.producer_task_id, key=RESULTS_XCOM_KEY))
+        decision = decide(
+            try_number=ti.try_number,
+            watched=self.watch,
+            records=records,
+            build_state=build_state.get(ti.run_id, {}).get(self.producer_task_id),
+        )
+        if decision.effect is Effect.KEEP_WAITING:
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=2))
+        if decision.effect is Effect.SUCCEED_IN_TRIGGERER:
+            return None
+        return self.execute_complete(context, decision.as_event())
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        """On a worker: act on the outcome the trigger (or ``execute``) decided."""
+        decision = Decision.from_event(event)
+        for node_id, record in decision.records.items():
+            self.log.info("%s: %s%s", node_id, record.status, f"\n{record.message}" if record.message else "")
+        match decision.outcome:
+            case Outcome.FAILED:
+                self._fail(decision.records)
+            case Outcome.WARNED:
+                self._warn(decision.records, context)
+            case Outcome.RUN_ALONE:
+                self.log.info("%s Running %s alone.", decision.reason, self.unique_id)
+                self.runner.run(self, context)
+            case Outcome.NOT_REPORTED:
+                raise AirflowException(f"{decision.reason} See its log. A retry of this task runs the node alone.")
+            case _:
+                raise AirflowException(f"Outcome {decision.outcome.value} is not acted on by a worker.")
+
+    def _fail(self, failed: dict[str, NodeRecord]) -> None:
+        message = "\n".join(f"{node}: {record.message or record.status}" for node, record in failed.items())
+        if all(is_deterministic(record.message or "", record.status) for record in failed.values()):
+            raise DeterministicDbtError(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
+        raise AirflowException(f"dbt {self.kind} {self.unique_id} failed:\n{message}")
+
+    def _warn(self, warned: dict[str, NodeRecord], context: Any) -> None:
+        if self.runner.on_warning is not None:
+            names, messages = list(warned), [record.message or "warn" for record in warned.values()]
+            self.runner.on_warning({**context, "test_names": names, "test_results": messages})
+
+
+class _RunView:
+    """The build's records and state for one DAG run, read at most once per poll interval
+    however many node tasks of that run wait in this triggerer."""
+
+    views: ClassVar[dict[tuple[str, str, str], _RunView]] = {}
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.read_at = 0.0
+        self.records: dict[str, NodeRecord] = {}
+        self.build_state: str | None = None
+
+    @classmethod
+    def of(cls, dag_id: str, run_id: str, producer_task_id: str) -> _RunView:
+        return cls.views.setdefault((dag_id, run_id, producer_task_id), cls())
+
+    async def refresh(self, trigger: NodeResultTrigger, max_age: float) -> None:
+        async with self.lock:
+            if time.monotonic() - self.read_at < max_age:
+                return
+            RuntimeTaskInstance, XCom = trigger_runtime()
+            ti = trigger.task_instance
+            raw = await sync_to_async(XCom.get_one)(
+                run_id=ti.run_id, key=RESULTS_XCOM_KEY, task_id=trigger.producer_task_id, dag_id=ti.dag_id, map_index=-1
+            )
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[trigger.producer_task_id], run_ids=[ti.run_id]
+            )
+            self.records = records_of(raw)
+            self.build_state = states.get(ti.run_id, {}).get(trigger.producer_task_id)
+            self.read_at = time.monotonic()
+
+
+class NodeResultTrigger(BaseTrigger):
+    """The node task's wait, in the triggerer: ``decide`` on the build's records until the
+    outcome's effect is to succeed here or to resume on a worker."""
+
+    def __init__(self, producer_task_id: str, node_ids: list[str], poll_seconds: float = 1.0):
+        super().__init__()
+        self.producer_task_id = producer_task_id
+        self.node_ids = list(node_ids)
+        self.poll_seconds = poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs = {
+            "producer_task_id": self.producer_task_id,
+            "node_ids": self.node_ids,
+            "poll_seconds": self.poll_seconds,
+        }
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        view = _RunView.of(ti.dag_id, ti.run_id, self.producer_task_id)
+        last_reason = None
+        try:
+            while True:
+                await view.refresh(self, self.poll_seconds)
+                decision = decide(
+                    try_number=ti.try_number, watched=self.node_ids, records=view.records, build_state=view.build_state
+                )
+                if decision.reason != last_reason:
+                    self.log.info("%s: %s", decision.outcome.value, decision.reason or "dbt passed it.")
+                    last_reason = decision.reason
+                if decision.effect is Effect.SUCCEED_IN_TRIGGERER:
+                    yield TaskSuccessEvent()
+                    return
+                if decision.effect is Effect.RESUME_ON_WORKER:
+                    yield TriggerEvent(decision.as_event())
+                    return
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            if view.build_state in BUILD_ENDED:
+                _RunView.views.pop((ti.dag_id, ti.run_id, self.producer_task_id), None)
+
+
+class FailRunIfANodeFailed(BaseOperator):
+    """The transform group's last task: fails the DAG run when a node's task failed.
+
+    Airflow sets a run's state from its leaf tasks, and the dashboards' tasks follow the
+    transform: without this task, a run whose failure is behind them would end ``success``.
+    It runs only when a task upstream of it failed (trigger rule ``one_failed``) and alerts
+    nobody: the failed task has already.
+    """
+
+    ui_color = "#f5d5d5"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs |= {"trigger_rule": TriggerRule.ONE_FAILED, "retries": 0, "pool": NODE_TASK_POOL}
+        super().__init__(on_failure_callback=None, on_retry_callback=None, **kwargs)
+
+    def execute(self, context: Any) -> None:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=sorted(self.upstream_task_ids), run_ids=[ti.run_id])
+        failed = sorted(t for t, state in states.get(ti.run_id, {}).items() if state in {"failed", "upstream_failed"})
+        raise AirflowFailException(f"Failed in this run: {', '.join(failed) or 'a task of the transform group'}.")

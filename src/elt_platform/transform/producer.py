@@ -1,0 +1,244 @@
+"""The producer: the DAG run's one ``dbt build``, publishing each node's result as dbt finishes it.
+
+``dbt_build`` is Cosmos's WATCHER producer, subclassed. It runs once every sync has ended,
+leaves out of the build everything downstream of a source whose sync did not succeed (or
+whose freshness check errored), and publishes a ``NodeRecord`` per node into one XCom
+(``results.RESULTS_XCOM_KEY``) from a background thread, so the node tasks of a run read one
+XCom instead of one per node.
+
+**Whole after a crash.** If the build's process dies (out of memory, a lost worker), Airflow
+retries the task once. The retry builds, in one ``dbt build``, every node whose task has not
+yet succeeded; nodes already reported stay as they are. Node tasks keep waiting while the
+build is up for retry, so a run that recovers ends ``success`` and alerts nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+from elt_platform.dependency_internals import _log_dbt_msg, build_despite_watcher_retry_guard, xcom_set_lock
+from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord
+from elt_platform.warehouse import warehouse_lock
+
+# dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
+UPSTREAM_FAILURE_SKIP_EVENTS = frozenset({"LogSkipBecauseError", "SkippingDetails"})
+# A crash of the build's process is retried once, at once; dbt's own failures end the task successfully.
+CRASH_RETRIES = 1
+CRASH_RETRY_DELAY = timedelta(seconds=1)
+
+
+class XComPublisher:
+    """Publishes the build's node records as one XCom from a background thread.
+
+    dbt's threads only add to a dict; the thread pushes it whenever it changed, at most every
+    ``interval`` seconds.
+    """
+
+    def __init__(self, task_instance: Any, interval: float = 0.5):
+        self.task_instance = task_instance
+        self.interval = interval
+        self.records: dict[str, dict[str, Any]] = {}
+        self.changed = threading.Event()
+        self.closing = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="dbt-results-publisher", daemon=True)
+        self.thread.start()
+
+    def put(self, unique_id: str, record: NodeRecord) -> None:
+        with self.lock:
+            self.records[unique_id] = record.as_json()
+        self.changed.set()
+
+    def _push(self) -> BaseException | None:
+        self.changed.clear()
+        with self.lock:
+            snapshot = dict(self.records)
+        try:
+            with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
+                self.task_instance.xcom_push(key=RESULTS_XCOM_KEY, value=snapshot)
+        except Exception as error:
+            return error
+        return None
+
+    def _run(self) -> None:
+        while not self.closing.is_set():
+            if self.changed.wait(timeout=self.interval):
+                if self._push() is not None:
+                    # e.g. `airflow dags test`, whose in-process supervisor talks to one thread only:
+                    # the node tasks then get every result at once, from close().
+                    return
+                self.closing.wait(self.interval)
+
+    def close(self) -> None:
+        """Publish everything, from the calling thread, before the build task ends."""
+        self.closing.set()
+        self.thread.join()
+        if (error := self._push()) is not None:
+            raise AirflowException(f"Could not publish dbt results to XCom: {error}") from error
+
+
+def descendants(parents: dict[str, tuple[str, ...]], roots: set[str]) -> set[str]:
+    """Every node that depends, directly or not, on one of ``roots``."""
+    children: dict[str, set[str]] = {}
+    for node_id, node_parents in parents.items():
+        for parent in node_parents:
+            children.setdefault(parent, set()).add(node_id)
+    found: set[str] = set()
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+class BuildProducer(DbtProducerWatcherOperator):
+    """Runs the DAG run's one ``dbt build`` and publishes each node's result as dbt finishes it."""
+
+    def __init__(
+        self,
+        *,
+        source_syncs: dict[str, str],
+        parents: dict[str, tuple[str, ...]],
+        node_tasks: dict[str, tuple[str, str]],
+        lock_name: str | None,
+        **kwargs: Any,
+    ):
+        kwargs |= {"retries": CRASH_RETRIES, "retry_delay": CRASH_RETRY_DELAY, "retry_exponential_backoff": False}
+        # A crash that the retry recovers from alerts nobody; a retry that fails too alerts as any failure.
+        kwargs |= {"on_retry_callback": None}
+        super().__init__(freshness_callback=self.left_out, **kwargs)
+        self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
+        self.parents = parents  # buildable node unique_id -> the nodes it reads
+        self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector)
+        self.lock_name = lock_name
+        self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded before the crash
+
+    def left_out(self, context: Any, *_: Any) -> list[tuple[str, str]]:
+        """What this build leaves out, published as ``left_out``: everything downstream of a
+        source whose sync did not succeed or whose freshness check errored."""
+        ti = context["ti"]
+        syncs = sorted(set(self.source_syncs.values()))
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=syncs, run_ids=[ti.run_id]) if syncs else {}
+        sync_state = states.get(ti.run_id, {})
+        failed = {source for source, sync in self.source_syncs.items() if sync_state.get(sync) != "success"}
+        stale = {
+            r["unique_id"]
+            for r in (getattr(self, "_sources_json", None) or {}).get("results", [])
+            if r.get("status") in {"error", "runtime error"}
+        }
+        for label, sources in (("did not sync", failed), ("errored on freshness", stale)):
+            if sources:
+                self.log.info("Sources that %s: %s; what reads them is left out.", label, ", ".join(sorted(sources)))
+        held = descendants(self.parents, failed | stale) - self.done
+        return sorted((uid, "skipped") for uid in held if uid in self.parents)
+
+    def _push_node_state_xcom(self, ti: Any, unique_id: str, state: str) -> None:
+        """Cosmos publishes what the build leaves out here: into ``dbt_results`` instead."""
+        self.publisher.put(unique_id, NodeRecord(state, "left out of this run's dbt build", left_out=True))
+
+    def _push_source_freshness_results(self, context: Any) -> None:
+        """Each source's freshness status (pass, warn, error), into ``dbt_results``."""
+        for result in (self._sources_json or {}).get("results", []):
+            status = result.get("status")
+            if result.get("unique_id") and status:
+                message = result.get("error") or f"source freshness: {status}"
+                self.publisher.put(
+                    result["unique_id"], NodeRecord(status, message, max_loaded_at=result.get("max_loaded_at"))
+                )
+
+    def run_subprocess(self, command: list[str], env: dict[str, str], cwd: str, **kwargs: Any) -> Any:
+        """dbt as a subprocess (the image's own virtualenv, ``ELT_DBT_EXECUTABLE``) prints only
+        info-level events, and ``NodeFinished``, which carries each node's result and dbt's
+        message, is a debug event: ask for debug, and log only what dbt would show at info.
+        (In-process, dbt hands every event to the callback whatever the level.)"""
+        return super().run_subprocess([*command, "--log-level", "debug"], env, cwd, **kwargs)
+
+    def _make_parse_callable(self) -> Callable[[str, Any], None]:
+        """Read dbt's JSON log: log every line at info and above and publish each node's final result."""
+        skipped_after_failure: set[str] = set()
+        publisher = self.publisher
+
+        def on_line(line: str, extra_kwargs: Any) -> None:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                if line.strip():
+                    self.log.info("%s", line)
+                return
+            if event.get("info", {}).get("level") != "debug":
+                _log_dbt_msg(event)
+            name = event.get("info", {}).get("name")
+            data = event.get("data") or {}
+            unique_id = (data.get("node_info") or {}).get("unique_id")
+            if not unique_id:
+                return
+            if name in UPSTREAM_FAILURE_SKIP_EVENTS:
+                skipped_after_failure.add(unique_id)
+            elif name == "NodeFinished":
+                status = data["node_info"].get("node_status")
+                passed = status in {"success", "pass"}
+                message = None if passed else (data.get("run_result") or {}).get("message") or event["info"].get("msg")
+                after_failure = status == "skipped" and unique_id in skipped_after_failure
+                publisher.put(unique_id, NodeRecord(status, message, skipped_after_failure=after_failure))
+
+        return on_line
+
+    def handle_exception_dbt_runner(self, result: Any) -> None:
+        if result.exception is None and result.result is not None:
+            self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
+            return
+        super().handle_exception_dbt_runner(result)
+
+    def handle_exception_subprocess(self, result: Any) -> None:
+        if result.exit_code == 1:  # dbt's exit code for failed nodes; 2 is dbt itself failing
+            self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
+            return
+        super().handle_exception_subprocess(result)
+
+    def succeeded_before(self, context: Any) -> set[str]:
+        """On a retry: the nodes whose tasks have already succeeded in this run."""
+        ti = context["ti"]
+        group_id = self.task_id.rpartition(".")[0] or None
+        states = ti.get_task_states(dag_id=ti.dag_id, task_group_id=group_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        return {uid for uid, (task_id, _) in self.node_tasks.items() if states.get(task_id) == "success"}
+
+    def execute(self, context: Any, **kwargs: Any) -> Any:
+        ti = context["ti"]
+        resuming = ti.try_number > 1
+        if resuming:
+            self.done = self.succeeded_before(context)
+            self.log.warning(
+                "Try %s: the previous build ended without finishing (its process died). Building what is "
+                "not done yet; %s of %s nodes had already succeeded.",
+                ti.try_number,
+                len(self.done),
+                len(self.node_tasks),
+            )
+            self._exclude(self.done)
+        left_out = self.left_out(context)
+        if self.parents and {uid for uid, _ in left_out} | self.done >= set(self.parents):
+            raise AirflowSkipException("Nothing to build: every dbt node has succeeded or reads from a failed sync.")
+        self.publisher = XComPublisher(ti)
+        try:
+            with warehouse_lock(self.lock_name):
+                if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
+                    self._apply_node_state_tokens(context, left_out)
+                if resuming:
+                    return build_despite_watcher_retry_guard(self, context, **kwargs)
+                return super().execute(context, **kwargs)
+        finally:
+            self.publisher.close()  # every result is published before this task ends
+
+    def _exclude(self, nodes: set[str]) -> None:
+        selectors = sorted(self.node_tasks[uid][1] for uid in nodes if uid in self.node_tasks)
+        if selectors:
+            self.exclude = " ".join([*([self.exclude] if self.exclude else []), *selectors])
