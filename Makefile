@@ -46,7 +46,7 @@ $(INGEST_VENV)/.installed: requirements-ingestion.txt pyproject.toml ingestion/*
 	VIRTUAL_ENV=$(INGEST_VENV) $(UV) pip install --quiet -r requirements-ingestion.txt
 	VIRTUAL_ENV=$(INGEST_VENV) $(UV) pip install --quiet --no-deps -e .
 	AIRBYTE_OFFLINE_MODE=1 AIRBYTE_INSTALL_DIR=$(ELT_CONNECTORS_DIR) AIRBYTE_LOGGING_ROOT=$(ELT_CONNECTORS_DIR)/logs PATH=$(INGEST_VENV)/bin:$$PATH \
-		$(INGEST_VENV)/bin/python -m elt_platform.local_sync_runner install ingestion
+		$(INGEST_VENV)/bin/python -m elt_platform.ingestion.local_sync_runner install ingestion
 	touch $@
 
 $(BQ_EMULATOR_VENV)/.installed: requirements-bigquery-emulator.txt | $(UV)

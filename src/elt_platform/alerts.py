@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elt_platform.dbt_errors import ANSI, DeterministicDbtError
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Settings
+from elt_platform.transform.dbt_errors import ANSI, DeterministicDbtError
 
 ERROR_XCOM_KEY = "error"
 EXCERPT_LINES = 15
@@ -185,7 +185,7 @@ class PipelineAlerts:
         return f"{retries_left} retries left"
 
     def _sync(self, task_id: str, context: Any, manifest: Manifest) -> tuple[str, list[tuple[str, str]], set[str]]:
-        from elt_platform.connections import load_connection_file
+        from elt_platform.ingestion.connections import load_connection_file
 
         path = self.connection_files[task_id]
         loaded, _ = load_connection_file(path)

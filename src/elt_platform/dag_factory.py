@@ -38,14 +38,14 @@ from cosmos.constants import (
 from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
 from elt_platform.alerts import PipelineAlerts
-from elt_platform.connections import ConfigurationError, ConnectionSpec, Problem
-from elt_platform.contract import load_and_check
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.health import publish as health
 from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
 from elt_platform.health.rules import parse_fresh_by
+from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec, Problem
+from elt_platform.ingestion.contract import load_and_check
+from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.settings import TRANSFORM_MODES, Retries, Settings
-from elt_platform.sync_operator import SyncOperator
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID

@@ -73,51 +73,63 @@ class Retries:
 
 @dataclass(frozen=True)
 class Settings:
-    # Airflow connection that locates the warehouse; Cosmos maps it to the dbt profile.
+    """Every setting, grouped by concern; ``from_env`` reads each from its ``ELT_`` variable."""
+
+    # --- Warehouse -------------------------------------------------------------------------
+    # Airflow connection that locates the warehouse (ELT_WAREHOUSE_CONN_ID); Cosmos maps it to the dbt profile.
     warehouse_conn_id: str = "warehouse"
-    # "duckdb" (the embedded default) or "bigquery" (production).
+    # ELT_WAREHOUSE_TYPE: one of WAREHOUSES, "duckdb" (the embedded default) or "bigquery" (production).
     warehouse_type: str = "duckdb"
-    # Deployment environment: the dbt target's name (target.name) and the BigQuery dataset of the models.
+    # ELT_WAREHOUSE_POOL: the Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
+    warehouse_pool: str = "warehouse"
+    # ELT_ENVIRONMENT: the dbt target's name (target.name) and the BigQuery dataset of the models.
     environment: str = "dev"
-    # How dbt authenticates to BigQuery: "adc" (application default credentials,
+    # ELT_BIGQUERY_AUTH: one of BIGQUERY_AUTHS, "adc" (application default credentials,
     # e.g. workload identity) or "service-account" (key JSON in the Airflow connection).
     bigquery_auth: str = "adc"
-    # BigQuery API endpoint, when not Google's public one (a Private Service Connect endpoint).
+    # ELT_BIGQUERY_API_ENDPOINT: when not Google's public one (a Private Service Connect endpoint).
     bigquery_api_endpoint: str = ""
-    # Path of a dbt executable in its own virtualenv; unset runs dbt in-process (dbtRunner).
-    dbt_executable: Path | None = None
-    # Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
-    warehouse_pool: str = "warehouse"
-    # How dbt runs behind the one-task-per-model view: "build" (the default: one
-    # ``dbt build`` per DAG run, each model's task reports its model's result) or
-    # "per-model" (Cosmos LOCAL: one dbt invocation per task).
+
+    # --- Transform (dbt) -------------------------------------------------------------------
+    # ELT_TRANSFORM_MODE: one of TRANSFORM_MODES, "build" (the default: one ``dbt build`` per
+    # DAG run, each node's task reports its result; elt_platform.transform) or "per-model"
+    # (Cosmos LOCAL: one dbt invocation per task).
     transform_mode: str = "build"
-    # Seconds between checks of a model's result while its task waits in the triggerer.
-    model_poll_seconds: float = 0.5
-    # dbt threads: nodes one dbt process builds at once (the default mode runs one dbt build per run).
+    # ELT_DBT_EXECUTABLE: a dbt executable in its own virtualenv; unset runs dbt in-process (dbtRunner).
+    dbt_executable: Path | None = None
+    # ELT_DBT_THREADS: nodes one dbt process builds at once.
     dbt_threads: int = 4
-    # Python of the PyAirbyte environment that runs local syncs.
-    ingestion_python: Path | None = None
-    # Where PyAirbyte keeps one virtualenv per source connector.
-    connectors_dir: Path | None = None
-    retries: Retries = Retries()
-    # Where syncs run: "local" (PyAirbyte, the embedded default) or "airbyte" (Airbyte
-    # Cloud/OSS API). Read when a sync task runs, never at parse time.
+    # ELT_MODEL_POLL_SECONDS: between reads of the build's results while node tasks wait in the triggerer.
+    model_poll_seconds: float = 0.5
+
+    # --- Ingestion -------------------------------------------------------------------------
+    # ELT_INGESTION_BACKEND: one of BACKENDS, "local" (PyAirbyte, the embedded default) or
+    # "airbyte" (Airbyte Cloud/OSS API). Read when a sync task runs, never at parse time.
     ingestion_backend: str = "local"
-    # Airflow connection of the Airbyte API (host with /v1; login/password = client id/secret).
+    # ELT_INGESTION_PYTHON: Python of the PyAirbyte environment that runs local syncs.
+    ingestion_python: Path | None = None
+    # ELT_CONNECTORS_DIR: where PyAirbyte keeps one virtualenv per source connector.
+    connectors_dir: Path | None = None
+    # ELT_AIRBYTE_CONN_ID: Airflow connection of the Airbyte API (host with /v1; login/password = client id/secret).
     airbyte_conn_id: str = "airbyte"
-    # Seconds between job status polls while a sync is deferred to the triggerer.
+    # ELT_AIRBYTE_POLL_SECONDS: between job status polls while a sync is deferred to the triggerer.
     airbyte_poll_seconds: float = 30.0
-    # A sync still running after this long is cancelled on the Airbyte server and fails.
+    # ELT_SYNC_TIMEOUT_SECONDS: a sync still running after this long is cancelled on the Airbyte server and fails.
     sync_timeout: timedelta = timedelta(hours=6)
-    # Alert channels: each is on when its Airflow connection exists.
-    slack_conn_id: str = "slack_alerts"
-    smtp_conn_id: str = "smtp_alerts"
-    alert_email_to: tuple[str, ...] = ()
-    alert_email_from: str = "airflow@localhost"
-    # A low-noise Slack message on each retry, besides the alert on the final failure.
+
+    # --- Retries (ELT_TASK_RETRIES, ELT_RETRY_DELAY_SECONDS, ELT_MAX_RETRY_DELAY_SECONDS) ----
+    retries: Retries = Retries()
+
+    # --- Alerts: each channel is on when its Airflow connection exists ---------------------
+    slack_conn_id: str = "slack_alerts"  # ELT_SLACK_CONN_ID
+    smtp_conn_id: str = "smtp_alerts"  # ELT_SMTP_CONN_ID
+    alert_email_to: tuple[str, ...] = ()  # ELT_ALERT_EMAIL_TO, comma-separated
+    alert_email_from: str = "airflow@localhost"  # ELT_ALERT_EMAIL_FROM
+    # ELT_ALERT_ON_RETRY: a low-noise Slack message on each retry, besides the alert on the final failure.
     alert_on_retry: bool = False
-    # Signs each dashboard's read-only badge token (the API server's); empty: badges are off.
+
+    # --- Dashboards ------------------------------------------------------------------------
+    # ELT_BADGE_SECRET: signs each dashboard's read-only badge token (the API server's); empty: badges are off.
     badge_secret: str = field(default="", repr=False)
 
     @property

@@ -44,7 +44,7 @@ def test_dag_documents_on_call_and_serialises_warehouse_writers(dagbag):
     writers = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build"}
     readers = {"dashboards.marts"}  # counts the marts' rows: no writer meanwhile
     assert {task.task_id for task in dag.tasks if task.pool == "warehouse"} == writers | readers
-    # The node tasks write only when one runs alone, under the warehouse file lock (elt_platform.build_mode).
+    # The node tasks write only when one runs alone, under the warehouse file lock (elt_platform.transform.node_task).
     assert {task.pool for task in dag.tasks if task.task_id not in writers | readers} == {"default_pool"}
 
 

@@ -145,7 +145,7 @@ def test_a_sync_follows_the_newest_job_of_its_connection_when_it_is_still_runnin
     a connection's jobs oldest first unless asked, so the newest must be asked for."""
     from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 
-    from elt_platform.sync_operator import SyncOperator
+    from elt_platform.ingestion.sync_operator import SyncOperator
     from tests.conftest import REPO
 
     api = AirbyteApi(connections=STREAMS).start()

@@ -49,8 +49,8 @@ def test_a_node_that_fails_alone_in_a_subprocess_carries_dbt_s_error_and_fails_a
     from cosmos.config import ProfileConfig
     from cosmos.hooks.subprocess import FullOutputSubprocessResult
 
-    from elt_platform.build_mode import DbtBuildAlone
-    from elt_platform.dbt_errors import is_deterministic
+    from elt_platform.transform.dbt_errors import is_deterministic
+    from elt_platform.transform.node_task import DbtBuildAlone
 
     project = tmp_path / "seeds_only"
     shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elt_platform.connections import ConfigurationError
-from elt_platform.contract import load_and_check
+from elt_platform.ingestion.connections import ConfigurationError
+from elt_platform.ingestion.contract import load_and_check
 from tests.conftest import REPO, copy_project
 
 

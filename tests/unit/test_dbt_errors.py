@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from elt_platform.dbt_errors import is_deterministic
+from elt_platform.transform.dbt_errors import is_deterministic
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_a_data_test_that_found_rows_is_deterministic_whatever_its_message():
 
 
 def test_the_failure_summary_is_dbt_s_closing_report_without_colours():
-    from elt_platform.dbt_errors import dbt_failure_summary
+    from elt_platform.transform.dbt_errors import dbt_failure_summary
 
     lines = [
         "\x1b[0m12:00:01  1 of 2 START sql view model main.orders ...... [RUN]",

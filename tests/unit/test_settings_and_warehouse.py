@@ -59,8 +59,8 @@ def test_unknown_warehouse_is_a_clear_error():
 
 
 def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
+    from elt_platform.ingestion.sync_operator import SyncOperator
     from elt_platform.settings import SettingsError
-    from elt_platform.sync_operator import SyncOperator
     from tests.conftest import REPO
 
     monkeypatch.setenv("ELT_INGESTION_BACKEND", "fivetran")

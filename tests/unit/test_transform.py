@@ -330,7 +330,7 @@ def test_a_models_task_watches_its_unit_tests_so_a_failing_one_fails_it(dag):
 def test_a_deterministic_failure_fails_without_retries_and_a_transient_one_retries(node_task):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from elt_platform.dbt_errors import DeterministicDbtError
+    from elt_platform.transform.dbt_errors import DeterministicDbtError
 
     task, _, _ = node_task
     binder = 'Runtime Error in model orders\n  Binder Error: Referenced column "no_such_column" not found'
@@ -356,7 +356,7 @@ def test_a_node_run_alone_fails_at_once_only_on_an_error_no_retry_can_fix(dag, m
     tests/integration/test_dbt_subprocess.py)."""
     from cosmos.exceptions import CosmosDbtRunError
 
-    from elt_platform.dbt_errors import DeterministicDbtError
+    from elt_platform.transform.dbt_errors import DeterministicDbtError
 
     def fail(self, context):
         raise CosmosDbtRunError(error)

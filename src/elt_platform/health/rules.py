@@ -197,7 +197,7 @@ def _not_run(part: Part, outcome: TaskOutcome) -> Cause:
 
 
 def _is_deterministic(message: str) -> bool:
-    from elt_platform.dbt_errors import is_deterministic
+    from elt_platform.transform.dbt_errors import is_deterministic
 
     return is_deterministic(message)
 

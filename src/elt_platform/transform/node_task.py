@@ -29,8 +29,8 @@ from cosmos.config import ProfileConfig
 from cosmos.exceptions import CosmosDbtRunError
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
 
-from elt_platform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.dependency_internals import trigger_runtime
+from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import warehouse_lock
@@ -212,14 +212,20 @@ class _RunView:
                 return
             RuntimeTaskInstance, XCom = trigger_runtime()
             ti = trigger.task_instance
-            raw = await sync_to_async(XCom.get_one)(
-                run_id=ti.run_id, key=RESULTS_XCOM_KEY, task_id=trigger.producer_task_id, dag_id=ti.dag_id, map_index=-1
-            )
             states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
                 dag_id=ti.dag_id, task_ids=[trigger.producer_task_id], run_ids=[ti.run_id]
             )
-            self.records = records_of(raw)
             self.build_state = states.get(ti.run_id, {}).get(trigger.producer_task_id)
+            raw = None
+            if self.build_state == "running" or self.build_state in BUILD_ENDED:  # else it has published nothing
+                raw = await sync_to_async(XCom.get_one)(
+                    run_id=ti.run_id,
+                    key=RESULTS_XCOM_KEY,
+                    task_id=trigger.producer_task_id,
+                    dag_id=ti.dag_id,
+                    map_index=-1,
+                )
+            self.records = records_of(raw)
             self.read_at = time.monotonic()
 
 

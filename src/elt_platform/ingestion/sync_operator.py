@@ -4,9 +4,9 @@
 the same for both):
 
 - ``local`` (default): the connector package runs under PyAirbyte into the DuckDB
-  warehouse (:mod:`elt_platform.local_sync`).
+  warehouse (:mod:`elt_platform.ingestion.local_sync`).
 - ``airbyte``: the provider's ``AirbyteTriggerSyncOperator`` starts the job on Airbyte
-  Cloud/OSS; the task then defers to :class:`~elt_platform.airbyte_trigger.AirbyteJobTrigger`,
+  Cloud/OSS; the task then defers to :class:`~elt_platform.ingestion.airbyte_trigger.AirbyteJobTrigger`,
   freeing its worker slot while the job runs. The Airbyte connection id is read from the
   ingestion file's ``production.airbyte_connection_id`` when the task runs.
 
@@ -32,9 +32,9 @@ from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
-from elt_platform.airbyte_trigger import AirbyteJobTrigger
-from elt_platform.connections import ConnectionSpec, load_connection_file, resolve_config
-from elt_platform.local_sync import run_local_sync
+from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
+from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
+from elt_platform.ingestion.local_sync import run_local_sync
 from elt_platform.settings import Settings
 
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).

@@ -1,7 +1,7 @@
 """The embedded ingestion backend: real Airbyte source connectors run by PyAirbyte into DuckDB.
 
 PyAirbyte cannot share Airflow's environment, so the sync task starts
-:mod:`elt_platform.local_sync_runner` with the ingestion environment's Python and
+:mod:`elt_platform.ingestion.local_sync_runner` with the ingestion environment's Python and
 talks to it over stdin/stdout. Secrets are resolved on the worker, at run time, and
 passed on stdin: never on the command line, never in XCom.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from elt_platform.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
+from elt_platform.ingestion.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
 from elt_platform.settings import Settings
 
 
@@ -45,7 +45,7 @@ def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dic
             "Fix: run `make install`, which creates the PyAirbyte environment and sets it."
         )
     proc = subprocess.Popen(
-        [str(settings.ingestion_python), "-m", "elt_platform.local_sync_runner"],
+        [str(settings.ingestion_python), "-m", "elt_platform.ingestion.local_sync_runner"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

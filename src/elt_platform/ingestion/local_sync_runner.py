@@ -1,11 +1,11 @@
 """Run one sync with PyAirbyte. Executed by the ingestion environment's Python, never by Airflow.
 
-Reads a JSON request on stdin (see :mod:`elt_platform.local_sync`), runs the real
+Reads a JSON request on stdin (see :mod:`elt_platform.ingestion.local_sync`), runs the real
 Airbyte source connector, and writes the raw tables into DuckDB in Airbyte's raw
 shape (``_airbyte_raw_id``, ``_airbyte_extracted_at``, ``_airbyte_meta``). The
 last stdout line carries the result as JSON.
 
-``python -m elt_platform.local_sync_runner install <ingestion dir>`` installs each
+``python -m elt_platform.ingestion.local_sync_runner install <ingestion dir>`` installs each
 connection's connector into its own virtualenv ahead of the first run.
 """
 
@@ -63,7 +63,7 @@ def connector_error(exc: Exception) -> str:
 def install(ingestion_dir: Path) -> None:
     import airbyte as ab
 
-    from elt_platform.connections import load_connections
+    from elt_platform.ingestion.connections import load_connections
 
     for conn in load_connections(ingestion_dir):
         source = conn.spec.source

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elt_platform.connections import ConfigurationError, LoadedConnection, Problem, load_connections
 from elt_platform.dbt_manifest import Manifest, load_manifest
+from elt_platform.ingestion.connections import ConfigurationError, LoadedConnection, Problem, load_connections
 
 
 def check_contract(connections: list[LoadedConnection], manifest: Manifest, project_dir: Path) -> list[Problem]:

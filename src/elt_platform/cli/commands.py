@@ -17,13 +17,13 @@ import json
 import sys
 from pathlib import Path
 
-from elt_platform.connections import ConfigurationError, ConnectionSpec
 from elt_platform.dbt_manifest import ManifestError
+from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec
 
 
 def _check(args: argparse.Namespace) -> int:
     from elt_platform.bigquery_types import contract_type_problems
-    from elt_platform.contract import load_and_check
+    from elt_platform.ingestion.contract import load_and_check
 
     ingestion_dir = None if args.no_ingestion else args.ingestion_dir
     try:
@@ -49,8 +49,8 @@ def _check(args: argparse.Namespace) -> int:
 def _check_airbyte(args: argparse.Namespace) -> int:
     from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 
-    from elt_platform.airbyte_contract import check_airbyte
-    from elt_platform.contract import load_and_check
+    from elt_platform.ingestion.airbyte_contract import check_airbyte
+    from elt_platform.ingestion.contract import load_and_check
     from elt_platform.settings import Settings
 
     try:
@@ -74,13 +74,13 @@ def _schema(_: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from elt_platform.run_summary import print_summary
+    from elt_platform.cli.summary import print_summary
 
     return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from elt_platform.run_summary import follow
+    from elt_platform.cli.summary import follow
 
     return follow(args.dag_id, ["airflow", "dags", "test", args.dag_id], args.log)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from elt_platform.connections import LoadedConnection, Problem
 from elt_platform.dbt_manifest import Manifest
+from elt_platform.ingestion.connections import LoadedConnection, Problem
 
 
 def check_airbyte(connections: list[LoadedConnection], manifest: Manifest, hook: Any) -> list[Problem]:

@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from elt_platform.connections import load_connections
+from elt_platform.ingestion.connections import load_connections
 
 
 def task_states(dag_id: str, run_id: str | None) -> tuple[str, str, list[tuple[str, str]]]:
