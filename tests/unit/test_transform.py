@@ -291,30 +291,26 @@ def test_while_a_crashed_build_is_retried_its_nodes_wait_and_a_build_that_failed
     assert outcome(build_state="success") is Outcome.RUN_ALONE  # it ended well without reporting on the node
 
 
-def test_a_retried_build_leaves_out_what_has_already_succeeded(dag):
-    """After a crash, the retry excludes the nodes whose tasks have succeeded, by their exact
-    selectors, and does not publish them as left out."""
+def test_a_retried_build_selects_exactly_what_has_not_succeeded(dag):
+    """After a crash, the retry builds by name every node whose task has not succeeded,
+    including a test reading two models already built."""
     producer = dag.get_task(PRODUCER)
-    states = {
-        "transform.stg_faker__users": "success",
-        "transform.orders": "deferred",
-        "transform.faker.users": "success",
-    }
+    done_tasks = {"transform.stg_faker__products", "transform.stg_faker__purchases", "transform.faker.users"}
+    states = {task_id: "success" for task_id in done_tasks} | {"transform.orders": "deferred"}
 
     class RetryTaskInstance(SimpleNamespace):
         def get_task_states(self, dag_id, task_group_id, run_ids):
             assert task_group_id == "transform"
             return {self.run_id: states}
 
-    ti = RetryTaskInstance(dag_id=dag.dag_id, run_id="r1", try_number=2)
-    done = producer.succeeded_before({"ti": ti})
-    assert done == {"model.shop_analytics.stg_faker__users", "source.shop_analytics.faker.users"}
-    original = producer.exclude
-    try:
-        producer._exclude(done)
-        assert producer.exclude.split() == sorted(producer.node_tasks[uid][1] for uid in done)
-    finally:
-        producer.exclude = original
+    done = producer.succeeded_before({"ti": RetryTaskInstance(dag_id=dag.dag_id, run_id="r1", try_number=2)})
+    assert {producer.node_tasks[uid][0] for uid in done} == done_tasks
+    pending = producer.pending_selectors(done)
+    assert len(pending) == len(producer.node_tasks) - 3
+    assert "fqn:shop_analytics.marts.sales.[o]rders" in pending
+    assert "source:faker.users" not in pending and "source:faker.products" in pending
+    test = next(uid for uid in producer.node_tasks if "relationships_stg_faker__purchases_product_id" in uid)
+    assert producer.node_tasks[test][1] in pending  # both its models are built; selected by name, it runs
 
 
 def test_a_models_task_watches_its_unit_tests_so_a_failing_one_fails_it(dag):

@@ -216,6 +216,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         resuming = ti.try_number > 1
         if resuming:
             self.done = self.succeeded_before(context)
+            pending = self.pending_selectors(self.done)
             self.log.warning(
                 "Try %s: the previous build ended without finishing (its process died). Building what is "
                 "not done yet; %s of %s nodes had already succeeded.",
@@ -223,7 +224,9 @@ class BuildProducer(DbtProducerWatcherOperator):
                 len(self.done),
                 len(self.node_tasks),
             )
-            self._exclude(self.done)
+            if not pending:
+                raise AirflowSkipException("Nothing left to build: every node's task had succeeded.")
+            self.select = " ".join(pending)
         left_out = self.left_out(context)
         if self.parents and {uid for uid, _ in left_out} | self.done >= set(self.parents):
             raise AirflowSkipException("Nothing to build: every dbt node has succeeded or reads from a failed sync.")
@@ -238,7 +241,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         finally:
             self.publisher.close()  # every result is published before this task ends
 
-    def _exclude(self, nodes: set[str]) -> None:
-        selectors = sorted(self.node_tasks[uid][1] for uid in nodes if uid in self.node_tasks)
-        if selectors:
-            self.exclude = " ".join([*([self.exclude] if self.exclude else []), *selectors])
+    def pending_selectors(self, done: set[str]) -> list[str]:
+        """dbt selectors of every node whose task has not succeeded: selected by name, so that a
+        test reading two nodes already built is built too (excluding its parents would drop it)."""
+        return sorted(selector for uid, (_, selector) in self.node_tasks.items() if uid not in done)
