@@ -9,7 +9,7 @@ and `transform.<model>` (the model and its tests).
 
 **On call:**
 - A failed `sync_*` task holds back exactly the models that read from it (its sources
-  `upstream_failed`, their models `skipped`); everything else still runs.
+  and the models reading them `upstream_failed`); everything else still runs.
 - A failed `transform.<model>` is the model that broke; open its log for dbt's error.
   Fix it, then *Clear* that task with *Downstream* to re-run it and what follows.
 - `elt check` (or `make check`) validates the ingestion files against the dbt sources.

@@ -5,7 +5,7 @@ A channel is on wherever its Airflow connection exists (``ELT_SLACK_CONN_ID``,
 worker when a task fails, retries or warns; nothing runs at DAG-parse time.
 
 - Final failure of a task: one message per channel (``on_failure_callback`` fires once,
-  after the last try; tasks held back by it are skipped or ``upstream_failed`` and fire nothing).
+  after the last try; tasks held back by it are ``upstream_failed`` and fire nothing).
 - Retry: a short Slack message, only when ``ELT_ALERT_ON_RETRY`` is on.
 - dbt warnings (``warn`` severity tests, freshness ``warn_after``): one Slack message.
 """

@@ -192,7 +192,7 @@ def _dag(dag_id: str, settings: Settings, alerts: PipelineAlerts, **kwargs: Any)
         "pool": settings.warehouse_pool,
         # Per model: meta: {cosmos: {operator_kwargs: {retries: N}}} in dbt.
         **settings.retries.as_task_args(),
-        # Fires once, after the last try; held-back tasks are skipped or upstream_failed and fire nothing.
+        # Fires once, after the last try; held-back tasks are upstream_failed and fire nothing.
         "on_failure_callback": alerts.on_failure,
         "on_retry_callback": alerts.on_retry,
     }

@@ -14,7 +14,7 @@ from typing import Any
 from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
 
 # Cosmos 1.15's watcher internals that the build's producer shares: how a dbt JSON event is
-# logged, dbt's final statuses, and the lock serialising XCom pushes to the task supervisor.
+# logged, and the lock serialising XCom pushes to the task supervisor.
 from cosmos.operators._watcher.base import _log_dbt_msg
 from cosmos.operators._watcher.state import xcom_set_lock
 from cosmos.operators.watcher import DbtProducerWatcherOperator

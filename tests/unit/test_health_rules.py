@@ -96,7 +96,7 @@ def test_a_failed_sync_makes_exactly_the_dashboards_reading_it_stale_naming_the_
     tasks["sync_support_desk"] = TaskOutcome("failed", 2, "/log/sync_support_desk", T0)
     tasks["transform.support.tickets"] = TaskOutcome("upstream_failed")
     for name in ("stg_support__tickets", "int_tickets_aggregated_to_users", "tickets", "customers"):
-        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+        tasks[f"transform.{name}"] = TaskOutcome("upstream_failed")
         results.pop(model_id(manifest, name))
     results.pop(next(uid for uid in manifest.sources if uid.endswith("support.tickets")))
     outcome = run(tasks, results, state="failed")
@@ -160,9 +160,9 @@ def test_a_broken_model_makes_its_dashboards_stale_with_dbt_s_error_and_holds_ba
     results[broken] = NodeResult("error", error)
     tasks["transform.int_purchases_joined_to_products"] = TaskOutcome("failed", 1, "/log/int", T0)
     for name in ("orders", "products", "customers"):
-        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+        tasks[f"transform.{name}"] = TaskOutcome("upstream_failed")
         results[model_id(manifest, name)] = NodeResult("skipped")
-    tasks[RELATIONSHIPS] = TaskOutcome("skipped")
+    tasks[RELATIONSHIPS] = TaskOutcome("upstream_failed")
     outcome = run(tasks, results, state="failed")
 
     sales = assess(every["sales_performance"], outcome)
@@ -295,7 +295,7 @@ def test_a_failed_check_whose_data_never_reached_the_dashboard_makes_it_stale_no
     results[test_id] = NodeResult("fail", "Got 2 results, configured to fail if != 0")
     tasks["transform.int_purchases_joined_to_products"] = TaskOutcome("failed", 1, "/log/int", T0)
     for name in ("orders", "products"):
-        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+        tasks[f"transform.{name}"] = TaskOutcome("upstream_failed")
         results[model_id(manifest, name)] = NodeResult("skipped")
     sales = assess(every["sales_performance"], run(tasks, results, state="failed"))
     assert sales.status is Status.STALE
@@ -311,7 +311,7 @@ def test_data_as_of_moves_only_when_the_new_data_reached_the_dashboard(project):
     later[model_id(manifest, "stg_faker__purchases")] = NodeResult("error", "Runtime Error")
     tasks["transform.stg_faker__purchases"] = TaskOutcome("failed", 1, "", T0)
     for name in ("int_purchases_joined_to_products", "orders", "products"):
-        tasks[f"transform.{name}"] = TaskOutcome("skipped")
+        tasks[f"transform.{name}"] = TaskOutcome("upstream_failed")
     second = assess(every["sales_performance"], run(tasks, later, "r2", "failed"), first)
     assert second.status is Status.STALE
     assert second.sources_as_of["faker.purchases"] == LOADED["faker"]  # its new rows stopped at staging

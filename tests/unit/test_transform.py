@@ -106,9 +106,11 @@ class FakeTaskInstance(SimpleNamespace):
 
 
 def left_out(dag, states: dict[str, str], sources_json: dict | None = None) -> set[str]:
-    producer = dag.get_task(PRODUCER)
-    producer._sources_json = sources_json
-    pairs = producer.left_out({"ti": FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states)})
+    """What the build leaves out, asked as Cosmos asks it after the freshness check: through the
+    callback of the copy of the operator that Airflow runs."""
+    running = dag.get_task(PRODUCER).prepare_for_execution()
+    context = {"ti": FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states), "task": running}
+    pairs = running._freshness_callback(context, dag, None, None, sources_json)
     assert {state for _, state in pairs} <= {"skipped"}
     return {uid.rsplit(".", 1)[-1] for uid, _ in pairs}
 
@@ -289,6 +291,7 @@ def test_while_a_crashed_build_is_retried_its_nodes_wait_and_a_build_that_failed
     assert outcome(build_state="up_for_retry") is Outcome.WAITING
     assert outcome(build_state="failed") is Outcome.NOT_REPORTED
     assert outcome(build_state="success") is Outcome.RUN_ALONE  # it ended well without reporting on the node
+    assert outcome(build_state="skipped") is Outcome.RUN_ALONE  # nothing to build: e.g. a source whose sync succeeded
 
 
 def test_a_retried_build_selects_exactly_what_has_not_succeeded(dag):

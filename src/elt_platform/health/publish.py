@@ -191,8 +191,7 @@ def render(
         "retries": 0,
     }
     marts = sorted({uid for e in manifest.exposures.values() for uid in e.depends_on if uid in manifest.models})
-    # A mart's task ends once dbt built it (its upstream's tasks may report later: dbt's results
-    # tell about those), or once its upstream tasks ended (held back, per-model mode). The tests
+    # A mart's task ends once its upstream tasks have (or it is held back, upstream_failed). The tests
     # reading several nodes have tasks of their own, and the build holds the DuckDB file.
     lineage = upstream(manifest, tuple(marts))
     checks = [t.unique_id for t in manifest.tests_reading_several_nodes() if lineage.intersection(t.depends_on)]

@@ -87,8 +87,9 @@ def decide(
     - A later try (after a failure, or a *Clear*): wait for the build to end, then RUN_ALONE.
     - dbt did not run a watched node (skipped after an upstream failure since recovered, or
       left out of the build): RUN_ALONE once the build has ended.
-    - The build ended without reporting on a watched node: RUN_ALONE if it succeeded, else
-      NOT_REPORTED (a build that crashed and whose retry failed too).
+    - The build ended without reporting on a watched node: RUN_ALONE if it succeeded or was
+      skipped (nothing to build), else NOT_REPORTED (a build that crashed and whose retry
+      failed too).
     """
     ended = build_state in BUILD_ENDED
     mine = {node: records[node] for node in watched if node in records}
@@ -109,6 +110,6 @@ def decide(
     if not_run:
         why = "; ".join(f"{node}: {record.why_not_run}" for node, record in not_run.items())
         return Decision(Outcome.RUN_ALONE, f"dbt build did not run it ({why}); its upstream has succeeded.")
-    if build_state == "success":
-        return Decision(Outcome.RUN_ALONE, "dbt build did not report on every node.")
+    if build_state in {"success", "skipped"}:
+        return Decision(Outcome.RUN_ALONE, f"dbt build ended '{build_state}' without reporting on the node.")
     return Decision(Outcome.NOT_REPORTED, f"dbt build ended '{build_state}' without reporting on the node.")

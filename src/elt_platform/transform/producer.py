@@ -8,8 +8,9 @@ XCom instead of one per node.
 
 **Whole after a crash.** If the build's process dies (out of memory, a lost worker), Airflow
 retries the task once. The retry builds, in one ``dbt build``, every node whose task has not
-yet succeeded; nodes already reported stay as they are. Node tasks keep waiting while the
-build is up for retry, so a run that recovers ends ``success`` and alerts nobody.
+yet succeeded (Airflow clears the first try's results when the retry starts). Node tasks keep
+waiting while the build is up for retry, so a run that recovers ends ``success`` and alerts
+nobody.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ def descendants(parents: dict[str, tuple[str, ...]], roots: set[str]) -> set[str
     return found
 
 
+def _left_out_of_the_running_build(context: Any, _dag: Any, _group: Any, _nodes: Any, sources_json: Any) -> Any:
+    """Cosmos's freshness callback. Airflow runs a copy of the parsed operator, so the callback
+    asks the running task (``context["task"]``), which holds this try's state."""
+    return context["task"].left_out(context, sources_json)
+
+
 class BuildProducer(DbtProducerWatcherOperator):
     """Runs the DAG run's one ``dbt build`` and publishes each node's result as dbt finishes it."""
 
@@ -115,16 +122,17 @@ class BuildProducer(DbtProducerWatcherOperator):
         kwargs |= {"retries": CRASH_RETRIES, "retry_delay": CRASH_RETRY_DELAY, "retry_exponential_backoff": False}
         # A crash that the retry recovers from alerts nobody; a retry that fails too alerts as any failure.
         kwargs |= {"on_retry_callback": None}
-        super().__init__(freshness_callback=self.left_out, **kwargs)
+        super().__init__(freshness_callback=_left_out_of_the_running_build, **kwargs)
         self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
         self.parents = parents  # buildable node unique_id -> the nodes it reads
         self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector)
         self.lock_name = lock_name
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded before the crash
 
-    def left_out(self, context: Any, *_: Any) -> list[tuple[str, str]]:
+    def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
         """What this build leaves out, published as ``left_out``: everything downstream of a
-        source whose sync did not succeed or whose freshness check errored."""
+        source whose sync did not succeed or whose freshness check errored (``sources_json``:
+        dbt's freshness results, once checked)."""
         ti = context["ti"]
         syncs = sorted(set(self.source_syncs.values()))
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=syncs, run_ids=[ti.run_id]) if syncs else {}
@@ -132,7 +140,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         failed = {source for source, sync in self.source_syncs.items() if sync_state.get(sync) != "success"}
         stale = {
             r["unique_id"]
-            for r in (getattr(self, "_sources_json", None) or {}).get("results", [])
+            for r in (sources_json or {}).get("results", [])
             if r.get("status") in {"error", "runtime error"}
         }
         for label, sources in (("did not sync", failed), ("errored on freshness", stale)):
@@ -218,8 +226,8 @@ class BuildProducer(DbtProducerWatcherOperator):
             self.done = self.succeeded_before(context)
             pending = self.pending_selectors(self.done)
             self.log.warning(
-                "Try %s: the previous build ended without finishing (its process died). Building what is "
-                "not done yet; %s of %s nodes had already succeeded.",
+                "Try %s: the previous try ended without finishing (its process died, or it was cleared). "
+                "Building what is not done yet; %s of %s nodes had already succeeded.",
                 ti.try_number,
                 len(self.done),
                 len(self.node_tasks),
@@ -228,8 +236,8 @@ class BuildProducer(DbtProducerWatcherOperator):
                 raise AirflowSkipException("Nothing left to build: every node's task had succeeded.")
             self.select = " ".join(pending)
         left_out = self.left_out(context)
-        if self.parents and {uid for uid, _ in left_out} | self.done >= set(self.parents):
-            raise AirflowSkipException("Nothing to build: every dbt node has succeeded or reads from a failed sync.")
+        if not resuming and self.parents and {uid for uid, _ in left_out} >= set(self.parents):
+            raise AirflowSkipException("Nothing to build: every dbt model reads from a sync that did not succeed.")
         self.publisher = XComPublisher(ti)
         try:
             with warehouse_lock(self.lock_name):

@@ -16,7 +16,8 @@ PRODUCER_TASK_ID = "dbt_build"
 RESULTS_XCOM_KEY = "dbt_results"
 
 PASSED_STATUSES = frozenset({"success", "pass", "warn"})
-FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+# "partial success": a microbatch model some of whose batches failed.
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "partial success"})
 
 
 @dataclass(frozen=True)
