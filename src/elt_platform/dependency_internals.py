@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cosmos import settings as cosmos_settings
+
 # Cosmos 1.15: a task group's cache folder (where its partial-parse file lives), which the
 # node tasks that run alone share with the build.
 from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
@@ -16,7 +18,16 @@ from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
 # Cosmos 1.15's watcher internals that the build's producer shares: how a dbt JSON event is
 # logged, and the lock serialising XCom pushes to the task supervisor.
 from cosmos.operators._watcher.base import _log_dbt_msg
-from cosmos.operators._watcher.state import xcom_set_lock
+from cosmos.operators._watcher.state import safe_xcom_push
+
+# Cosmos 1.15's "reliable retry" for its watcher producer: every XCom the build publishes is also
+# kept in an Airflow Variable, which a retry after a crash restores (Airflow clears a retried
+# task's XComs), and which is deleted once the build has succeeded.
+from cosmos.operators._watcher.xcom import (
+    _delete_xcom_backup_variable,
+    _init_xcom_backup,
+    _restore_xcom_from_variable,
+)
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 # Private hooks and attributes of cosmos.operators.watcher.DbtProducerWatcherOperator that
@@ -42,9 +53,25 @@ def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, cont
     Cosmos 1.15's producer skips every retry, since it would rebuild every node; the
     platform's retry builds only the nodes not done yet (``BuildProducer.execute``).
     """
+    _init_xcom_backup(context, persist=cosmos_settings.enable_watcher_reliable_retry)
     if producer._check_source_freshness:
         producer._apply_source_freshness(context)
     return super(DbtProducerWatcherOperator, producer).execute(context, **kwargs)
+
+
+def publish_with_backup(task_instance: Any, key: str, value: Any) -> None:
+    """An XCom push, one at a time to the task supervisor, kept in the build's backup Variable too."""
+    safe_xcom_push(task_instance=task_instance, key=key, value=value)
+
+
+def restore_previous_try(context: Any) -> bool:
+    """On a retry: publish again what the crashed try had published (False: nothing was kept)."""
+    return _restore_xcom_from_variable(context)
+
+
+def forget_previous_tries(context: Any) -> None:
+    """Once the build has ended well: its backup Variable is no longer needed."""
+    _delete_xcom_backup_variable(context)
 
 
 def trigger_runtime() -> tuple[Any, Any]:
@@ -69,7 +96,9 @@ __all__ = [
     "_log_dbt_msg",
     "build_despite_watcher_retry_guard",
     "cache_dir_of",
+    "forget_previous_tries",
+    "publish_with_backup",
     "redact",
+    "restore_previous_try",
     "trigger_runtime",
-    "xcom_set_lock",
 ]

@@ -49,7 +49,7 @@ def add_warn_test(dbt_dir: Path) -> None:
 def slow_down(dbt_dir: Path, model: str = "orders") -> None:
     """Give a mart a second or two of warehouse work first, so a test can crash the build mid-way."""
     sql = next((dbt_dir / "models").rglob(f"{model}.sql"))
-    hook = '{{ config(pre_hook="select sum(i) from range(300000000) t(i)") }}\n'
+    hook = '{{ config(pre_hook="select sum(i) from range(1500000000) t(i)") }}\n'
     sql.write_text(hook + sql.read_text())
 
 

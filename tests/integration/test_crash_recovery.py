@@ -73,21 +73,32 @@ def crash(stack, receivers):
     run_id = stack.trigger(DAG)
 
     def mid_build():
-        tis = stack.task_instances(DAG, run_id)
-        passed = {t for t, ti in tis.items() if t.startswith("transform.") and ti["state"] == "success"}
-        models_passed = {t for t in passed if t.count(".") == 1}  # not the sources, transform.<source>.<table>
-        if tis[PRODUCER]["state"] == "running" and SLOW_MART not in passed and len(models_passed) >= 3:
-            return passed, holder_of(warehouse)
+        """dbt has published at least three models, and not the slow mart: kill it now."""
+        published = stack.client.get(
+            f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{PRODUCER}/xcomEntries/dbt_results",
+            params={"deserialize": True},
+        )
+        if published.status_code != 200:
+            return None
+        records = published.json()["value"] or {}
+        built = {
+            uid.split(".")[-1] for uid, r in records.items() if uid.startswith("model.") and r["status"] == "success"
+        }
+        if len(built) >= 3 and SLOW_MART.removeprefix("transform.") not in built:
+            return built, holder_of(warehouse)
         return None
 
-    passed_before, dbt = stack.wait_until(lambda: (found := mid_build()) and found[1] and found, 600, "mid-build", 0.3)
+    built_before, dbt = stack.wait_until(lambda: (found := mid_build()) and found[1] and found, 600, "mid-build", 0.3)
     restart_triggerer(stack)
     dbt.send_signal(signal.SIGKILL)
+    tasks_at_kill = stack.task_instances(DAG, run_id)
+    succeeded = {t.removeprefix("transform.") for t, ti in tasks_at_kill.items() if ti["state"] == "success"}
     state = stack.wait_for_run(DAG, run_id)
     result = {
         "state": state,
         "tis": stack.task_instances(DAG, run_id),
-        "passed_before": passed_before,
+        "built_before": built_before,
+        "succeeded_before": succeeded,
         "killed": dbt.pid,
         "rows": orders(warehouse),
         "normal_rows": normal_rows,
@@ -96,6 +107,7 @@ def crash(stack, receivers):
         "wall": wall_seconds(stack, run_id),
         "normal_wall": wall_seconds(stack, normal),
         "resume_log": stack.task_log(DAG, run_id, PRODUCER, 2).text,
+        "variables": [v["key"] for v in stack.client.get("/variables", params={"limit": 1000}).json()["variables"]],
     }
     timings = {k: result[k] for k in ("wall", "normal_wall")}
     (stack.home.parent / "crash-recovery.json").write_text(json.dumps(timings))
@@ -119,11 +131,14 @@ def test_a_run_whose_build_crashed_recovers_and_ends_success(crash):
 
 def test_the_retry_builds_only_what_was_not_done_and_no_node_runs_alone(crash):
     log = crash["resume_log"]
-    done = {t for t in crash["passed_before"] if t != PRODUCER}
+    succeeded = crash["succeeded_before"]  # node tasks that had succeeded when dbt's process was killed
     assert "Building what is not done yet" in log
+    # what the crashed try had published was kept (Cosmos's backup Variable) and published again
+    assert re.search(r"Restored \d+ XCom entries from Variable", log), log[-3000:]
     built_again = set(re.findall(r"START sql \w+ model main\.(\w+)", log))
     assert "orders" in built_again  # the slow mart, being built when the process died
-    assert not built_again & {t.removeprefix("transform.") for t in done}, built_again
+    assert not built_again & succeeded, built_again
+    assert len(built_again) < 10, built_again  # not the whole project: what dbt had published stays built
     assert on_a_worker(crash["tis"]) == {PRODUCER}  # every node passed from the build's results
 
 
@@ -139,3 +154,7 @@ def test_no_row_is_lost_or_duplicated(crash):
 def test_recovering_takes_at_most_half_again_a_normal_run(crash):
     """The issue's bound, with the two runs side by side on the same quiet stack."""
     assert crash["wall"] <= 1.5 * crash["normal_wall"], (crash["wall"], crash["normal_wall"])
+
+
+def test_the_kept_results_are_deleted_once_the_build_has_recovered(crash):
+    assert [key for key in crash["variables"] if DAG in key] == []

@@ -308,6 +308,12 @@ def test_a_retried_build_selects_exactly_what_has_not_succeeded(dag):
 
     done = producer.succeeded_before({"ti": RetryTaskInstance(dag_id=dag.dag_id, run_id="r1", try_number=2)})
     assert {producer.node_tasks[uid][0] for uid in done} == done_tasks
+    # a model dbt passed before the crash, with its tests: done too; without one of its tests: not
+    orders = producer.node_tasks["model.shop_analytics.orders"][2]
+    passed = {node: NodeRecord("pass") for node in orders}
+    assert "model.shop_analytics.orders" in producer.passed_before(passed)
+    del passed[orders[-1]]
+    assert "model.shop_analytics.orders" not in producer.passed_before(passed)
     pending = producer.pending_selectors(done)
     assert len(pending) == len(producer.node_tasks) - 3
     assert "fqn:shop_analytics.marts.sales.[o]rders" in pending

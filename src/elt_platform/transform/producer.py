@@ -8,7 +8,9 @@ XCom instead of one per node.
 
 **Whole after a crash.** If the build's process dies (out of memory, a lost worker), Airflow
 retries the task once. The retry builds, in one ``dbt build``, every node whose task has not
-yet succeeded (Airflow clears the first try's results when the retry starts). Node tasks keep
+yet succeeded and dbt had not passed: Airflow clears a retried task's XComs, so the results
+the crashed try published are kept in an Airflow Variable too (Cosmos's "reliable retry"),
+published again by the retry and deleted once the build has succeeded. Node tasks keep
 waiting while the build is up for retry, so a run that recovers ends ``success`` and alerts
 nobody.
 """
@@ -24,8 +26,14 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
-from elt_platform.dependency_internals import _log_dbt_msg, build_despite_watcher_retry_guard, xcom_set_lock
-from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord
+from elt_platform.dependency_internals import (
+    _log_dbt_msg,
+    build_despite_watcher_retry_guard,
+    forget_previous_tries,
+    publish_with_backup,
+    restore_previous_try,
+)
+from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import warehouse_lock
 
 # dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
@@ -42,10 +50,10 @@ class XComPublisher:
     ``interval`` seconds.
     """
 
-    def __init__(self, task_instance: Any, interval: float = 0.5):
+    def __init__(self, task_instance: Any, interval: float = 0.5, records: dict[str, NodeRecord] | None = None):
         self.task_instance = task_instance
         self.interval = interval
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, Any]] = {uid: r.as_json() for uid, r in (records or {}).items()}
         self.changed = threading.Event()
         self.closing = threading.Event()
         self.lock = threading.Lock()
@@ -62,8 +70,7 @@ class XComPublisher:
         with self.lock:
             snapshot = dict(self.records)
         try:
-            with xcom_set_lock:  # Cosmos's lock: one message at a time to the task supervisor
-                self.task_instance.xcom_push(key=RESULTS_XCOM_KEY, value=snapshot)
+            publish_with_backup(self.task_instance, RESULTS_XCOM_KEY, snapshot)
         except Exception as error:
             return error
         return None
@@ -115,7 +122,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         *,
         source_syncs: dict[str, str],
         parents: dict[str, tuple[str, ...]],
-        node_tasks: dict[str, tuple[str, str]],
+        node_tasks: dict[str, tuple[str, str, list[str]]],
         lock_name: str | None,
         **kwargs: Any,
     ):
@@ -125,7 +132,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         super().__init__(freshness_callback=_left_out_of_the_running_build, **kwargs)
         self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
         self.parents = parents  # buildable node unique_id -> the nodes it reads
-        self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector)
+        self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector, the nodes it watches)
         self.lock_name = lock_name
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded before the crash
 
@@ -201,12 +208,16 @@ class BuildProducer(DbtProducerWatcherOperator):
         return on_line
 
     def handle_exception_dbt_runner(self, result: Any) -> None:
+        if result.success:
+            return
         if result.exception is None and result.result is not None:
             self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
             return
         super().handle_exception_dbt_runner(result)
 
     def handle_exception_subprocess(self, result: Any) -> None:
+        if result.exit_code == 0:
+            return
         if result.exit_code == 1:  # dbt's exit code for failed nodes; 2 is dbt itself failing
             self.log.warning("dbt build finished with failed nodes: each one fails its own task.")
             return
@@ -217,17 +228,29 @@ class BuildProducer(DbtProducerWatcherOperator):
         ti = context["ti"]
         group_id = self.task_id.rpartition(".")[0] or None
         states = ti.get_task_states(dag_id=ti.dag_id, task_group_id=group_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        return {uid for uid, (task_id, _) in self.node_tasks.items() if states.get(task_id) == "success"}
+        return {uid for uid, (task_id, _, _) in self.node_tasks.items() if states.get(task_id) == "success"}
+
+    def passed_before(self, previous: dict[str, NodeRecord]) -> set[str]:
+        """On a retry: the nodes whose every watched node (the node and its own tests) dbt had
+        passed in the crashed try, whether or not their tasks had read it yet."""
+        return {
+            uid
+            for uid, (_, _, watched) in self.node_tasks.items()
+            if all(node in previous and previous[node].passed for node in watched)
+        }
 
     def execute(self, context: Any, **kwargs: Any) -> Any:
         ti = context["ti"]
         resuming = ti.try_number > 1
+        previous: dict[str, NodeRecord] = {}
         if resuming:
-            self.done = self.succeeded_before(context)
+            if restore_previous_try(context):
+                previous = records_of(ti.xcom_pull(task_ids=ti.task_id, key=RESULTS_XCOM_KEY))
+            self.done = self.succeeded_before(context) | self.passed_before(previous)
             pending = self.pending_selectors(self.done)
             self.log.warning(
                 "Try %s: the previous try ended without finishing (its process died, or it was cleared). "
-                "Building what is not done yet; %s of %s nodes had already succeeded.",
+                "Building what is not done yet; %s of %s nodes had already succeeded or passed in dbt.",
                 ti.try_number,
                 len(self.done),
                 len(self.node_tasks),
@@ -238,18 +261,21 @@ class BuildProducer(DbtProducerWatcherOperator):
         left_out = self.left_out(context)
         if not resuming and self.parents and {uid for uid, _ in left_out} >= set(self.parents):
             raise AirflowSkipException("Nothing to build: every dbt model reads from a sync that did not succeed.")
-        self.publisher = XComPublisher(ti)
+        self.publisher = XComPublisher(ti, records=previous)
         try:
             with warehouse_lock(self.lock_name):
                 if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
                     self._apply_node_state_tokens(context, left_out)
                 if resuming:
-                    return build_despite_watcher_retry_guard(self, context, **kwargs)
-                return super().execute(context, **kwargs)
+                    result = build_despite_watcher_retry_guard(self, context, **kwargs)
+                else:
+                    result = super().execute(context, **kwargs)
         finally:
             self.publisher.close()  # every result is published before this task ends
+        forget_previous_tries(context)  # after the last publish, which keeps a backup too
+        return result
 
     def pending_selectors(self, done: set[str]) -> list[str]:
         """dbt selectors of every node whose task has not succeeded: selected by name, so that a
         test reading two nodes already built is built too (excluding its parents would drop it)."""
-        return sorted(selector for uid, (_, selector) in self.node_tasks.items() if uid not in done)
+        return sorted(selector for uid, (_, selector, _) in self.node_tasks.items() if uid not in done)
