@@ -30,6 +30,8 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from elt_platform.transform.results import FAILED_STATUSES, PASSED_STATUSES
+
 
 class Status(StrEnum):
     FRESH = "fresh"
@@ -62,9 +64,9 @@ SUCCEEDED = {"success"}
 FAILED_STATES = {"failed"}
 HELD_BACK_STATES = {"skipped", "upstream_failed"}
 ENDED = SUCCEEDED | FAILED_STATES | HELD_BACK_STATES | {"removed"}
-# dbt statuses, per node, in a build's results.
-DBT_PASSED = {"success", "pass", "warn"}
-DBT_TEST_FAILED = {"fail", "error", "runtime error"}
+# dbt statuses, per node, in a build's results: as the build publishes them.
+DBT_PASSED = PASSED_STATUSES
+DBT_TEST_FAILED = FAILED_STATUSES
 
 
 @dataclass(frozen=True)
