@@ -134,7 +134,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         self.parents = parents  # buildable node unique_id -> the nodes it reads
         self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector, the nodes it watches)
         self.lock_name = lock_name
-        self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded before the crash
+        self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
 
     def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
         """What this build leaves out, published as ``left_out``: everything downstream of a
