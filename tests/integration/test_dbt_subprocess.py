@@ -37,7 +37,7 @@ def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(tmp_
     manifest = json.loads((project / "target" / "manifest.json").read_text())
     built = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in {"seed", "model", "test"}}
     assert built and set(published) == built
-    assert {r["status"] for r in published.values()} == {"success", "pass"}
+    assert {r.status for r in published.values()} == {"success", "pass"}
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Completed successfully" in logged
     assert "Acquiring new duckdb connection" not in logged  # dbt's debug events stay out of the task log
