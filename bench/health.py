@@ -34,7 +34,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import string
 import subprocess
@@ -55,12 +54,12 @@ import yaml
 
 from bench import generate as gen
 from bench.run import ANALYSIS_END, ANALYSIS_START, existing_analysis, git_state, log, machine, versions
+from devstack.airflow_stack import POSTGRES, admin_sql, free_port
 from elt_platform.health import records
 from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 TARGET_MS = 300
 DAG_ID = "bench_health"
 LAST_LAYERS = 2  # exposures read models of the graph's two deepest layers
@@ -225,21 +224,6 @@ def write_dag_file(dest: Path, dag_id: str, project: Path, models: int, exposure
 
 
 # --------------------------------------------------------------------------- Airflow's metadata database
-
-
-def admin_sql(statement: str) -> None:
-    conn = psycopg2.connect(**POSTGRES)
-    try:
-        conn.autocommit = True
-        conn.cursor().execute(statement)
-    finally:
-        conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def airflow_env(home: Path, database: str, dags_folder: Path, port: int) -> dict[str, str]:

@@ -28,6 +28,16 @@ TERMINAL = {"success", "failed"}
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
+def admin_sql(statement: str) -> None:
+    """One statement on the local PostgreSQL server, outside a transaction (create/drop database)."""
+    conn = psycopg2.connect(**POSTGRES)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(statement)
+    finally:
+        conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,12 +86,7 @@ class AirflowStack:
         subprocess.run([str(self.bin_dir / "airflow"), *args], env=self.env, check=True, capture_output=True)
 
     def _admin(self, statement: str) -> None:
-        conn = psycopg2.connect(**POSTGRES)
-        try:
-            conn.autocommit = True
-            conn.cursor().execute(statement)
-        finally:
-            conn.close()
+        admin_sql(statement)
 
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)

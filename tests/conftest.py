@@ -48,6 +48,22 @@ def copy_project(dest: Path) -> tuple[Path, Path]:
     return dbt_dir, dest / "ingestion"
 
 
+@pytest.fixture
+def project(tmp_path) -> tuple[Path, Path]:
+    """A private copy of the dbt project and of the ingestion files (``copy_project``)."""
+    return copy_project(tmp_path)
+
+
+def contract_problems(dbt_dir: Path, ingestion_dir: Path | None, manifest: Path | None = None) -> str:
+    """The contract check's error message for a project that breaks it."""
+    from elt_platform.ingestion.connections import ConfigurationError
+    from elt_platform.ingestion.contract import load_and_check
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_and_check(ingestion_dir, dbt_dir, manifest or dbt_dir / "target" / "manifest.json")
+    return str(caught.value)
+
+
 def dbt_parse(dbt_dir: Path) -> Path:
     """Rebuild a copied project's manifest after it was changed."""
     subprocess.run(

@@ -11,18 +11,7 @@ from elt_platform.health.promises import CHECK_SCHEDULE
 from elt_platform.ingestion.connections import ConfigurationError
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.settings import Settings
-from tests.conftest import copy_project, dbt_parse, elt_check, write_dag_file
-
-
-@pytest.fixture
-def project(tmp_path):
-    return copy_project(tmp_path)
-
-
-def problems(dbt_dir, ingestion_dir, manifest=None) -> str:
-    with pytest.raises(ConfigurationError) as caught:
-        load_and_check(ingestion_dir, dbt_dir, manifest or dbt_dir / "target" / "manifest.json")
-    return str(caught.value)
+from tests.conftest import contract_problems, copy_project, dbt_parse, elt_check, write_dag_file
 
 
 def test_per_model_retries_from_dbt_meta_reach_the_task(tmp_path):
@@ -55,7 +44,7 @@ def test_a_source_declared_external_needs_no_connection(project):
 def test_a_source_declared_external_that_a_connection_loads_is_a_contradiction(project):
     dbt_dir, ingestion_dir = project
     declare_external(dbt_dir, "support/_support__sources.yml")
-    message = problems(dbt_dir, ingestion_dir, dbt_parse(dbt_dir))
+    message = contract_problems(dbt_dir, ingestion_dir, dbt_parse(dbt_dir))
     assert "ingestion/support_desk.yml: dbt_source: dbt source 'support' is declared external" in message
     assert "remove 'external' from the source's meta, or remove this connection" in message
 

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elt_platform.ingestion.connections import ConfigurationError
 from elt_platform.ingestion.contract import load_and_check
-from tests.conftest import REPO, copy_project
-
-
-@pytest.fixture
-def project(tmp_path):
-    return copy_project(tmp_path)
-
-
-def problems(dbt_dir, ingestion_dir, manifest=None) -> str:
-    with pytest.raises(ConfigurationError) as caught:
-        load_and_check(ingestion_dir, dbt_dir, manifest or dbt_dir / "target" / "manifest.json")
-    return str(caught.value)
+from tests.conftest import REPO, contract_problems
 
 
 def test_shipped_project_satisfies_the_contract(manifest_path):
@@ -28,7 +16,7 @@ def test_shipped_project_satisfies_the_contract(manifest_path):
 def test_dbt_source_that_no_connection_loads(project):
     dbt_dir, ingestion_dir = project
     (ingestion_dir / "support_desk.yml").unlink()
-    message = problems(dbt_dir, ingestion_dir)
+    message = contract_problems(dbt_dir, ingestion_dir)
     assert (
         "dbt_project/models/staging/support/_support__sources.yml: sources.support: "
         "no ingestion connection loads dbt source 'support'"
@@ -40,7 +28,7 @@ def test_connection_whose_dbt_source_does_not_exist(project):
     dbt_dir, ingestion_dir = project
     path = ingestion_dir / "support_desk.yml"
     path.write_text(path.read_text().replace("dbt_source: support", "dbt_source: helpdesk"))
-    message = problems(dbt_dir, ingestion_dir)
+    message = contract_problems(dbt_dir, ingestion_dir)
     assert "ingestion/support_desk.yml: dbt_source: dbt source 'helpdesk' does not exist" in message
     assert "known sources: faker, support" in message
 
@@ -49,7 +37,7 @@ def test_source_table_that_no_stream_syncs(project):
     dbt_dir, ingestion_dir = project
     path = ingestion_dir / "shop_faker.yml"
     path.write_text(path.read_text().replace("  - purchases\n", ""))
-    message = problems(dbt_dir, ingestion_dir)
+    message = contract_problems(dbt_dir, ingestion_dir)
     assert "sources.faker.tables.purchases: table 'purchases' is not synced by connection 'shop_faker'" in message
 
 
@@ -57,7 +45,7 @@ def test_raw_schema_mismatch(project):
     dbt_dir, ingestion_dir = project
     path = ingestion_dir / "shop_faker.yml"
     path.write_text(path.read_text().replace("raw_schema: raw_faker", "raw_schema: raw_shop"))
-    message = problems(dbt_dir, ingestion_dir)
+    message = contract_problems(dbt_dir, ingestion_dir)
     assert "sources.faker.schema: schema 'raw_faker' differs from destination.raw_schema 'raw_shop'" in message
 
 
@@ -71,11 +59,11 @@ def test_missing_manifest_says_how_to_build_it(project):
 
 def test_without_ingestion_every_source_must_be_declared_external(project):
     dbt_dir, _ = project
-    message = problems(dbt_dir, None)
+    message = contract_problems(dbt_dir, None)
     assert "sources.faker: no ingestion connection loads dbt source 'faker'" in message
     assert "declare it on the source: meta: {elt: {external: true}}" in message
 
 
 def test_a_folder_without_dbt_project_yml_is_not_a_dbt_project(tmp_path):
-    message = problems(tmp_path, None, tmp_path / "manifest.json")
+    message = contract_problems(tmp_path, None, tmp_path / "manifest.json")
     assert f"{tmp_path}: dbt_project_dir: not a dbt project: there is no dbt_project.yml in it" in message
