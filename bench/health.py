@@ -437,7 +437,7 @@ class History:
         from airflow.models.xcom import XComModel
         from sqlalchemy import insert
 
-        from elt_platform.alerts import ERROR_XCOM_KEY
+        from elt_platform.alerts.message import ERROR_XCOM_KEY
 
         common = {"dag_run_id": dag_run.id, "dag_id": self.dag_id, "run_id": dag_run.run_id, "map_index": -1}
         rows = [{**common, "task_id": RESULTS_TASK, "key": RESULTS_XCOM_KEY, "value": results}]

@@ -37,7 +37,7 @@ from cosmos.constants import (
 )
 from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
-from elt_platform.alerts import PipelineAlerts
+from elt_platform.alerts.callbacks import PipelineAlerts
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.health import publish as health
 from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises

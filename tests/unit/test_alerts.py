@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from elt_platform.alerts import EXCERPT_LINES, Alert, error_excerpt
+from elt_platform.alerts.message import EXCERPT_LINES, Alert, error_excerpt
 
 
 def test_error_excerpt_strips_colour_codes_and_blank_lines():

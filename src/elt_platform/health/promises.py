@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Variable
 
-from elt_platform.alerts import Alert, send
+from elt_platform.alerts.channels import send
+from elt_platform.alerts.message import Alert
 from elt_platform.health.records import URL_PREFIX
 from elt_platform.health.rules import Assessment, Dashboard, promise_deadline, promise_kept
 from elt_platform.settings import Settings

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from elt_platform.alerts import ERROR_XCOM_KEY
+from elt_platform.alerts.message import ERROR_XCOM_KEY
 from elt_platform.health import records
 from elt_platform.health.lineage import dashboards as lineage_dashboards
 from elt_platform.health.records import node_results, parse_time

@@ -1,127 +1,16 @@
-"""Failure, retry and warning alerts through Airflow's own Slack-webhook and SMTP notifiers.
-
-A channel is on wherever its Airflow connection exists (``ELT_SLACK_CONN_ID``,
-``ELT_SMTP_CONN_ID``) and silently off where it does not. Everything here runs in the
-worker when a task fails, retries or warns; nothing runs at DAG-parse time.
-
-- Final failure of a task: one message per channel (``on_failure_callback`` fires once,
-  after the last try; tasks held back by it are ``upstream_failed`` and fire nothing).
-- Retry: a short Slack message, only when ``ELT_ALERT_ON_RETRY`` is on.
-- dbt warnings (``warn`` severity tests, freshness ``warn_after``): one Slack message.
-"""
+"""The DAG's failure, retry and warning callbacks: a task's alert, told in the pipeline's terms."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elt_platform.alerts.channels import send
+from elt_platform.alerts.message import ERROR_XCOM_KEY, Alert, error_excerpt
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.settings import Settings
-from elt_platform.transform.dbt_errors import ANSI, DeterministicDbtError
-
-ERROR_XCOM_KEY = "error"
-EXCERPT_LINES = 15
-EXCERPT_CHARS = 1500
-
-
-@dataclass(frozen=True)
-class Alert:
-    level: str  # "failure", "retry", "warning" or "promise" (a dashboard not fresh by its fresh_by)
-    headline: str
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    excerpt: str = ""
-    log_url: str = ""
-
-    def slack_text(self) -> str:
-        icons = {"failure": ":red_circle:", "retry": ":large_yellow_circle:", "warning": ":warning:"}
-        icon = icons.get(self.level, ":hourglass:")  # "promise": a dashboard not fresh when promised
-        lines = [f"{icon} *{self.headline}*"]
-        lines += [f"*{name}:* {value}" for name, value in self.facts]
-        if self.excerpt:
-            lines.append(f"```{self.excerpt}```")
-        if self.log_url:
-            lines.append(f"<{self.log_url}|{self.link_text}>")
-        return "\n".join(lines)
-
-    @property
-    def link_text(self) -> str:
-        return "Open the dashboard's health page" if self.level == "promise" else "Open the log of this try"
-
-    def email_subject(self) -> str:
-        return f"[{self.level.upper()}] {self.headline}"
-
-    def email_html(self) -> str:
-        rows = "".join(
-            f"<tr><th align='left'>{html.escape(n)}</th><td>{html.escape(v)}</td></tr>" for n, v in self.facts
-        )
-        parts = [f"<h3>{html.escape(self.headline)}</h3>", f"<table>{rows}</table>"]
-        if self.excerpt:
-            parts.append(f"<pre>{html.escape(self.excerpt)}</pre>")
-        if self.log_url:
-            parts.append(f"<p><a href='{html.escape(self.log_url)}'>{self.link_text}</a></p>")
-        return "\n".join(parts)
-
-    def redacted(self) -> Alert:
-        """The same alert with every secret the worker knows of replaced by ***."""
-        from elt_platform.dependency_internals import redact
-
-        return Alert(
-            level=self.level,
-            headline=redact(self.headline),
-            facts=[(n, redact(v)) for n, v in self.facts],
-            excerpt=redact(self.excerpt),
-            log_url=self.log_url,
-        )
-
-
-def error_excerpt(exception: BaseException | str | None) -> str:
-    """The first lines of dbt's (or the connector's) own error message, without colour codes."""
-    if exception is None:
-        return ""
-    text = ANSI.sub("", str(exception)).strip()
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    excerpt = "\n".join(lines[:EXCERPT_LINES])
-    return excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else "")
-
-
-def _connection_exists(conn_id: str) -> bool:
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        Connection.get(conn_id)
-    except AirflowNotFoundException:
-        return False
-    return True
-
-
-def send(
-    alert: Alert, context: Any, settings: Settings, *, email: bool = True, to: list[str] | None = None
-) -> list[str]:
-    """Deliver ``alert`` on every configured channel; returns the channels used. ``to``: instead of
-    ``ELT_ALERT_EMAIL_TO`` (a dashboard's owner)."""
-    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    alert = alert.redacted()
-    used = []
-    # notify() is called directly: the texts quote dbt errors, which may contain Jinja.
-    if _connection_exists(settings.slack_conn_id):
-        SlackWebhookNotifier(slack_webhook_conn_id=settings.slack_conn_id, text=alert.slack_text()).notify(context)
-        used.append("slack")
-    recipients = list(to or settings.alert_email_to)
-    if email and recipients and _connection_exists(settings.smtp_conn_id):
-        SmtpNotifier(
-            smtp_conn_id=settings.smtp_conn_id,
-            to=recipients,
-            from_email=settings.alert_email_from,
-            subject=alert.email_subject(),
-            html_content=alert.email_html(),
-        ).notify(context)
-        used.append("email")
-    return used
+from elt_platform.transform.dbt_errors import DeterministicDbtError
 
 
 @dataclass
