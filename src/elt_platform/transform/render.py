@@ -166,6 +166,7 @@ def _wire(
     parents_of = {uid: m.depends_on for uid, m in manifest.models.items()}
     parents_of.update({t.unique_id: t.depends_on for t in manifest.tests_reading_several_nodes()})
     for uid, parents in parents_of.items():
-        for parent in parents:
-            if parent in by_node and uid in by_node:
-                by_node[parent] >> by_node[uid]
+        upstream = [by_node[parent] for parent in parents if parent in by_node]
+        if upstream and uid in by_node:
+            # One call per node, not per edge: Airflow hashes the DAG once per task in each call.
+            by_node[uid].set_upstream(upstream)
