@@ -27,6 +27,15 @@ os.environ.update(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lanes for ``make test`` (pytest-xdist, ``--dist loadgroup``): a module's tests stay in one lane,
+    so its own Airflow starts once, and every test on the shared Airflow (the ``stack`` fixture) runs
+    in one lane, in collection order (its runs first, the crash-recovery runs on a quieter stack after)."""
+    for item in items:
+        lane = "shared-airflow" if "stack" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(lane))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
