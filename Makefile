@@ -97,9 +97,9 @@ run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whol
 
 .PHONY: test
 # Two lanes (pytest-xdist): the shared Airflow's tests beside the other Airflows' and the unit tests,
-# which leave a core idle much of the time (tests/conftest.py groups them).
+# since an Airflow waiting on its runs leaves a core idle much of the time (tests/conftest.py).
 test: install manifest $(BQ_EMULATOR_VENV)/.installed image-envs ## Run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 .PHONY: ui
 ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, scheduler and DAG processor on http://localhost:8080

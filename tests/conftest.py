@@ -27,13 +27,25 @@ os.environ.update(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Lanes for ``make test`` (pytest-xdist, ``--dist loadgroup``): a module's tests stay in one lane,
-    so its own Airflow starts once, and every test on the shared Airflow (the ``stack`` fixture) runs
-    in one lane, in collection order (its runs first, the crash-recovery runs on a quieter stack after)."""
-    for item in items:
-        lane = "shared-airflow" if "stack" in item.fixturenames else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(lane))
+SHARED_AIRFLOW_TESTS = "tests/integration/shared_airflow/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """The lanes of ``make test`` (pytest-xdist): every test on the shared Airflow in one lane, in
+    order (its runs first, the crash-recovery runs on a quieter stack after), and each other
+    module whole in either lane, so that an Airflow of its own starts once.
+
+    pytest-xdist's ``loadgroup`` cannot be used: it renames test ids, which pytest 9 ignores.
+    ``_split_scope`` is how xdist's own ``loadfile`` and ``loadgroup`` schedulers define a scope.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_AIRFLOW_TESTS if path.startswith(SHARED_AIRFLOW_TESTS) else path
+
+    return Lanes(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -1,52 +1,16 @@
-"""One real Airflow (API server, scheduler with LocalExecutor, DAG processor) for every integration test.
+"""What every integration test may share: the alert receivers, real SMTP and HTTP servers on 127.0.0.1.
 
-Before it starts, the DAG folder receives the repository's own DAG and one DAG per
-failure scenario (tests/integration/scenarios.py), each with its own DuckDB warehouse.
-All runs are triggered through the REST API and shared by the assertions about them.
-Alerts go to real SMTP and HTTP servers on 127.0.0.1.
+The tests on the shared Airflow are in shared_airflow/ (its conftest starts it); the other
+modules start an Airflow, a cluster or an emulator of their own.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import pytest
 
-from devstack.airflow_stack import AirflowStack
-from tests import conformance
-from tests.conftest import REPO
-from tests.integration import scenarios
-from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver, alert_connections
+from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
-DAG_IDS = ("shop_elt", "alerts_models", "alerts_sync")
-
-
-def corpus_dag_ids() -> list[str]:
-    return [f"corpus_{project}_{mode}" for project in conformance.PROJECTS for mode in conformance.MODES]
-
-
-@dataclass
-class DagRunResult:
-    dag_id: str
-    run_id: str
-    state: str
-    tis: dict[str, dict]
-    warehouse: Path
-    slack: list[str] = field(default_factory=list)
-    email: list[tuple[str, str]] = field(default_factory=list)
-    # Each dashboard's health as the API server's JSON said right after the runs, by name.
-    health: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def states(self) -> dict[str, str]:
-        return {task_id: ti["state"] for task_id, ti in self.tis.items()}
-
-    def with_state(self, state: str) -> set[str]:
-        return {task_id for task_id, s in self.states.items() if s == state}
 
 
 @pytest.fixture(scope="session")
@@ -56,74 +20,3 @@ def receivers():
     yield smtp, slack
     smtp.stop()
     slack.stop()
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, receivers, corpus):
-    if not Path(os.environ.get("ELT_INGESTION_PYTHON", "/missing")).exists():
-        pytest.fail("ELT_INGESTION_PYTHON is not set to the PyAirbyte environment: run the suite with `make test`")
-    smtp, slack = receivers
-    root = tmp_path_factory.mktemp("integration")
-    dags = root / "dags"
-    dags.mkdir()
-    (dags / "shop_elt.py").symlink_to(REPO / "dags" / "shop_elt.py")
-    projects = scenarios.prepare(root, dags) | conformance.write_dags(root, dags, corpus)
-
-    warehouses = {"shop_elt": root / "shop_elt.duckdb"} | {d: root / f"{d}.duckdb" for d in projects}
-    for dag_id, project_dir in projects.items():
-        conformance.load_external_sources(project_dir, warehouses[dag_id])
-    env = {
-        "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "duckdb", "host": str(warehouses["shop_elt"])}),
-        **{
-            f"AIRFLOW_CONN_WAREHOUSE_{dag_id.upper()}": json.dumps({"conn_type": "duckdb", "host": str(path)})
-            for dag_id, path in warehouses.items()
-            if dag_id != "shop_elt"
-        },
-        **alert_connections(smtp, slack),
-        "ELT_ALERT_EMAIL_TO": "oncall@example.com",
-        # One quick retry everywhere, so that retries and "alert on the final try only" are exercised.
-        "ELT_TASK_RETRIES": "1",
-        "ELT_RETRY_DELAY_SECONDS": "1",
-        "ELT_MAX_RETRY_DELAY_SECONDS": "5",
-        "SUPPORT_DESK_URL": f"/nonexistent/{scenarios.PLANTED_PATH_SECRET}/tickets.csv",
-    }
-    pools = ("warehouse", *(f"warehouse_{dag_id}" for dag_id in projects))
-    airflow = AirflowStack(root / "airflow", dags, env, pools=pools).start()
-    airflow.projects = projects
-    airflow.warehouses = warehouses
-    yield airflow
-    airflow.stop()
-
-
-@pytest.fixture(scope="session")
-def runs(stack, receivers) -> dict[str, DagRunResult]:
-    """Every DAG triggered at once (each has its own warehouse file and pool), each run to its end:
-    the shipped one, the failure scenarios, and each corpus project in both transform modes."""
-    smtp, slack = receivers
-    run_ids = {dag_id: stack.trigger(dag_id) for dag_id in (*DAG_IDS, *corpus_dag_ids())}
-    results = {}
-    for dag_id, run_id in run_ids.items():
-        state = stack.wait_for_run(dag_id, run_id, timeout=2400)
-        results[dag_id] = DagRunResult(
-            dag_id=dag_id,
-            run_id=run_id,
-            state=state,
-            tis=stack.task_instances(dag_id, run_id),
-            warehouse=stack.warehouses[dag_id],
-        )
-    health = stack.client.get(f"{stack.base_url}/dashboards/api/health")
-    health.raise_for_status()
-    for dashboard in health.json()["dashboards"]:
-        if dashboard["dag_id"] in results:
-            results[dashboard["dag_id"]].health[dashboard["name"]] = dashboard
-    for result in results.values():
-        result.slack = [t for t in slack.texts() if f"*DAG:* {result.dag_id}\n" in t]
-        result.email = [
-            (m["Subject"], body)
-            for m, body in zip(smtp.messages, smtp.bodies(), strict=True)
-            if f"<td>{result.dag_id}</td>" in body
-        ]
-    # Kept beside the Airflow logs for whoever debugs a failing run.
-    received = {"slack": slack.texts(), "email": [b for b in smtp.bodies()]}
-    (stack.home.parent / "received-alerts.json").write_text(json.dumps(received, indent=2))
-    return results

@@ -1,6 +1,6 @@
 """The default transform mode under the scheduler: one dbt build per run, one task per dbt node.
 
-Uses the DAG runs of tests/integration/conftest.py: ``shop_elt`` (all green),
+Uses the DAG runs of tests/integration/shared_airflow/conftest.py: ``shop_elt`` (all green),
 ``alerts_models`` (a broken model, and a model that fails twice and then recovers) and
 ``alerts_sync`` (the help-desk sync fails).
 """

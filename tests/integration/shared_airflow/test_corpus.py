@@ -1,6 +1,6 @@
 """Every corpus project (tests/corpus/) runs green under the real scheduler, in both transform modes.
 
-The runs are those of tests/integration/conftest.py: each corpus DAG is a thin DAG file
+The runs are those of tests/integration/shared_airflow/conftest.py: each corpus DAG is a thin DAG file
 over its own copy of the project, its own DuckDB warehouse and its own pool, in the same
 Airflow as the shipped DAG: projects side by side, with nothing to sync.
 """
@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from tests import conformance
-from tests.integration.conftest import corpus_dag_ids
+from tests.integration.shared_airflow.conftest import corpus_dag_ids
 
 pytestmark = pytest.mark.integration
 
