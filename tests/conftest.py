@@ -28,6 +28,19 @@ os.environ.update(
 
 
 SHARED_AIRFLOW_TESTS = "tests/integration/shared_airflow/"
+# The bundled project's models, in the order data flows.
+BUNDLED_MODELS = (
+    "stg_faker__users",
+    "stg_faker__products",
+    "stg_faker__purchases",
+    "stg_support__tickets",
+    "int_purchases_joined_to_products",
+    "int_tickets_aggregated_to_users",
+    "orders",
+    "products",
+    "customers",
+    "tickets",
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):

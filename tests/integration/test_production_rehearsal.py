@@ -28,7 +28,7 @@ from tests.integration import bigquery_emulator
 from tests.integration.airbyte_api import AirbyteApi
 from tests.integration.production import SCHEDULERS, TRIGGERERS, WORKERS, ProductionCluster
 from tests.integration.receivers import SlackWebhookReceiver
-from tests.integration.shared_airflow.test_airbyte_backend import FAKER, STREAMS, SUPPORT
+from tests.integration.test_airbyte_backend import FAKER, STREAMS, SUPPORT
 
 pytestmark = pytest.mark.integration
 

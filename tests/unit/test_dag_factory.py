@@ -5,20 +5,8 @@ from __future__ import annotations
 import pytest
 
 from elt_platform.dag_factory import build_elt_dag
-from tests.conftest import REPO, copy_project
+from tests.conftest import BUNDLED_MODELS, REPO, copy_project
 
-MODELS = [
-    "stg_faker__users",
-    "stg_faker__products",
-    "stg_faker__purchases",
-    "stg_support__tickets",
-    "int_purchases_joined_to_products",
-    "int_tickets_aggregated_to_users",
-    "orders",
-    "products",
-    "customers",
-    "tickets",
-]
 SOURCES = ["faker.users", "faker.products", "faker.purchases", "support.tickets"]
 
 
@@ -41,12 +29,12 @@ def test_one_sync_per_connection_and_one_task_per_model_and_source(dag):
         "sync_shop_faker",
         "sync_support_desk",
     }
-    assert {f"transform.{node}" for node in MODELS + SOURCES} <= ids
+    assert {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]} <= ids
     relationships = {t for t in ids if t.startswith("transform.relationships_")}
     assert len(relationships) == 3  # tests reading two models: a task each, after both
     own = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build", "transform.fail_run_if_a_node_failed"}
     dashboards = {f"dashboards.{d}" for d in ("marts", "customer_360", "sales_performance", "support_operations")}
-    assert ids == own | relationships | dashboards | {f"transform.{node}" for node in MODELS + SOURCES}
+    assert ids == own | relationships | dashboards | {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]}
 
 
 def test_each_source_waits_for_the_sync_that_loads_it(dag):

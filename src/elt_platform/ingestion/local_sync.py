@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
+from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.ingestion.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
 from elt_platform.settings import Settings
 
@@ -35,6 +36,19 @@ def runner_env(settings: Settings) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
     return env
+
+
+def sync_request(spec: ConnectionSpec, config: dict[str, Any], warehouse_path: str) -> dict[str, Any]:
+    """What the runner reads on stdin: one connection's connector, resolved config, streams and destination."""
+    return {
+        "connector": spec.source.connector,
+        "package": spec.source.package,
+        "config": config,
+        "streams": spec.streams,
+        "warehouse_path": warehouse_path,
+        "raw_schema": spec.destination.raw_schema,
+        "table_prefix": spec.destination.table_prefix,
+    }
 
 
 def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dict[str, Any]:

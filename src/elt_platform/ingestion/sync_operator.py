@@ -34,7 +34,7 @@ from airflow.sdk.log import mask_secret
 
 from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
 from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
-from elt_platform.ingestion.local_sync import run_local_sync
+from elt_platform.ingestion.local_sync import run_local_sync, sync_request
 from elt_platform.settings import Settings
 
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
@@ -76,16 +76,7 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         if not warehouse.host:
             raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")
         Path(warehouse.host).parent.mkdir(parents=True, exist_ok=True)
-        request = {
-            "connector": spec.source.connector,
-            "package": spec.source.package,
-            "config": config,
-            "streams": spec.streams,
-            "warehouse_path": warehouse.host,
-            "raw_schema": spec.destination.raw_schema,
-            "table_prefix": spec.destination.table_prefix,
-        }
-        result = run_local_sync(request, settings, self.log)
+        result = run_local_sync(sync_request(spec, config, warehouse.host), settings, self.log)
         self.log.info("Rows synced per stream: %s", result["streams"])
         return {"backend": "local", **result, "rows_synced": sum(result["streams"].values())}
 

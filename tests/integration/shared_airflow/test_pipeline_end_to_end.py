@@ -5,20 +5,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.conftest import BUNDLED_MODELS
 
-MODELS = {
-    "stg_faker__users",
-    "stg_faker__products",
-    "stg_faker__purchases",
-    "stg_support__tickets",
-    "int_purchases_joined_to_products",
-    "int_tickets_aggregated_to_users",
-    "orders",
-    "products",
-    "customers",
-    "tickets",
-}
+pytestmark = pytest.mark.integration
 
 
 def test_every_task_succeeds(runs):
@@ -28,7 +17,7 @@ def test_every_task_succeeds(runs):
     assert states.pop("transform.fail_run_if_a_node_failed") == "skipped"  # runs only when a node failed
     assert set(states.values()) == {"success"}, states
     assert pipeline_run.slack == [] and pipeline_run.email == []  # nothing failed, nobody alerted
-    for model in MODELS:
+    for model in BUNDLED_MODELS:
         assert pipeline_run.states[f"transform.{model}"] == "success"
     assert {"sync_shop_faker", "sync_support_desk"} <= pipeline_run.with_state("success")
 

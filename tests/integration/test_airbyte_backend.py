@@ -1,18 +1,22 @@
 """The same DAG, switched to the Airbyte backend by one setting, against the loopback Airbyte API.
 
-A second Airflow (with a triggerer: the syncs defer) runs with ``ELT_INGESTION_BACKEND=airbyte``.
-The stand-in API plays scripted job histories; the warehouse is a copy of the one the
-local backend filled, since the stand-in moves no data.
+An Airflow of its own (with a triggerer: the syncs defer) runs with ``ELT_INGESTION_BACKEND=airbyte``.
+The stand-in API plays scripted job histories and moves no data, so the warehouse's raw
+tables are first loaded by the local backend's runner, with the real connectors.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import logging
+from pathlib import Path
 
 import pytest
 
 from devstack.airflow_stack import AirflowStack
+from elt_platform.ingestion.connections import load_connection_file, resolve_config
+from elt_platform.ingestion.local_sync import run_local_sync, sync_request
+from elt_platform.settings import Settings
 from tests.conftest import copy_project, write_dag_file
 from tests.integration.airbyte_api import AirbyteApi
 
@@ -23,14 +27,24 @@ SUPPORT = "9d3a6c7e-58b1-4e2f-8c44-1a7b5e9f3d20"
 STREAMS = {FAKER: ["users", "products", "purchases"], SUPPORT: ["tickets"]}
 
 
+def load_raw_tables(ingestion_dir: Path, warehouse: Path) -> None:
+    """What the local backend's syncs load (its runner, real connectors), with no Airflow."""
+    settings = Settings.from_env()
+    for path in sorted(ingestion_dir.glob("*.yml")):
+        loaded, problems = load_connection_file(path)
+        assert loaded is not None, problems
+        config = resolve_config(loaded.spec.source.config, path.parent)
+        run_local_sync(sync_request(loaded.spec, config, str(warehouse)), settings, logging.getLogger(path.stem))
+
+
 @pytest.fixture(scope="module")
-def airbyte(tmp_path_factory, runs):
+def airbyte(tmp_path_factory):
     api = AirbyteApi(connections=STREAMS).start()
     root = tmp_path_factory.mktemp("airbyte")
     dags = root / "dags"
     dbt_dir, ingestion_dir = copy_project(root / "project")
     # The stand-in moves no data: the models read what the local backend loaded.
-    shutil.copy(runs["shop_elt"].warehouse, root / "warehouse.duckdb")
+    load_raw_tables(ingestion_dir, root / "warehouse.duckdb")
     write_dag_file(dags, "airbyte_elt", dbt_dir, ingestion_dir)
     write_dag_file(dags, "airbyte_bad_credentials", dbt_dir, ingestion_dir, airbyte_conn_id="'airbyte_bad'")
     write_dag_file(dags, "airbyte_timeout", dbt_dir, ingestion_dir, sync_timeout="timedelta(seconds=10)")
