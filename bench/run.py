@@ -6,7 +6,8 @@ configuration, in one run, on one warehouse file reset before every measured run
 - ``dbt``: plain ``dbt build`` of the project, the baseline every ratio is against;
 - ``cosmos_local``, ``cosmos_watcher``: Cosmos as it comes, in LOCAL and WATCHER mode;
 - ``cosmos_watcher_poke_1s``: Cosmos WATCHER with its sensors polling every second;
-- ``project_default``: the project's own ``build_elt_dag`` in its default mode.
+- ``project_default``: the project's own ``build_elt_dag`` in its default mode;
+- ``project_default_crash``: the same, with the build's dbt killed mid-build, timed against it.
 
 It measures the DAG file's parse time (fresh interpreters), the transform's wall time
 under the scheduler (LocalExecutor, API server, DAG processor, triggerer, PostgreSQL
@@ -44,6 +45,7 @@ import psutil
 from bench import generate as gen
 from devstack import BIN
 from devstack.airflow_stack import AirflowStack
+from devstack.crash import PRODUCER, holder_of, published_results
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -66,6 +68,8 @@ class Config:
     template: str | None = None
     # Placeholders of the template that vary between configurations sharing it.
     template_args: dict[str, str] = field(default_factory=dict)
+    # Kill the build's dbt (SIGKILL) once this share of the models has its result published.
+    kill_build_at: float | None = None
 
 
 CONFIGS = {
@@ -117,10 +121,28 @@ CONFIGS = {
             "(`Settings.from_env()`), the benchmark's warehouse connection and pool.",
             "project_default.py",
         ),
+        Config(
+            "project_default_crash",
+            "project default, its dbt killed mid-build",
+            "As project default, with the process holding the warehouse file (the build's dbt) killed with "
+            "SIGKILL, as the kernel does on out of memory, once a third of the models have their result "
+            "published: the build task's one retry builds what is not done. Successful when the run ends "
+            "success with every model's task succeeded and the build task's retry the only one; judged "
+            "against the project default's median at the same size (x normal run).",
+            "project_default.py",
+            kill_build_at=1 / 3,
+        ),
     )
 }
 AIRFLOW_CONFIGS = [name for name, c in CONFIGS.items() if c.template]
-DEFAULT_CONFIGS = ["dbt", "cosmos_local", "cosmos_watcher", "cosmos_watcher_poke_1s", "project_default"]
+DEFAULT_CONFIGS = [
+    "dbt",
+    "cosmos_local",
+    "cosmos_watcher",
+    "cosmos_watcher_poke_1s",
+    "project_default",
+    "project_default_crash",
+]
 DEFAULT_SIZES = "20,200,1000,2000"
 
 # Airflow's defaults for a standalone LocalExecutor setup, where devstack.airflow_stack (tuned for the tests) differs.
@@ -587,6 +609,32 @@ def tail_seconds(build: dict | None, node_ends: list[datetime]) -> float | None:
     return (max(node_ends) - utc(build["end_date"])).total_seconds()
 
 
+class BuildKiller(threading.Thread):
+    """Kills the build's dbt once ``share`` of the models have their result published."""
+
+    def __init__(self, client: httpx.Client, dag_id: str, run_id: str, warehouse: Path, models: int, share: float):
+        super().__init__(name="build-killer", daemon=True)
+        self.client, self.dag_id, self.run_id, self.warehouse = client, dag_id, run_id, warehouse
+        self.threshold = max(1, round(models * share))
+        self.stopping = threading.Event()
+        self.killed_with: int | None = None  # models published when dbt was killed
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.3):
+            with contextlib.suppress(httpx.HTTPError):
+                records = published_results(self.client, self.dag_id, self.run_id) or {}
+                published = sum(1 for uid in records if uid.startswith("model."))
+                if published >= self.threshold and (dbt := holder_of(self.warehouse)):
+                    with contextlib.suppress(psutil.Error):
+                        dbt.send_signal(signal.SIGKILL)
+                        self.killed_with = published
+                        return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+
+
 def run_dag(
     stack: BenchStack,
     config: str,
@@ -604,9 +652,13 @@ def run_dag(
     idle_rss, idle_pss = sampler.sample(pss=True)
     sampler.peak_rss = sampler.peak_pss = 0
     capped_at = None
+    killer = None
     with sampler:
         started = time.monotonic()
         run_id = stack.trigger(dag_id)
+        if (share := CONFIGS[config].kill_build_at) is not None:
+            killer = BuildKiller(stack.client, dag_id, run_id, warehouse.path, len(models), share)
+            killer.start()
         while True:
             time.sleep(1)
             with contextlib.suppress(httpx.HTTPError):
@@ -617,6 +669,8 @@ def run_dag(
                 log(f"  cap of {cap_s / 60:.1f} min reached: marking {run_id} failed")
                 stack.fail_run(dag_id, run_id)
                 break
+    if killer:
+        killer.stop()
     if capped_at:
         # Let the scheduler stop what still runs, so the next run starts on a quiet machine.
         deadline = time.monotonic() + 180
@@ -655,7 +709,9 @@ def run_dag(
     # A node task is one whose id names a model: the model's own task, or its tests'.
     model_names = set(models)
     node_ends = [utc(ti["end_date"]) for ti in timed if model_names.intersection(ti["task_id"].split("."))]
-    retries = sum(max(0, int(ti.get("try_number") or 0) - 1) for ti in tis)
+    # The crash configuration's build task is retried once, on purpose.
+    expected = {PRODUCER} if killer and killer.killed_with is not None else set()
+    retries = sum(max(0, int(ti.get("try_number") or 0) - 1) for ti in tis if ti["task_id"] not in expected)
     lock_errors = stack.lock_errors(dag_id, run_id)
     succeeded = {part for ti in tis if ti["state"] == "success" for part in ti["task_id"].split(".")}
     models_not_succeeded = [m for m in models if m not in succeeded]
@@ -668,6 +724,7 @@ def run_dag(
         and not models_not_succeeded
         and not retries
         and not lock_errors
+        and (killer is None or killer.killed_with is not None)
     )
     return {
         "config": config,
@@ -700,6 +757,7 @@ def run_dag(
         "longest_task_s": (utc(longest["end_date"]) - utc(longest["start_date"])).total_seconds() if longest else None,
         "tail_s": tail_seconds(build, node_ends) if not capped_at else None,
         "retries": retries,
+        "killed_build_with_models_published": killer.killed_with if killer else None,
         "lock_errors": lock_errors,
         "timeline": str(timeline),
         "failure_reasons": [] if ok else stack.failure_reasons(dag_id, run_id, tis),
@@ -764,6 +822,14 @@ def summarise(
     if dbt_s and summary["wall_median_s"] is not None:
         summary["ratio"] = summary["wall_median_s"] / dbt_s
         summary["overhead_per_model_s"] = (summary["wall_median_s"] - dbt_s) / size
+    if CONFIGS[config].kill_build_at is not None:
+        normal = [
+            r["transform_wall_s"] for r in runs if r["config"] == "project_default" and r["size"] == size and r["ok"]
+        ]
+        if normal and walls:
+            summary["normal_median_s"] = statistics.median(normal)
+            summary["vs_normal"] = summary["wall_median_s"] / summary["normal_median_s"]
+        summary["killed_with"] = [r.get("killed_build_with_models_published") for r in mine]
     return summary
 
 
@@ -892,6 +958,8 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             )
         if sm["retries"]:
             problems.append(f"{sm['retries']} retries in all")
+        if None in sm.get("killed_with", ()):
+            problems.append("dbt was not killed in every run")
         if sm["lock_errors"]:
             problems.append(f"{sm['lock_errors']} task logs with DuckDB lock errors")
         if problems:
@@ -928,6 +996,8 @@ TARGETS = (
     ("DAG file parses in under 0.5 s (warm)", 1000, "parse", 0.5),
     ("transform ≤ 1.5x plain dbt build", 20, "ratio", 1.5),
     ("transform ≤ 1.2x plain dbt build", 200, "ratio", 1.2),
+    ("a run whose dbt was killed mid-build recovers in ≤ 1.5x a normal run", 20, "vs_normal", 1.5),
+    ("a run whose dbt was killed mid-build recovers in ≤ 1.5x a normal run", 200, "vs_normal", 1.5),
 )
 
 
@@ -944,6 +1014,16 @@ def target_cell(sm: dict | None, kind: str, limit: float, dbt_s: float | None) -
         measured = f"{value:.2f} s (cold {cold:.2f} s" + (f"; DAG processor {processor:.2f} s)" if processor else ")")
         verdict = "pass" if value < limit else f"**fail**: {value / limit:.1f}x the budget"
         return measured, verdict
+    if kind == "vs_normal":
+        if CONFIGS[sm["config"]].kill_build_at is None:
+            return "n/a", "-"
+        if sm.get("vs_normal") is None:
+            return "no successful pair of runs", "**fail**"
+        value = sm["vs_normal"]
+        measured = f"{value:.2f}x ({sm['wall_median_s']:.1f} s against {sm['normal_median_s']:.1f} s)"
+        if sm["runs_ok"] < sm["runs"]:
+            return measured, f"**fail**: {sm['runs'] - sm['runs_ok']} of {sm['runs']} runs not successful"
+        return measured, "pass" if value <= limit else f"**fail**: {value / limit:.1f}x the budget"
     if sm.get("ratio") is not None:
         value = sm["ratio"]
         if sm["runs_ok"] < sm["runs"]:
@@ -1031,7 +1111,9 @@ def render(report: dict, analysis: str) -> str:
         "when no task of the run was running (scheduling, task start-up). With `--workdir`, per-task "
         "timelines are kept in its `timelines/`.",
         "- **Runs succeeded**: the DAG run ended success, each model's task succeeded, no task failed or was "
-        "retried, and no task log has a DuckDB lock error (a task skipped by its trigger rule is allowed). "
+        "retried, and no task log has a DuckDB lock error (a task skipped by its trigger rule is allowed; "
+        "for the crash configuration, dbt was killed and the build task's one retry is the only one). "
+        "**x normal run** (crash configuration): its median transform wall / the project default's, same size. "
         "**Task states**: of every task instance of every run.",
         "",
         "## Results",
@@ -1233,10 +1315,11 @@ def main(argv: list[str] | None = None) -> int:
         write_report(report, output, json_output)
 
     airflow_configs = [c for c in configs if c in AIRFLOW_CONFIGS]
-    if "project_default" in airflow_configs and not project_default.get("available"):
-        airflow_configs.remove("project_default")
-        for size in sizes:
-            report["skipped"][f"project_default/{size}"] = pd_note.removesuffix(".")
+    if not project_default.get("available"):
+        for config in {"project_default", "project_default_crash"} & set(airflow_configs):
+            airflow_configs.remove(config)
+            for size in sizes:
+                report["skipped"][f"{config}/{size}"] = pd_note.removesuffix(".")
 
     capped: dict[str, dict] = {}
     try:

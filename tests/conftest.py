@@ -43,6 +43,7 @@ BUNDLED_MODELS = (
 )
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """The lanes of ``make test`` (pytest-xdist): every test on the shared Airflow in one lane, in
     order (its runs first, the crash-recovery runs on a quieter stack after), and each other

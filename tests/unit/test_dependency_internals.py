@@ -6,9 +6,14 @@ An upgrade of astronomer-cosmos or apache-airflow that moves one fails here, by 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+from airflow.jobs import triggerer_job_runner
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+from airflow.serialization.serialized_objects import DagSerialization
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 from elt_platform import dependency_internals
@@ -73,3 +78,40 @@ def test_a_resumed_build_runs_cosmos_s_local_build_under_the_watcher_s_retry_gua
     assert "does not support Airflow retries" in inspect.getsource(DbtProducerWatcherOperator.execute)
     beneath = super(DbtProducerWatcherOperator, DbtProducerWatcherOperator).execute
     assert "self.build_and_run_cmd(" in inspect.getsource(beneath)  # Cosmos's plain dbt run, nothing watcher-specific
+
+
+def _serialized(dag_id: str, tasks: int) -> dict:
+    with DAG(dag_id, schedule=None) as dag:
+        for index in range(tasks):
+            EmptyOperator(task_id=f"t{index}")
+    return DagSerialization.to_dict(dag)
+
+
+def test_the_triggerer_deserializes_each_dag_once_and_a_new_version_anew(monkeypatch):
+    import inspect
+
+    runner = triggerer_job_runner
+    # The runner turns each workload's DAG back into a DAG through this name: what the adapter wraps.
+    assert f"{dependency_internals.TRIGGER_RUNNER_DESERIALIZER}.from_dict(" in inspect.getsource(
+        runner.TriggerRunner.create_runtime_ti
+    )
+    # Airflow's own class, whatever an earlier import of node_task did here; put back after the test.
+    original = DagSerialization
+    monkeypatch.setattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER, original)
+    assert dependency_internals.deserialize_each_dag_once_in_the_triggerer() is True
+    shared = getattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER)
+    assert shared is not original and dependency_internals.deserialize_each_dag_once_in_the_triggerer() is True
+    assert getattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER) is shared  # not wrapped twice
+
+    calls = []
+    monkeypatch.setattr(original, "from_dict", classmethod(lambda cls, data: calls.append(data) or object()))
+    v1, v1_again, v2 = _serialized("d", 2), _serialized("d", 2), _serialized("d", 3)
+    first = shared.from_dict(v1)
+    assert shared.from_dict(v1_again) is first  # equal content, another message: deserialized once
+    assert shared.from_dict(v2) is not first  # a new version of the DAG: deserialized anew
+    assert len(calls) == 2
+
+
+def test_outside_the_triggerer_nothing_is_wrapped(monkeypatch):
+    monkeypatch.delitem(sys.modules, dependency_internals.TRIGGER_RUNNER_MODULE, raising=False)
+    assert dependency_internals.deserialize_each_dag_once_in_the_triggerer() is False

@@ -29,13 +29,17 @@ from cosmos.config import ProfileConfig
 from cosmos.exceptions import CosmosDbtRunError
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
 
-from elt_platform.dependency_internals import trigger_runtime
+from elt_platform.dependency_internals import deserialize_each_dag_once_in_the_triggerer, trigger_runtime
 from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import warehouse_lock
 
 NODE_TASK_POOL = "default_pool"
+
+# The trigger runner imports this module to start the first node task: from then on it
+# deserializes each DAG once, not once per node task (a no-op in any other process).
+deserialize_each_dag_once_in_the_triggerer()
 
 
 @dataclass
@@ -258,7 +262,10 @@ class NodeResultTrigger(BaseTrigger):
                     try_number=ti.try_number, watched=self.node_ids, records=view.records, build_state=view.build_state
                 )
                 if decision.reason != last_reason:
-                    self.log.info("%s: %s", decision.outcome.value, decision.reason or "dbt passed it.")
+                    # ainfo: written from a thread, so the event loop, which reads the triggerer
+                    # supervisor's messages, never waits on a log write (the supervisor, in turn,
+                    # may be waiting for it to read before it drains the logs).
+                    await self.log.ainfo("%s: %s", decision.outcome.value, decision.reason or "dbt passed it.")
                     last_reason = decision.reason
                 if decision.effect is Effect.SUCCEED_IN_TRIGGERER:
                     yield TaskSuccessEvent()

@@ -4,46 +4,32 @@
 run twice on the shared Airflow after the other runs: once undisturbed, then with the
 triggerer killed and restarted while node tasks wait in it, and the process holding the
 DuckDB file (the build's dbt) killed with SIGKILL, as the kernel does on out-of-memory.
+
+How long recovering takes against a normal run (the issue's 1.5x bound) is measured by
+``make bench`` (configuration ``project_default_crash``), not here: on a machine shared with
+the other test lane, one pair of runs says little. What makes it fast is asserted here:
+the retry builds only what was not done, and no node runs alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import psutil
 import pytest
 
+from devstack.crash import PRODUCER, holder_of, published_results
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.transform.render import own_tests
 
 pytestmark = pytest.mark.integration
 
 DAG = "crash_recovery"
-PRODUCER = "transform.dbt_build"
 FAIL_RUN = "transform.fail_run_if_a_node_failed"
 SLOW_MART = "transform.orders"
-
-
-def holder_of(path: Path) -> psutil.Process | None:
-    """The process with the warehouse file open: dbt, inside the build task's process."""
-    for proc in psutil.process_iter():
-        try:
-            if any(Path(f.path) == path for f in proc.open_files()):
-                return proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return None
-
-
-def wall_seconds(stack, run_id: str) -> float:
-    run = stack.client.get(f"/dags/{DAG}/dagRuns/{run_id}").json()
-    return (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
 
 
 def orders(warehouse: Path) -> tuple[int, int]:
@@ -80,14 +66,10 @@ def crash(stack, receivers):
     def mid_build():
         """dbt has passed at least three models with all their own tests, and not the slow mart:
         kill it now. (A model whose tests have not all passed yet is rightly built again.)"""
-        published = stack.client.get(
-            f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{PRODUCER}/xcomEntries/dbt_results",
-            params={"deserialize": True},
-        )
-        if published.status_code != 200:
+        records = published_results(stack.client, DAG, run_id)
+        if records is None:
             return None
-        records = published.json()["value"] or {}
-        passed = {uid for uid, r in records.items() if r.get("status") in {"success", "pass"}}
+        passed = {uid for uid, record in records.items() if record.status in {"success", "pass"}}
         done = {
             manifest.models[uid].name
             for uid in manifest.models
@@ -114,14 +96,9 @@ def crash(stack, receivers):
         "normal_rows": normal_rows,
         "alerts": (len(slack.texts()), len(smtp.messages)),
         "alerts_before": alerts_before,
-        "wall": wall_seconds(stack, run_id),
-        "normal_wall": wall_seconds(stack, normal),
         "resume_log": stack.task_log(DAG, run_id, PRODUCER, 2).text,
         "variables": [v["key"] for v in stack.client.get("/variables", params={"limit": 1000}).json()["variables"]],
     }
-    timings = {k: result[k] for k in ("wall", "normal_wall")}
-    (stack.home.parent / "crash-recovery.json").write_text(json.dumps(timings))
-    print(f"crash recovery: normal run {timings['normal_wall']:.1f} s, crashed and recovered {timings['wall']:.1f} s")
     return result
 
 
@@ -161,11 +138,6 @@ def test_no_alert_for_a_run_that_recovered(crash):
 def test_no_row_is_lost_or_duplicated(crash):
     count, distinct = crash["rows"]
     assert count == distinct == crash["normal_rows"][0] > 0
-
-
-def test_recovering_takes_at_most_half_again_a_normal_run(crash):
-    """The issue's bound, with the two runs side by side on the same quiet stack."""
-    assert crash["wall"] <= 1.5 * crash["normal_wall"], (crash["wall"], crash["normal_wall"])
 
 
 def test_the_kept_results_are_deleted_once_the_build_has_recovered(crash):
