@@ -266,6 +266,36 @@ class TreeSampler:
         }
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process alone, and of it with every descendant, live or
+    exited (an exited process's time is in its reaping parent's ``children_*``)."""
+    root = psutil.Process(pid)
+    own = sum(root.cpu_times()[:2])
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return own, total
+
+
+# Where a run's CPU goes: the scheduler's own, its executor's task processes (dbt included), and each
+# other Airflow process with its children.
+CPU_PARTS = ("tasks", "scheduler", "triggerer", "api-server", "dag-processor")
+
+
+def cpu_by_part(stack: BenchStack) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, pid in stack.components().items():
+        with contextlib.suppress(psutil.Error):
+            own, total = cpu_seconds(pid)
+            if name == "scheduler":
+                found["scheduler"], found["tasks"] = own, total - own
+            else:
+                found[name] = total
+    return found
+
+
 # --------------------------------------------------------------------------- environment
 
 
@@ -485,6 +515,10 @@ class BenchStack:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self.stack.procs]
 
+    def components(self) -> dict[str, int]:
+        """Each running Airflow process's name (scheduler, triggerer, ...) and pid."""
+        return {proc.args[1]: proc.pid for proc in self.stack.procs if proc.poll() is None}
+
     def install(self, dag_file: Path) -> Path:
         self.uninstall()
         installed = self.dags / dag_file.name
@@ -653,6 +687,7 @@ def run_dag(
     sampler.peak_rss = sampler.peak_pss = 0
     capped_at = None
     killer = None
+    cpu_before = cpu_by_part(stack)
     with sampler:
         started = time.monotonic()
         run_id = stack.trigger(dag_id)
@@ -671,6 +706,7 @@ def run_dag(
                 break
     if killer:
         killer.stop()
+    cpu_after = cpu_by_part(stack)
     if capped_at:
         # Let the scheduler stop what still runs, so the next run starts on a quiet machine.
         deadline = time.monotonic() + 180
@@ -764,6 +800,7 @@ def run_dag(
         "models_not_succeeded": models_not_succeeded[:10],
         "skipped_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] == "skipped")[:5],
         "failed_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] not in ("success", None))[:10],
+        "cpu_s": {part: cpu_after[part] - cpu_before[part] for part in CPU_PARTS if part in cpu_after},
         "idle_rss_bytes": idle_rss,
         "idle_pss_bytes": idle_pss,
         **sampler.as_dict(),
@@ -819,6 +856,11 @@ def summarise(
         # Runs recorded before the tail was measured have none.
         tails = [r["tail_s"] for r in ok if r.get("tail_s") is not None]
         summary["tail_median_s"] = statistics.median(tails) if tails else None
+        # Runs recorded before CPU was measured have none.
+        cpus = [r["cpu_s"] for r in ok if r.get("cpu_s")]
+        summary["cpu_median_s"] = (
+            {part: statistics.median(c.get(part, 0.0) for c in cpus) for part in CPU_PARTS} if cpus else None
+        )
     if dbt_s and summary["wall_median_s"] is not None:
         summary["ratio"] = summary["wall_median_s"] / dbt_s
         summary["overhead_per_model_s"] = (summary["wall_median_s"] - dbt_s) / size
@@ -875,6 +917,10 @@ def cap_evidence(run: dict, size: int) -> str:
 
 
 TAIL_HEADER = "Tail: last node task end - build end"
+
+
+def cpu_cell(cpu: dict[str, float] | None) -> str:
+    return " / ".join(f"{cpu[part]:.0f}" for part in CPU_PARTS) if cpu else "-"
 
 
 def tail_cell(sm: dict) -> str:
@@ -975,8 +1021,8 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             "Where the time goes (median of the successful runs):",
             "",
             "| Configuration | Tasks | Task duration, median | The dbt build task "
-            f"| {TAIL_HEADER} | No task running | DAG run wall |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            f"| {TAIL_HEADER} | No task running | DAG run wall | CPU seconds: {' / '.join(CPU_PARTS)} |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for sm in timing:
             build = (
@@ -986,7 +1032,8 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
             )
             lines.append(
                 f"| {CONFIGS[sm['config']].title} | {sm['tasks']} | {s(sm['task_seconds_median'], 2)} "
-                f"| {build} | {tail_cell(sm)} | {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} |"
+                f"| {build} | {tail_cell(sm)} | {s(sm['idle_gaps_median_s'])} | {s(sm['dag_run_wall_median_s'])} "
+                f"| {cpu_cell(sm.get('cpu_median_s'))} |"
             )
         lines.append("")
     return lines
@@ -1110,6 +1157,10 @@ def render(report: dict, analysis: str) -> str:
         "`dbt build`, and its duration; *Tail*: as above; *No task running*: time within the transform "
         "when no task of the run was running (scheduling, task start-up). With `--workdir`, per-task "
         "timelines are kept in its `timelines/`.",
+        "- **CPU seconds** (in *Where the time goes*): user + system CPU during the run, median of the "
+        "successful runs: *tasks*, the task processes the scheduler's LocalExecutor starts (dbt included); "
+        "*scheduler*, its own process; *triggerer*, *api-server* and *dag-processor*, each with its "
+        "children. On 2 cores, what the Airflow processes use is taken from dbt's share.",
         "- **Runs succeeded**: the DAG run ended success, each model's task succeeded, no task failed or was "
         "retried, and no task log has a DuckDB lock error (a task skipped by its trigger rule is allowed; "
         "for the crash configuration, dbt was killed and the build task's one retry is the only one). "
