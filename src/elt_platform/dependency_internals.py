@@ -97,12 +97,13 @@ def deserialize_each_dag_once_in_the_triggerer(keep: int = 8) -> bool:
     """In a triggerer, deserialize each distinct serialized DAG once, not once per task started there.
 
     Airflow 3.3 hands every task that starts in the triggerer (``start_from_trigger``) the whole
-    serialized DAG, and its trigger runner deserializes it for each one on its event loop: 0.6 s
-    at 1,000 models, for each of the 1,000 node tasks, and the loop, blocked, stops reading the
-    supervisor's messages. This wraps the runner's deserializer with a cache keyed by a hash of
-    the serialized DAG itself (so a new DAG version is deserialized anew); the DAG object is only
-    read there (``get_task``), so the node tasks of a run can share it. A no-op (False) outside
-    the triggerer's runner, which is the only process that imports that module.
+    serialized DAG, and its trigger runner deserializes it for each one on its event loop: 0.1 s
+    at 1,000 models on a quiet machine, 0.15 to 0.35 s under load, for each of the 1,000 node
+    tasks, while the blocked loop stops reading the supervisor's messages. This wraps the
+    runner's deserializer with a cache keyed by a hash of the serialized DAG itself (so a new
+    DAG version is deserialized anew); the DAG object is only read there (``get_task``), so the
+    node tasks of a run can share it. A no-op (False) in a process that has not loaded the
+    triggerer (the scheduler, the DAG processor, a worker).
     """
     runner = sys.modules.get(TRIGGER_RUNNER_MODULE)
     if runner is None:
