@@ -80,38 +80,149 @@ def test_a_resumed_build_runs_cosmos_s_local_build_under_the_watcher_s_retry_gua
     assert "self.build_and_run_cmd(" in inspect.getsource(beneath)  # Cosmos's plain dbt run, nothing watcher-specific
 
 
-def _serialized(dag_id: str, tasks: int) -> dict:
-    with DAG(dag_id, schedule=None) as dag:
-        for index in range(tasks):
-            EmptyOperator(task_id=f"t{index}")
+def test_the_triggerer_names_the_adapter_relies_on_are_the_ones_it_builds_workloads_with():
+    import inspect
+
+    from airflow.models.dagbag import DBDagBag
+
+    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
+    # The supervisor builds every task's workload with a DBDagBag, from the run's serialized DAG model ...
+    batch = inspect.getsource(supervisor.build_trigger_workloads)
+    assert f"= {dependency_internals.TRIGGERER_DAG_BAG}()" in batch and "self._create_workload(" in batch
+    workload = inspect.getsource(supervisor._create_workload)
+    assert "dag_bag.get_serialized_dag_model_for_run(" in workload and "serialized_dag_model.dag.get_task(" in workload
+    assert "dag_data=serialized_dag_model.data" in workload
+    assert "self.get_serialized_dag_model(" in inspect.getsource(DBDagBag.get_serialized_dag_model_for_run)
+    # ... and the runner takes from the workload's DAG its own task only.
+    runtime_ti = inspect.getsource(triggerer_job_runner.TriggerRunner.create_runtime_ti)
+    assert "DagSerialization.from_dict(encoded_dag).get_task(task_instance.task_id)" in runtime_ti
+
+
+def _serialized_with_groups() -> dict:
+    from airflow.sdk import TaskGroup
+
+    with DAG("groups", schedule=None, default_args={"retries": 3}) as dag:
+        first = EmptyOperator(task_id="first")
+        with TaskGroup("outer"):
+            with TaskGroup("inner"):
+                mine = EmptyOperator(task_id="mine", doc_md="the task the trigger runs")
+            other = EmptyOperator(task_id="other")
+        first >> mine >> other
     return DagSerialization.to_dict(dag)
 
 
-def test_the_triggerer_deserializes_each_dag_once_and_a_new_version_anew(monkeypatch):
-    import inspect
+def test_one_task_s_part_of_a_dag_is_that_task_in_its_groups_and_builds_its_trigger_s_context():
+    import json
+    from datetime import UTC, datetime
+    from uuid import uuid4
 
-    runner = triggerer_job_runner
-    # The runner turns each workload's DAG back into a DAG through this name: what the adapter wraps.
-    assert f"{dependency_internals.TRIGGER_RUNNER_DESERIALIZER}.from_dict(" in inspect.getsource(
-        runner.TriggerRunner.create_runtime_ti
-    )
-    # Airflow's own class, whatever an earlier import of node_task did here; put back after the test.
-    original = DagSerialization
-    monkeypatch.setattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER, original)
-    assert dependency_internals.deserialize_each_dag_once_in_the_triggerer() is True
-    shared = getattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER)
-    assert shared is not original and dependency_internals.deserialize_each_dag_once_in_the_triggerer() is True
-    assert getattr(runner, dependency_internals.TRIGGER_RUNNER_DESERIALIZER) is shared  # not wrapped twice
+    from airflow.executors.workloads.task import TaskInstanceDTO
 
-    calls = []
-    monkeypatch.setattr(original, "from_dict", classmethod(lambda cls, data: calls.append(data) or object()))
-    v1, v1_again, v2 = _serialized("d", 2), _serialized("d", 2), _serialized("d", 3)
-    first = shared.from_dict(v1)
-    assert shared.from_dict(v1_again) is first  # equal content, another message: deserialized once
-    assert shared.from_dict(v2) is not first  # a new version of the DAG: deserialized anew
-    assert len(calls) == 2
+    whole = _serialized_with_groups()
+    part = dependency_internals.dag_data_of_one_task(whole, "outer.inner.mine")
+    assert len(json.dumps(part)) < len(json.dumps(whole))
+    dag = DagSerialization.from_dict(part)
+    assert dag.dag_id == "groups" and list(dag.task_dict) == ["outer.inner.mine"]
+    task = dag.get_task("outer.inner.mine")
+    assert task.task_group.group_id == "outer.inner" and task.task_group.parent_group.group_id == "outer"
+    assert (task.retries, task.doc_md) == (3, "the task the trigger runs")  # the task itself, untouched
+    assert DagSerialization.from_dict(whole).get_task("outer.inner.mine").downstream_task_ids == {"outer.other"}
+
+    # What the triggerer's runner builds from it: the trigger's task instance and template context.
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    ti = TaskInstanceDTO(
+        id=uuid4(), dag_version_id=uuid4(), task_id="outer.inner.mine", dag_id="groups", run_id="r1",
+        try_number=1, map_index=-1, pool_slots=1, priority_weight=1, queue="default",
+    )  # fmt: skip
+    run = {"dag_id": "groups", "run_id": "r1", "logical_date": now, "run_after": now, "start_date": now,
+           "run_type": "manual", "state": "running", "consumed_asset_events": [], "data_interval_start": None,
+           "data_interval_end": None, "end_date": None, "partition_key": None}  # fmt: skip
+    runtime_ti = triggerer_job_runner.TriggerRunner.create_runtime_ti(ti, part, run)
+    context = runtime_ti.get_template_context()
+    assert context["task"] is runtime_ti.task and context["dag"].dag_id == "groups" and context["run_id"] == "r1"
+    assert context["ti"] is runtime_ti and context["task"].task_group.group_id == "outer.inner"
+
+
+def test_only_the_chosen_trigger_s_tasks_get_only_their_part_of_the_dag(airflow_s_own_triggerer, monkeypatch):
+    from airflow.executors.workloads.trigger import RunTrigger
+
+    whole = _serialized_with_groups()
+    supervisor = getattr(airflow_s_own_triggerer, dependency_internals.TRIGGERER_SUPERVISOR)
+
+    def airflow_s_create_workload(self, trigger, dag_bag, render_log_fname, session):
+        return trigger and RunTrigger(
+            id=1, classpath=trigger, encrypted_kwargs="", ti=_ti_of("outer.inner.mine"), dag_data=whole, dag_run_data={}
+        )
+
+    monkeypatch.setattr(supervisor, "_create_workload", airflow_s_create_workload)
+    assert dependency_internals.lighten_the_triggerer_s_work_per_task("mine.NodeTrigger") is True
+    assert dependency_internals.lighten_the_triggerer_s_work_per_task("mine.NodeTrigger") is True  # wrapped once
+    ours = supervisor._create_workload(None, "mine.NodeTrigger", None, None, None)
+    assert ours.dag_data == dependency_internals.dag_data_of_one_task(whole, "outer.inner.mine")
+    assert supervisor._create_workload(None, "theirs.Trigger", None, None, None).dag_data == whole  # untouched
+    assert supervisor._create_workload(None, None, None, None, None) is None  # a trigger skipped by Airflow
+
+
+def _ti_of(task_id: str):
+    from uuid import uuid4
+
+    from airflow.executors.workloads.task import TaskInstanceDTO
+
+    return TaskInstanceDTO(
+        id=uuid4(), dag_version_id=uuid4(), task_id=task_id, dag_id="groups", run_id="r1",
+        try_number=1, map_index=-1, pool_slots=1, priority_weight=1, queue="default",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def airflow_s_own_triggerer(monkeypatch):
+    """The triggerer's module and supervisor with Airflow's own names, whatever an earlier test wrapped; put back after."""
+    from airflow.models.dagbag import DBDagBag
+
+    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
+    create_workload = supervisor._create_workload
+    while hasattr(create_workload, "__wrapped__"):
+        create_workload = create_workload.__wrapped__
+    monkeypatch.setattr(supervisor, "_create_workload", create_workload)
+    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
+    return triggerer_job_runner
+
+
+class _StoredDag:
+    """What the supervisor reads of a serialized DAG model; each ``dag`` read deserializes anew."""
+
+    deserialized = 0
+
+    def __init__(self, version_id: str, dag_hash: str) -> None:
+        self.dag_version_id, self.dag_hash, self.data = version_id, dag_hash, {"dag": version_id}
+
+    @property
+    def dag(self) -> object:
+        _StoredDag.deserialized += 1
+        return object()
+
+
+def test_the_triggerer_s_supervisor_deserializes_each_dag_version_once(airflow_s_own_triggerer, monkeypatch):
+    from airflow.models.dagbag import DBDagBag
+
+    stored = {"v1": _StoredDag("v1", "h1"), "v2": _StoredDag("v2", "h2")}
+    monkeypatch.setattr(DBDagBag, "get_serialized_dag_model", lambda self, version_id, session: stored.get(version_id))
+    monkeypatch.setattr(_StoredDag, "deserialized", 0)
+    assert dependency_internals.lighten_the_triggerer_s_work_per_task("mine.NodeTrigger") is True
+    bag_class = getattr(airflow_s_own_triggerer, dependency_internals.TRIGGERER_DAG_BAG)
+    assert bag_class is not DBDagBag and issubclass(bag_class, DBDagBag)
+
+    # A new bag for every batch of workloads, as the supervisor makes one.
+    first, again = bag_class().get_serialized_dag_model("v1", None), bag_class().get_serialized_dag_model("v1", None)
+    assert first.dag is again.dag and _StoredDag.deserialized == 1
+    assert first.data == {"dag": "v1"} and first.dag_hash == "h1"  # the rest is the model's own
+    assert bag_class().get_serialized_dag_model("v2", None).dag is not first.dag and _StoredDag.deserialized == 2
+    stored["v1"] = _StoredDag("v1", "h1-rewritten")  # the same version, rewritten in place
+    assert bag_class().get_serialized_dag_model("v1", None).dag is not first.dag and _StoredDag.deserialized == 3
+    assert bag_class().get_serialized_dag_model("gone", None) is None
 
 
 def test_outside_the_triggerer_nothing_is_wrapped(monkeypatch):
-    monkeypatch.delitem(sys.modules, dependency_internals.TRIGGER_RUNNER_MODULE, raising=False)
-    assert dependency_internals.deserialize_each_dag_once_in_the_triggerer() is False
+    monkeypatch.delitem(sys.modules, dependency_internals.TRIGGERER_MODULE, raising=False)
+    assert not dependency_internals.in_a_triggerer()
+    assert dependency_internals.lighten_the_triggerer_s_work_per_task("mine.NodeTrigger") is False

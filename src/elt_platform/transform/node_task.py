@@ -29,17 +29,13 @@ from cosmos.config import ProfileConfig
 from cosmos.exceptions import CosmosDbtRunError
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
 
-from elt_platform.dependency_internals import deserialize_each_dag_once_in_the_triggerer, trigger_runtime
+from elt_platform.dependency_internals import trigger_runtime
 from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import warehouse_lock
 
 NODE_TASK_POOL = "default_pool"
-
-# The trigger runner imports this module to start the first node task: from then on it
-# deserializes each DAG once, not once per node task (a no-op in any other process).
-deserialize_each_dag_once_in_the_triggerer()
 
 
 @dataclass
@@ -140,7 +136,7 @@ class DbtNodeTask(BaseOperator):
         self.poll_seconds = poll_seconds
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls=f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}",
+            trigger_cls=NODE_RESULT_TRIGGER,
             trigger_kwargs={"producer_task_id": producer_task_id, "node_ids": watch, "poll_seconds": poll_seconds},
             next_method="execute_complete",
             next_kwargs=None,
@@ -249,7 +245,7 @@ class NodeResultTrigger(BaseTrigger):
             "node_ids": self.node_ids,
             "poll_seconds": self.poll_seconds,
         }
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+        return NODE_RESULT_TRIGGER, kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -277,6 +273,9 @@ class NodeResultTrigger(BaseTrigger):
         finally:
             if view.build_state in BUILD_ENDED:
                 _RunView.views.pop((ti.dag_id, ti.run_id, self.producer_task_id), None)
+
+
+NODE_RESULT_TRIGGER = f"{NodeResultTrigger.__module__}.{NodeResultTrigger.__qualname__}"
 
 
 class FailRunIfANodeFailed(BaseOperator):

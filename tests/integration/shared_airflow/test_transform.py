@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from elt_platform.transform.triggerer_plugin import LIGHTENED
 from tests.integration.scenarios import BROKEN_MODEL
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,14 @@ def test_one_dbt_build_per_run_and_passing_nodes_never_reach_a_worker(runs):
     assert tis[FAIL_RUN]["state"] == "skipped"  # nothing failed
     assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
     assert on_a_worker(tis) == {PRODUCER}
+
+
+def test_the_triggerer_readied_itself_for_the_node_tasks_as_it_started(stack, runs):
+    """Airflow loaded the plugin from its entry point, and its listener ran in the real triggerer
+    before any node task started there (the runs above are green through it)."""
+    log = (stack.home / "triggerer.log").read_text()
+    assert LIGHTENED in log
+    assert log.index(LIGHTENED) < log.index("transform.")  # before the first node task's trigger
 
 
 def test_a_failing_model_fails_its_own_task_not_the_build(runs):

@@ -1,0 +1,36 @@
+"""The plugin that readies the triggerer: Airflow finds it, and its listener lightens the triggerer's work for the node tasks."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from airflow.jobs import triggerer_job_runner
+from airflow.models.dagbag import DBDagBag
+
+from elt_platform import dependency_internals
+from elt_platform.transform.node_task import NODE_RESULT_TRIGGER, DbtNodeTask
+from elt_platform.transform.triggerer_plugin import ReadyTheTriggerer, TransformTriggererPlugin
+
+
+def test_airflow_finds_the_plugin_and_its_listener():
+    from airflow.listeners.listener import get_listener_manager
+
+    found = {ep.name: ep.value for ep in entry_points(group="airflow.plugins")}
+    assert found["transform_triggerer"] == f"{TransformTriggererPlugin.__module__}:{TransformTriggererPlugin.__name__}"
+    assert any(isinstance(listener, ReadyTheTriggerer) for listener in get_listener_manager().pm.get_plugins())
+
+
+def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the_dag(monkeypatch):
+    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
+    airflow_s_own = getattr(supervisor._create_workload, "__wrapped__", supervisor._create_workload)
+    monkeypatch.setattr(supervisor, "_create_workload", airflow_s_own)
+    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
+    ReadyTheTriggerer().on_starting(component=object())
+    assert supervisor._create_workload.own_part_only == {NODE_RESULT_TRIGGER}
+    assert getattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG).shares_deserialized_dags
+    # What the scheduler records as a node task's trigger: the classpath the workloads carry.
+    task = DbtNodeTask(
+        task_id="a", kind="model", unique_id="model.p.a", select="a", watch=["model.p.a"], runner=None,
+        producer_task_id="build", poll_seconds=1.0,
+    )  # fmt: skip
+    assert task.start_trigger_args.trigger_cls == NODE_RESULT_TRIGGER
