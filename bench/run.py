@@ -887,12 +887,16 @@ def mem(value: float | None) -> str:
 
 def capped_text(run: dict, dbt_s: float | None) -> tuple[str, str, str, str]:
     """Wall, ratio, overhead and runs cells of a run stopped at the cap: lower bounds."""
-    wall = run["transform_wall_s"] or 0.0
-    done, total = run["tasks_succeeded_in_time"], run["tasks"]
-    rate = f"{wall / done:.1f} s per task" if done else "no task finished"
-    projected = f", ≈ {wall / done * total / 60:.0f} min at that rate" if done else ""
+    wall = run.get("transform_wall_s") or 0.0
+    # Runs recorded before the bench counted the tasks done in time lack these two.
+    done, total = run.get("tasks_succeeded_in_time"), run.get("tasks")
+    progress = "cap"
+    if done is not None and total is not None:
+        rate = f"{wall / done:.1f} s per task" if done else "no task finished"
+        projected = f", ≈ {wall / done * total / 60:.0f} min at that rate" if done else ""
+        progress = f"cap; {done} of {total} tasks done, {rate}{projected}"
     cells = (
-        f"> {wall:.0f} s (cap; {done} of {total} tasks done, {rate}{projected})",
+        f"> {wall:.0f} s ({progress})",
         f"> {wall / dbt_s:.1f}x" if dbt_s else "-",
         f"> {(wall - dbt_s) / run['size']:.2f} s" if dbt_s else "-",
         "stopped at the cap",
@@ -906,9 +910,12 @@ def states_text(states: dict[str, int]) -> str:
 
 def cap_evidence(run: dict, size: int) -> str:
     """Why a configuration stopped at the cap is not run at a larger size."""
-    done, total, wall = run["tasks_succeeded_in_time"], run["tasks"], run["transform_wall_s"] or 0.0
+    done, total, wall = run.get("tasks_succeeded_in_time"), run.get("tasks"), run.get("transform_wall_s") or 0.0
     cap = run["cap_s"] / 60
-    text = f"at {run['size']} models it was stopped at the cap ({cap:.1f} min) with {done} of {total} tasks done"
+    text = f"at {run['size']} models it was stopped at the cap ({cap:.1f} min)"
+    if done is None or total is None:
+        return text
+    text += f" with {done} of {total} tasks done"
     if done:
         tasks = round(total / run["size"] * size)
         per_task = wall / done
@@ -987,7 +994,7 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
         for r in runs:
             for state, count in (r.get("task_states") or r.get("node_statuses") or {}).items():
                 totals[state] = totals.get(state, 0) + count
-        all_ok = ("" if clean else "**not all successful**: ") + states_text(totals)
+        all_ok = ("" if clean else "**not all successful**: ") + (states_text(totals) or "no task recorded")
         skipped = sorted({t for r in runs for t in r.get("skipped_tasks", [])})
         if clean and skipped:
             all_ok += " (by its trigger rule: " + ", ".join(f"`{t}`" for t in skipped) + ")"
@@ -1039,10 +1046,12 @@ def size_table(size: int, summaries: list[dict], dbt_s: float | None) -> list[st
     return lines
 
 
+# Issue #12's targets.
 TARGETS = (
-    ("DAG file parses in under 0.5 s (warm)", 1000, "parse", 0.5),
+    ("DAG file parses in under 0.2 s (warm)", 1000, "parse", 0.2),
     ("transform ≤ 1.5x plain dbt build", 20, "ratio", 1.5),
     ("transform ≤ 1.2x plain dbt build", 200, "ratio", 1.2),
+    ("transform ≤ 1.5x plain dbt build", 1000, "ratio", 1.5),
     ("a run whose dbt was killed mid-build recovers in ≤ 1.5x a normal run", 20, "vs_normal", 1.5),
     ("a run whose dbt was killed mid-build recovers in ≤ 1.5x a normal run", 200, "vs_normal", 1.5),
 )
