@@ -104,10 +104,11 @@ def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8)
 
     Airflow 3.3 hands every task that starts in the triggerer (``start_from_trigger``) the whole
     serialized DAG, for its template context: the supervisor deserializes the DAG to build each
-    task's workload (0.7 s at 2,000 models on a quiet machine), copies it into the workload (2.7
-    MB), and sends it to the runner, which deserializes it again on the event loop that reads
-    the supervisor's messages. Per task, that grows with the DAG; per run, with its square: a
-    2,000-model run stalled with 250 workloads, 0.7 GB, on their way to the runner.
+    task's workload (1.5 s at 2,000 models beside a running dbt build), copies it into the
+    workload (2.7 MB), and sends it to the runner, which decodes it on the event loop that
+    reads the supervisor's messages. Per task, that grows with the DAG; per run, with its
+    square: a 2,000-model run stalled with 250 workloads, about 0.7 GB, on their way to the
+    runner (docs/benchmarks-2000.md).
 
     Here the supervisor deserializes each version of a DAG once (keyed by its version and hash:
     a DAG rewritten in place is read anew) and shares it, since it only reads it (``get_task``);

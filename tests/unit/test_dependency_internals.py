@@ -176,7 +176,7 @@ def _ti_of(task_id: str):
 
 @pytest.fixture
 def airflow_s_own_triggerer(monkeypatch):
-    """The triggerer's module and supervisor with Airflow's own names, whatever an earlier test wrapped; put back after."""
+    """The triggerer's module with Airflow's own names, whatever an earlier test wrapped; put back after."""
     from airflow.models.dagbag import DBDagBag
 
     supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)

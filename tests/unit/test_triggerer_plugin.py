@@ -1,4 +1,4 @@
-"""The plugin that readies the triggerer: Airflow finds it, and its listener lightens the triggerer's work for the node tasks."""
+"""The plugin that readies the triggerer: Airflow finds it, and its listener lightens the triggerer's work."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ triggerer forks its runner (``dependency_internals.lighten_the_triggerer_s_work_
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
@@ -35,4 +35,4 @@ class ReadyTheTriggerer:
 
 class TransformTriggererPlugin(AirflowPlugin):
     name = "transform_triggerer"
-    listeners = [ReadyTheTriggerer()]
+    listeners: ClassVar[list[Any]] = [ReadyTheTriggerer()]
