@@ -22,7 +22,7 @@ LIGHTENED = "Node tasks started in this triggerer get only their own part of the
 
 
 class ReadyTheTriggerer:
-    """The plugin's listener: acts in the triggerer only (the node tasks' module is imported there alone)."""
+    """The plugin's listener: acts in a triggerer only, before it forks its runner (which inherits the change)."""
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
