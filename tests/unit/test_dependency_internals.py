@@ -114,9 +114,6 @@ def _serialized_with_groups() -> dict:
 def test_one_task_s_part_of_a_dag_is_that_task_in_its_groups_and_builds_its_trigger_s_context():
     import json
     from datetime import UTC, datetime
-    from uuid import uuid4
-
-    from airflow.executors.workloads.task import TaskInstanceDTO
 
     whole = _serialized_with_groups()
     part = dependency_internals.dag_data_of_one_task(whole, "outer.inner.mine")
@@ -130,10 +127,7 @@ def test_one_task_s_part_of_a_dag_is_that_task_in_its_groups_and_builds_its_trig
 
     # What the triggerer's runner builds from it: the trigger's task instance and template context.
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    ti = TaskInstanceDTO(
-        id=uuid4(), dag_version_id=uuid4(), task_id="outer.inner.mine", dag_id="groups", run_id="r1",
-        try_number=1, map_index=-1, pool_slots=1, priority_weight=1, queue="default",
-    )  # fmt: skip
+    ti = _ti_of("outer.inner.mine")
     run = {"dag_id": "groups", "run_id": "r1", "logical_date": now, "run_after": now, "start_date": now,
            "run_type": "manual", "state": "running", "consumed_asset_events": [], "data_interval_start": None,
            "data_interval_end": None, "end_date": None, "partition_key": None}  # fmt: skip
