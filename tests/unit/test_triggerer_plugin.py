@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from airflow.jobs import triggerer_job_runner
 from airflow.models.dagbag import DBDagBag
 
 from elt_platform import dependency_internals
-from elt_platform.transform.node_task import NODE_RESULT_TRIGGER, DbtNodeTask
+from elt_platform.transform.node_task import NODE_RESULT_TRIGGER, DbtNodeTask, NodeResultTrigger
 from elt_platform.transform.triggerer_plugin import ReadyTheTriggerer, TransformTriggererPlugin
 
 
@@ -28,9 +29,11 @@ def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the
     ReadyTheTriggerer().on_starting(component=object())
     assert supervisor._create_workload.own_part_only == {NODE_RESULT_TRIGGER}
     assert getattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG).shares_deserialized_dags
-    # What the scheduler records as a node task's trigger: the classpath the workloads carry.
+    # The classpath the node tasks' workloads carry is the one the runner imports their trigger by.
     task = DbtNodeTask(
         task_id="a", kind="model", unique_id="model.p.a", select="a", watch=["model.p.a"], runner=None,
         producer_task_id="build", poll_seconds=1.0,
     )  # fmt: skip
     assert task.start_trigger_args.trigger_cls == NODE_RESULT_TRIGGER
+    module, name = NODE_RESULT_TRIGGER.rsplit(".", 1)
+    assert getattr(import_module(module), name) is NodeResultTrigger
