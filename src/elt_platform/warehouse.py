@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,8 @@ def warehouse_lock(name: str | None) -> Iterator[None]:
     """An exclusive lock named after the warehouse pool; nothing when ``name`` is None.
 
     DuckDB allows one writer per file. ``dbt_build`` holds the pool slot; a node that runs
-    dbt alone holds this lock (LocalExecutor: every writer runs on this machine).
+    dbt alone holds this lock (LocalExecutor: every writer runs on this machine). The holder
+    lets go of the file before the lock (``release_the_file_dbt_kept_open``).
     """
     if name is None:
         yield
@@ -56,7 +58,27 @@ def warehouse_lock(name: str | None) -> Iterator[None]:
         try:
             yield
         finally:
+            release_the_file_dbt_kept_open()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def release_the_file_dbt_kept_open() -> None:
+    """Close the DuckDB file that dbt, run in this process (dbtRunner), keeps open after it ends.
+
+    dbt-duckdb keeps it open between invocations (its ``keep_open``, on by default) until the
+    process exits, and a task's process exits a moment after Airflow has recorded its success:
+    the next task reading or writing the file, in another process, could start in between and
+    fail on DuckDB's file lock. Closed, it is opened again by the next invocation that needs it.
+    """
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")  # not imported: dbt did not run here
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    try:
+        environment = manager.env()
+    except Exception:  # dbt-duckdb: "environment requested before creation", no file opened
+        return
+    environment.close()
 
 
 def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
