@@ -45,7 +45,7 @@ from elt_platform.health.rules import parse_fresh_by
 from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec, Problem
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
-from elt_platform.settings import TRANSFORM_MODES, Retries, Settings
+from elt_platform.settings import Retries, Settings
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID
@@ -96,8 +96,6 @@ def transform_group(
     source_syncs: dict[str, BaseOperator],
 ) -> TaskGroup:
     """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources."""
-    if settings.transform_mode not in TRANSFORM_MODES:
-        raise ValueError(f"ELT_TRANSFORM_MODE={settings.transform_mode!r}: use one of {', '.join(TRANSFORM_MODES)}")
     profile_config = ProfileConfig(
         profile_name=_profile_name(dbt_project_dir),
         target_name=settings.environment,  # target.name in dbt: dev, prod, ...
@@ -220,7 +218,7 @@ def build_elt_dag(
     dbt_project_dir = Path(dbt_project_dir).resolve()
     manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
     ingestion = None if ingestion_dir is None else Path(ingestion_dir).resolve()
-    connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path)
+    connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path, settings.ingestion_data_root)
 
     alerts = PipelineAlerts(
         manifest_path=manifest_path,

@@ -255,10 +255,35 @@ def check_schema(raw: dict, path: Path) -> None:
 
 def _from_manifest(path: Path) -> Manifest:
     try:
-        raw = json.loads(path.read_text())
-    except ValueError as error:
+        raw = json.loads(path.read_bytes())
+    except ValueError as error:  # UnicodeDecodeError included
         raise ManifestError(f"{path}: not valid JSON ({error}). Fix: rebuild it with `dbt parse`.") from error
+    except RecursionError:
+        raise ManifestError(
+            f"{path}: nested too deeply to be a dbt manifest. Fix: rebuild it with `dbt parse`."
+        ) from None
+    if not isinstance(raw, dict):
+        raise ManifestError(
+            f"{path}: a JSON {type(raw).__name__}, not a dbt manifest (an object with nodes and sources). "
+            "Fix: point the DAG at target/manifest.json as `dbt parse` writes it."
+        )
     check_schema(raw, path)
+    try:
+        return _read_nodes(raw, path)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(
+            f"{path}: not shaped like a dbt manifest ({type(error).__name__}: {error}). "
+            "Fix: rebuild it with `dbt parse`, unedited."
+        ) from None
+
+
+def _read_nodes(raw: dict, path: Path) -> Manifest:
+    for section in ("nodes", "sources"):
+        if not isinstance(raw.get(section), dict):
+            raise ManifestError(
+                f"{path}: has no '{section}' object, so it is not a whole dbt manifest. "
+                "Fix: rebuild it with `dbt parse`, unedited."
+            )
     root = (raw.get("metadata") or {}).get("project_name") or ""
     sources = {
         uid: SourceTable(

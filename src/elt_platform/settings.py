@@ -6,7 +6,9 @@ CI and in the container image. Reading them is cheap and safe at DAG-parse time.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,30 +28,53 @@ class SettingsError(ValueError):
     """A setting that cannot be used, named with its environment variable and the fix."""
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")  # an Airflow connection or pool id
+ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # target.name and part of a BigQuery dataset name
+EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+$")
+BADGE_SECRET_MIN_BYTES = 32  # HMAC-SHA256: a shorter secret can be guessed offline from one token
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, default).strip().lower()
-    if value not in choices:
-        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}. Fix: use one of them, or unset it.")
-    return value
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "")
+    if not raw.strip():
+        return default
+    if raw.strip().lower() not in FLAGS:
+        raise SettingsError(f"{name}={raw!r} is neither true nor false. Fix: set it to true or false, or unset it.")
+    return FLAGS[raw.strip().lower()]
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type = float, minimum: float = 0) -> Any:
-    """A number of seconds, threads, tries or models: at least ``minimum``."""
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> Any:
+    """A number of seconds, threads or tries; its range is checked by ``Settings`` itself."""
     raw = env.get(name)
     if raw is None or not raw.strip():
         return kind(default)
-    fix = f"Fix: set it to e.g. {kind(default)} (the default), or unset it."
     try:
         value = TypeAdapter(kind).validate_strings(raw.strip())
     except ValidationError:
-        raise SettingsError(f"{name}={raw!r} is not {'a whole number' if kind is int else 'a number'}. {fix}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} is below {kind(minimum)}. {fix}")
+        value = None
+    if value is None or not math.isfinite(value):
+        what = "a whole number" if kind is int else "a finite number"
+        raise SettingsError(
+            f"{name}={raw!r} is not {what}. Fix: set it to e.g. {kind(default)} (the default), or unset it."
+        )
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    value = _number(env, name, default.total_seconds())
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise SettingsError(
+            f"{name}={env.get(name)!r} is too large. "
+            f"Fix: set it to e.g. {default.total_seconds()} (the default), or unset it."
+        ) from None
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,8 @@ class Settings:
     ingestion_python: Path | None = None
     # ELT_CONNECTORS_DIR: where PyAirbyte keeps one virtualenv per source connector.
     connectors_dir: Path | None = None
+    # ELT_INGESTION_DATA_ROOT: a folder, besides each connection file's own, that a ``local_path`` may read from.
+    ingestion_data_root: Path | None = None
     # ELT_AIRBYTE_CONN_ID: Airflow connection of the Airbyte API (host with /v1; login/password = client id/secret).
     airbyte_conn_id: str = "airbyte"
     # ELT_AIRBYTE_POLL_SECONDS: between job status polls while a sync is deferred to the triggerer.
@@ -137,44 +164,132 @@ class Settings:
         """The BigQuery dataset of this environment's models, e.g. analytics_prod."""
         return f"analytics_{self.environment}"
 
+    def __post_init__(self) -> None:
+        """Every path that builds settings (``from_env``, the constructor, ``dataclasses.replace``) checks them."""
+        problems = [
+            *(_not_one_of(var, getattr(self, attr), choices) for attr, (var, choices) in _CHOICES.items()),
+            *(_out_of_range(var, self, attr, low, high) for attr, (var, low, high) in _RANGES.items()),
+            *(
+                f"{var}={getattr(self, attr)!r} is not a valid id. Fix: use letters, digits, '_', '.' or '-'."
+                for attr, var in _NAMES.items()
+                if not NAME.match(getattr(self, attr))
+            ),
+        ]
+        if not ENVIRONMENT.match(self.environment):
+            problems.append(
+                f"ELT_ENVIRONMENT={self.environment!r} is not a valid environment name. "
+                "Fix: lower-case letters, digits and '_', starting with a letter (it names the BigQuery dataset)."
+            )
+        for var, address in [("ELT_ALERT_EMAIL_FROM", self.alert_email_from)] + [
+            ("ELT_ALERT_EMAIL_TO", a) for a in self.alert_email_to
+        ]:
+            if not EMAIL.match(address):
+                problems.append(
+                    f"{var}: {address!r} is not an email address. Fix: write name@example.com, comma-separated."
+                )
+        if self.badge_secret and len(self.badge_secret.encode()) < BADGE_SECRET_MIN_BYTES:
+            problems.append(
+                f"ELT_BADGE_SECRET is {len(self.badge_secret.encode())} bytes; a badge secret needs at least "
+                f"{BADGE_SECRET_MIN_BYTES}. Fix: set it to e.g. the output of `openssl rand -hex 32`, or unset it."
+            )
+        if self.bigquery_api_endpoint and not re.match(r"^https?://[^\s]+$", self.bigquery_api_endpoint):
+            problems.append(
+                f"ELT_BIGQUERY_API_ENDPOINT={self.bigquery_api_endpoint!r} is not an http(s) URL. Fix: e.g. https://bigquery-psc.example.com"
+            )
+        if self.ingestion_data_root is not None and not self.ingestion_data_root.is_absolute():
+            problems.append(
+                f"ELT_INGESTION_DATA_ROOT={str(self.ingestion_data_root)!r} is not an absolute path. "
+                "Fix: give the whole path."
+            )
+        if problems := [p for p in problems if p]:
+            raise SettingsError("\n".join(problems))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         base = cls()
         defaults = Retries()
+
+        def text(name: str, default: str) -> str:
+            return env.get(name, default).strip()
+
         return cls(
-            warehouse_conn_id=env.get("ELT_WAREHOUSE_CONN_ID", base.warehouse_conn_id),
-            warehouse_type=_choice(env, "ELT_WAREHOUSE_TYPE", base.warehouse_type, WAREHOUSES),
-            environment=env.get("ELT_ENVIRONMENT", base.environment).strip().lower(),
-            bigquery_auth=_choice(env, "ELT_BIGQUERY_AUTH", base.bigquery_auth, BIGQUERY_AUTHS),
-            bigquery_api_endpoint=env.get("ELT_BIGQUERY_API_ENDPOINT", base.bigquery_api_endpoint).strip(),
-            dbt_executable=Path(env["ELT_DBT_EXECUTABLE"]) if env.get("ELT_DBT_EXECUTABLE") else None,
-            warehouse_pool=env.get("ELT_WAREHOUSE_POOL", base.warehouse_pool),
-            transform_mode=_choice(env, "ELT_TRANSFORM_MODE", base.transform_mode, TRANSFORM_MODES),
-            model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds, minimum=0.01),
-            dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int, minimum=1),
-            ingestion_python=Path(env["ELT_INGESTION_PYTHON"]) if env.get("ELT_INGESTION_PYTHON") else None,
-            connectors_dir=Path(env["ELT_CONNECTORS_DIR"]) if env.get("ELT_CONNECTORS_DIR") else None,
+            warehouse_conn_id=text("ELT_WAREHOUSE_CONN_ID", base.warehouse_conn_id),
+            warehouse_type=text("ELT_WAREHOUSE_TYPE", base.warehouse_type).lower(),
+            environment=text("ELT_ENVIRONMENT", base.environment).lower(),
+            bigquery_auth=text("ELT_BIGQUERY_AUTH", base.bigquery_auth).lower(),
+            bigquery_api_endpoint=text("ELT_BIGQUERY_API_ENDPOINT", base.bigquery_api_endpoint),
+            dbt_executable=_path(env, "ELT_DBT_EXECUTABLE"),
+            warehouse_pool=text("ELT_WAREHOUSE_POOL", base.warehouse_pool),
+            transform_mode=text("ELT_TRANSFORM_MODE", base.transform_mode).lower(),
+            model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds),
+            dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int),
+            ingestion_python=_path(env, "ELT_INGESTION_PYTHON"),
+            connectors_dir=_path(env, "ELT_CONNECTORS_DIR"),
+            ingestion_data_root=_path(env, "ELT_INGESTION_DATA_ROOT"),
             retries=Retries(
                 retries=_number(env, "ELT_TASK_RETRIES", defaults.retries, int),
-                retry_delay=timedelta(
-                    seconds=_number(env, "ELT_RETRY_DELAY_SECONDS", defaults.retry_delay.total_seconds())
-                ),
+                retry_delay=_seconds(env, "ELT_RETRY_DELAY_SECONDS", defaults.retry_delay),
                 retry_exponential_backoff=defaults.retry_exponential_backoff,
-                max_retry_delay=timedelta(
-                    seconds=_number(env, "ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay.total_seconds())
-                ),
+                max_retry_delay=_seconds(env, "ELT_MAX_RETRY_DELAY_SECONDS", defaults.max_retry_delay),
             ),
-            ingestion_backend=_choice(env, "ELT_INGESTION_BACKEND", base.ingestion_backend, BACKENDS),
-            airbyte_conn_id=env.get("ELT_AIRBYTE_CONN_ID", base.airbyte_conn_id),
-            airbyte_poll_seconds=_number(env, "ELT_AIRBYTE_POLL_SECONDS", base.airbyte_poll_seconds, minimum=0.1),
-            sync_timeout=timedelta(
-                seconds=_number(env, "ELT_SYNC_TIMEOUT_SECONDS", base.sync_timeout.total_seconds(), minimum=1)
-            ),
-            slack_conn_id=env.get("ELT_SLACK_CONN_ID", base.slack_conn_id),
-            smtp_conn_id=env.get("ELT_SMTP_CONN_ID", base.smtp_conn_id),
+            ingestion_backend=text("ELT_INGESTION_BACKEND", base.ingestion_backend).lower(),
+            airbyte_conn_id=text("ELT_AIRBYTE_CONN_ID", base.airbyte_conn_id),
+            airbyte_poll_seconds=_number(env, "ELT_AIRBYTE_POLL_SECONDS", base.airbyte_poll_seconds),
+            sync_timeout=_seconds(env, "ELT_SYNC_TIMEOUT_SECONDS", base.sync_timeout),
+            slack_conn_id=text("ELT_SLACK_CONN_ID", base.slack_conn_id),
+            smtp_conn_id=text("ELT_SMTP_CONN_ID", base.smtp_conn_id),
             alert_email_to=tuple(a.strip() for a in env.get("ELT_ALERT_EMAIL_TO", "").split(",") if a.strip()),
-            alert_email_from=env.get("ELT_ALERT_EMAIL_FROM", base.alert_email_from),
-            alert_on_retry=_flag(env.get("ELT_ALERT_ON_RETRY", "false")),
+            alert_email_from=text("ELT_ALERT_EMAIL_FROM", base.alert_email_from),
+            alert_on_retry=_flag(env, "ELT_ALERT_ON_RETRY", base.alert_on_retry),
             badge_secret=env.get("ELT_BADGE_SECRET", ""),
         )
+
+
+# What Settings checks on construction: attribute -> (variable, choices), (variable, least, most) or variable.
+_CHOICES = {
+    "warehouse_type": ("ELT_WAREHOUSE_TYPE", WAREHOUSES),
+    "bigquery_auth": ("ELT_BIGQUERY_AUTH", BIGQUERY_AUTHS),
+    "transform_mode": ("ELT_TRANSFORM_MODE", TRANSFORM_MODES),
+    "ingestion_backend": ("ELT_INGESTION_BACKEND", BACKENDS),
+}
+_DAY = 86_400
+_RANGES = {
+    "model_poll_seconds": ("ELT_MODEL_POLL_SECONDS", 0.01, 60),
+    "dbt_threads": ("ELT_DBT_THREADS", 1, 64),
+    "airbyte_poll_seconds": ("ELT_AIRBYTE_POLL_SECONDS", 0.1, 3600),
+    "sync_timeout": ("ELT_SYNC_TIMEOUT_SECONDS", 1, 30 * _DAY),
+    "retries.retries": ("ELT_TASK_RETRIES", 0, 10),
+    "retries.retry_delay": ("ELT_RETRY_DELAY_SECONDS", 0, _DAY),
+    "retries.max_retry_delay": ("ELT_MAX_RETRY_DELAY_SECONDS", 0, _DAY),
+}
+_NAMES = {
+    "warehouse_conn_id": "ELT_WAREHOUSE_CONN_ID",
+    "warehouse_pool": "ELT_WAREHOUSE_POOL",
+    "airbyte_conn_id": "ELT_AIRBYTE_CONN_ID",
+    "slack_conn_id": "ELT_SLACK_CONN_ID",
+    "smtp_conn_id": "ELT_SMTP_CONN_ID",
+}
+
+
+def _not_one_of(var: str, value: str, choices: tuple[str, ...]) -> str:
+    if value in choices:
+        return ""
+    return f"{var}={value!r} is not one of {', '.join(choices)}. Fix: use one of them, or unset it."
+
+
+def _out_of_range(var: str, settings: Settings, attr: str, low: float, high: float) -> str:
+    value: Any = settings
+    for part in attr.split("."):
+        value = getattr(value, part)
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    owner, _, leaf = attr.rpartition(".")
+    default = (Retries if owner else Settings).__dataclass_fields__[leaf].default  # suggested in the fix
+    default = default.total_seconds() if isinstance(default, timedelta) else default
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        return f"{var}={number!r} is not a finite number. Fix: set it to e.g. {default} (the default), or unset it."
+    if number < low:
+        return f"{var}={number!r} is below {low}. Fix: set it to e.g. {default} (the default), or unset it."
+    if number > high:
+        return f"{var}={number!r} is above {high}. Fix: set it to e.g. {default} (the default), or unset it."
+    return ""

@@ -18,7 +18,7 @@ from cosmos.profiles import (
 )
 from cosmos.profiles.base import BaseProfileMapping
 
-from elt_platform.settings import BIGQUERY_AUTHS, WAREHOUSES, Settings
+from elt_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,13 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
     conn_id = settings.warehouse_conn_id
     if settings.warehouse_type == "duckdb":
         return DuckDBUserPasswordProfileMapping(conn_id=conn_id, profile_args={"threads": settings.dbt_threads})
-    if settings.warehouse_type == "bigquery":
-        args = {"dataset": settings.dataset, "threads": settings.dbt_threads}
-        if settings.bigquery_api_endpoint:
-            args["api_endpoint"] = settings.bigquery_api_endpoint
-        if settings.bigquery_auth == "service-account":
-            return GoogleCloudServiceAccountDictProfileMapping(conn_id=conn_id, profile_args=args)
-        if settings.bigquery_auth == "adc":
-            return GoogleCloudOauthProfileMapping(conn_id=conn_id, profile_args=args)
-        raise ValueError(f"ELT_BIGQUERY_AUTH={settings.bigquery_auth!r}: use one of {BIGQUERY_AUTHS}")
-    raise ValueError(f"ELT_WAREHOUSE_TYPE={settings.warehouse_type!r}: use one of {WAREHOUSES}")
+    # bigquery, the only other choice Settings accepts
+    args = {"dataset": settings.dataset, "threads": settings.dbt_threads}
+    if settings.bigquery_api_endpoint:
+        args["api_endpoint"] = settings.bigquery_api_endpoint
+    if settings.bigquery_auth == "service-account":
+        return GoogleCloudServiceAccountDictProfileMapping(conn_id=conn_id, profile_args=args)
+    return GoogleCloudOauthProfileMapping(conn_id=conn_id, profile_args=args)  # adc
 
 
 @contextmanager

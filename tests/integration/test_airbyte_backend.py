@@ -33,7 +33,7 @@ def load_raw_tables(ingestion_dir: Path, warehouse: Path) -> None:
     for path in sorted(ingestion_dir.glob("*.yml")):
         loaded, problems = load_connection_file(path)
         assert loaded is not None, problems
-        config = resolve_config(loaded.spec.source.config, path.parent)
+        config = resolve_config(loaded.spec.source.config, path)
         run_local_sync(sync_request(loaded.spec, config, str(warehouse)), settings, logging.getLogger(path.stem))
 
 

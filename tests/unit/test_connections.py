@@ -88,7 +88,7 @@ def test_secret_references_are_accepted_and_resolved_at_run_time(ingestion, tmp_
     secrets: list[str] = []
     resolved = resolve_config(
         conn.spec.source.config,
-        tmp_path,
+        conn.path,
         lookup_connection=lambda conn_id: Conn,
         environ={"SHOP_API_KEY": "k-1"},
         on_secret=secrets.append,
@@ -96,13 +96,13 @@ def test_secret_references_are_accepted_and_resolved_at_run_time(ingestion, tmp_
     assert resolved["api_key"] == "k-1"
     assert resolved["password"] == "from-airflow"
     assert sorted(secrets) == ["from-airflow", "k-1"]  # both go to Airflow's log masker
-    with pytest.raises(KeyError, match="SHOP_API_KEY is not set"):
-        resolve_config(conn.spec.source.config, tmp_path, lookup_connection=lambda c: Conn, environ={})
+    with pytest.raises(ConfigurationError, match=r"shop_faker.yml: source.config: environment variable SHOP_API_KEY"):
+        resolve_config(conn.spec.source.config, conn.path, lookup_connection=lambda c: Conn, environ={})
 
 
 def test_local_path_is_resolved_against_the_yaml_folder():
     [support] = [c for c in load_connections(REPO / "ingestion") if c.spec.name == "support_desk"]
-    resolved = resolve_config(support.spec.source.config, support.path.parent)
+    resolved = resolve_config(support.spec.source.config, support.path)
     assert resolved["url"] == str(REPO / "ingestion" / "data" / "support_tickets.csv")
     assert Path(resolved["url"]).is_file()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -53,9 +54,13 @@ def test_bigquery_service_account_profile_keeps_the_key_out_of_the_profile_file(
     assert "planted-key-material" in json.dumps(mapping.env_vars)
 
 
-def test_unknown_warehouse_is_a_clear_error():
-    with pytest.raises(ValueError, match="ELT_WAREHOUSE_TYPE='snowflake': use one of"):
-        profile_mapping(Settings(warehouse_type="snowflake"))
+def test_settings_cannot_be_built_invalid_on_any_path():
+    from elt_platform.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="ELT_WAREHOUSE_TYPE='snowflake' is not one of duckdb, bigquery"):
+        Settings(warehouse_type="snowflake")
+    with pytest.raises(SettingsError, match="ELT_DBT_THREADS=0 is below 1"):
+        replace(Settings(), dbt_threads=0)
 
 
 def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
@@ -77,10 +82,14 @@ def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "value", "error"),
     [
-        ("ELT_MODEL_POLL_SECONDS", "abc", "ELT_MODEL_POLL_SECONDS='abc' is not a number. Fix: set it to e.g. 0.5"),
+        (
+            "ELT_MODEL_POLL_SECONDS",
+            "abc",
+            "ELT_MODEL_POLL_SECONDS='abc' is not a finite number. Fix: set it to e.g. 0.5",
+        ),
         ("ELT_TASK_RETRIES", "1.5", "ELT_TASK_RETRIES='1.5' is not a whole number. Fix: set it to e.g. 2"),
-        ("ELT_DBT_THREADS", "0", "ELT_DBT_THREADS='0' is below 1. Fix: set it to e.g. 4"),
-        ("ELT_SYNC_TIMEOUT_SECONDS", "-5", "ELT_SYNC_TIMEOUT_SECONDS='-5' is below 1.0. Fix:"),
+        ("ELT_DBT_THREADS", "0", "ELT_DBT_THREADS=0 is below 1. Fix: set it to e.g. 4"),
+        ("ELT_SYNC_TIMEOUT_SECONDS", "-5", "ELT_SYNC_TIMEOUT_SECONDS=-5.0 is below 1. Fix:"),
         ("ELT_TRANSFORM_MODE", "fast", "ELT_TRANSFORM_MODE='fast' is not one of build, per-model. Fix: use one of"),
         ("ELT_BIGQUERY_AUTH", "key", "ELT_BIGQUERY_AUTH='key' is not one of adc, service-account. Fix:"),
     ],

@@ -159,12 +159,9 @@ def test_per_model_mode_runs_one_dbt_invocation_per_task(manifest_path):
     assert dag.get_task("transform.support.tickets").upstream_task_ids == {"sync_support_desk"}
 
 
-def test_an_unknown_transform_mode_names_the_setting_and_the_choices(manifest_path):
-    settings = replace(Settings.from_env(), transform_mode="fast")
-    with pytest.raises(ValueError, match=r"ELT_TRANSFORM_MODE='fast': use one of build, per-model"):
-        build_elt_dag(
-            dag_id="x", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion", settings=settings
-        )
+def test_an_unknown_transform_mode_names_the_setting_and_the_choices():
+    with pytest.raises(ValueError, match=r"ELT_TRANSFORM_MODE='fast' is not one of build, per-model"):
+        replace(Settings.from_env(), transform_mode="fast")
 
 
 def test_alerts_know_the_dbt_node_of_every_node_task(dag):

@@ -14,23 +14,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from elt_platform.dbt_manifest import ManifestError
 from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec
+from elt_platform.settings import Settings, SettingsError
 
 
 def _check(args: argparse.Namespace) -> int:
     from elt_platform.bigquery_types import contract_type_problems
+    from elt_platform.ingestion.connections import runtime_problems
     from elt_platform.ingestion.contract import load_and_check
 
     ingestion_dir = None if args.no_ingestion else args.ingestion_dir
     try:
-        connections, manifest = load_and_check(ingestion_dir, args.dbt_project_dir, args.manifest)
-        if problems := contract_type_problems(manifest):
+        data_root = Settings.from_env().ingestion_data_root
+        connections, manifest = load_and_check(ingestion_dir, args.dbt_project_dir, args.manifest, data_root)
+        problems = contract_type_problems(manifest)
+        problems += [p for conn in connections for p in runtime_problems(conn, os.environ, data_root)]
+        if problems:
             raise ConfigurationError(problems)
-    except (ConfigurationError, FileNotFoundError, ManifestError) as exc:
+    except (ConfigurationError, FileNotFoundError, ManifestError, SettingsError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for conn in connections:
@@ -51,7 +57,6 @@ def _check_airbyte(args: argparse.Namespace) -> int:
 
     from elt_platform.ingestion.airbyte_contract import check_airbyte
     from elt_platform.ingestion.contract import load_and_check
-    from elt_platform.settings import Settings
 
     try:
         connections, manifest = load_and_check(args.ingestion_dir, args.dbt_project_dir, args.manifest)
@@ -141,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "manifest", "unset") is None:
         args.manifest = args.dbt_project_dir / "target" / "manifest.json"
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigurationError, SettingsError, ManifestError) as exc:  # already says the fix: no traceback
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

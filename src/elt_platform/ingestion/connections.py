@@ -11,13 +11,17 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from elt_platform.errors import ConfigurationError, Problem
+from elt_platform.safe_yaml import read_yaml
+
+__all__ = ["ConfigurationError", "ConnectionSpec", "LoadedConnection", "Problem", "load_connections"]
 
 CONNECTION_FILE_GLOBS = ("*.yml", "*.yaml")
 
@@ -25,9 +29,20 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_
 
 # Config keys whose value is a credential. Such a value must be a reference.
 SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|access[_-]?key|service[_-]?account)",
+    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|access[_-]?key|service[_-]?account"
+    r"|auth(orization)?|cookie|session|signature|dsn)",
     re.IGNORECASE,
 )
+# Values that are credentials whatever their key is called.
+SECRET_VALUES = {
+    "an authorization header (Bearer/Basic/Token …)": re.compile(r"^\s*(bearer|basic|token|digest)\s+\S{8,}", re.I),
+    "a URL or DSN with a password": re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.I),
+    "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "a JSON Web Token": re.compile(r"^eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+$"),
+    "a cloud or SaaS access key": re.compile(
+        r"^(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[\w-]{10,}|sk_(live|test)_\w{16,}|AIza[\w-]{35})$"
+    ),
+}
 SECRET_REF_HELP = (
     "reference it instead: {from_env: ENV_VAR_NAME} or {from_airflow_connection: CONN_ID, field: password}"
 )
@@ -51,9 +66,11 @@ class FromAirflowConnection(_Spec):
 
 
 class LocalPath(_Spec):
-    """A file path relative to the connection's YAML file, made absolute at run time."""
+    """A file path relative to the connection's YAML file, made absolute at run time. It must stay
+    inside the connection's folder (or ``ELT_INGESTION_DATA_ROOT``): a worker's own files must not
+    land in raw tables that dashboards read."""
 
-    local_path: str
+    local_path: Annotated[str, StringConstraints(min_length=1)]
 
 
 class SourceSpec(_Spec):
@@ -127,29 +144,6 @@ class ConnectionSpec(_Spec):
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the configuration, phrased for the person who fixes it."""
-
-    file: str
-    field: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}. Fix: {self.fix}"
-
-
-class ConfigurationError(ValueError):
-    """Raised with every :class:`Problem` found, one per line."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
-
-
-@dataclass(frozen=True)
 class LoadedConnection:
     spec: ConnectionSpec
     path: Path
@@ -197,26 +191,115 @@ def _inline_secrets(file: str, value: Any, loc: str) -> list[Problem]:
     elif isinstance(value, list):
         for i, child in enumerate(value):
             problems.extend(_inline_secrets(file, child, f"{loc}.{i}"))
+    elif isinstance(value, str):
+        for kind, pattern in SECRET_VALUES.items():
+            if pattern.search(value):
+                # The value itself is never quoted back: it is the secret.
+                problems.append(Problem(file, loc, f"looks like {kind} written inline", SECRET_REF_HELP))
+                break
     return problems
 
 
-def load_connection_file(path: Path, display_root: Path | None = None) -> tuple[LoadedConnection | None, list[Problem]]:
-    """Parse and validate one file; returns the connection or the problems found."""
+def _references(value: Any, loc: str) -> list[tuple[str, Any]]:
+    """Every reference in a config, with where it is: ``(source.config.url, FromEnv(...))``."""
+    if isinstance(value, dict):
+        for ref in (FromEnv, FromAirflowConnection, LocalPath):
+            if value.keys() & ref.model_fields.keys():
+                try:
+                    return [(loc, ref.model_validate(value))]
+                except ValidationError:
+                    return []  # reported by _inline_secrets
+        return [found for key, child in value.items() for found in _references(child, f"{loc}.{key}")]
+    if isinstance(value, list):
+        return [found for i, child in enumerate(value) for found in _references(child, f"{loc}.{i}")]
+    return []
+
+
+def data_roots(connection_file: Path, extra_root: Path | None) -> list[Path]:
+    """The folders a ``local_path`` may point into: the connection file's own, and the configured one."""
+    return [connection_file.resolve().parent, *([extra_root.resolve()] if extra_root else [])]
+
+
+def local_file(ref: LocalPath, connection_file: Path, extra_root: Path | None, loc: str = "source.config") -> Path:
+    """The absolute path ``ref`` names, or :class:`ConfigurationError` if it leaves its roots."""
+    roots = data_roots(connection_file, extra_root)
+    path = (roots[0] / ref.local_path).resolve()  # symlinks followed: the file read is the one checked
+    if not any(path.is_relative_to(root) for root in roots):
+        allowed = " or ".join(str(r) for r in roots)
+        raise ConfigurationError(
+            [
+                Problem(
+                    connection_file.name,
+                    loc,
+                    f"local_path {ref.local_path!r} leaves the ingestion folder ({allowed})",
+                    "put the file in the ingestion folder (e.g. data/), "
+                    "or set ELT_INGESTION_DATA_ROOT to the folder that holds it",
+                )
+            ]
+        )
+    return path
+
+
+def _path_problems(file: str, config: Any, connection_file: Path, extra_root: Path | None) -> list[Problem]:
+    problems = []
+    for loc, ref in _references(config, "source.config"):
+        if isinstance(ref, LocalPath):
+            try:
+                local_file(ref, connection_file, extra_root, loc)
+            except ConfigurationError as exc:
+                problems.extend(replace(p, file=file) for p in exc.problems)
+    return problems
+
+
+def runtime_problems(
+    connection: LoadedConnection, environ: Mapping[str, str], extra_root: Path | None
+) -> list[Problem]:
+    """What would fail only when the sync runs: a file that is not there, a variable that is not set.
+
+    ``elt check`` reports these; the DAG still imports without them (a file can be put back before
+    the next run, and production workers may hold variables this machine does not).
+    """
+    file = connection.path.name
+    problems = []
+    for loc, ref in _references(connection.spec.source.config, "source.config"):
+        if isinstance(ref, FromEnv) and ref.from_env not in environ:
+            problems.append(
+                Problem(
+                    file,
+                    loc,
+                    f"environment variable {ref.from_env} is not set",
+                    f"export {ref.from_env} on the workers (and where elt check runs)",
+                )
+            )
+        if isinstance(ref, LocalPath):
+            path = local_file(ref, connection.path, extra_root, loc)
+            if not path.is_file():
+                problems.append(
+                    Problem(
+                        file,
+                        loc,
+                        f"local_path {ref.local_path!r} is not a file ({path})",
+                        "put the file there, or correct the path",
+                    )
+                )
+    return problems
+
+
+def load_connection_file(
+    path: Path, display_root: Path | None = None, data_root: Path | None = None
+) -> tuple[LoadedConnection | None, list[Problem]]:
+    """Parse and validate one file; returns the connection or the problems found.
+
+    ``data_root``: a folder besides the file's own that ``local_path`` may point into (``ELT_INGESTION_DATA_ROOT``).
+    """
     file = str(path.relative_to(display_root)) if display_root and path.is_relative_to(display_root) else str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(file, where, f"invalid YAML ({reason})", "fix the YAML syntax at that position")]
+    raw, problems = read_yaml(path, file)
+    if problems:
+        return None, problems
     if not isinstance(raw, dict):
         return None, [Problem(file, "", "expected a mapping of fields", "start the file with 'name: <connection>'")]
-    problems = (
-        _inline_secrets(file, raw.get("source", {}).get("config", {}), "source.config")
-        if isinstance(raw.get("source"), dict)
-        else []
-    )
+    config = raw.get("source", {}).get("config", {}) if isinstance(raw.get("source"), dict) else {}
+    problems = _inline_secrets(file, config, "source.config") + _path_problems(file, config, path, data_root)
     try:
         spec = ConnectionSpec.model_validate(raw)
     except ValidationError as exc:
@@ -227,9 +310,22 @@ def load_connection_file(path: Path, display_root: Path | None = None) -> tuple[
     return LoadedConnection(spec, path), []
 
 
-def load_connections(directory: Path, display_root: Path | None = None) -> list[LoadedConnection]:
+def load_connections(
+    directory: Path, display_root: Path | None = None, data_root: Path | None = None
+) -> list[LoadedConnection]:
     """Load every connection file in ``directory``; raise one error listing all problems."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigurationError(
+            [
+                Problem(
+                    str(directory),
+                    "",
+                    "is not a folder",
+                    "point it at the folder holding one <name>.yml per connection",
+                )
+            ]
+        )
     files = sorted({p for pattern in CONNECTION_FILE_GLOBS for p in directory.glob(pattern)})
     root = display_root or directory.parent
     if not files:
@@ -239,7 +335,7 @@ def load_connections(directory: Path, display_root: Path | None = None) -> list[
     loaded: list[LoadedConnection] = []
     problems: list[Problem] = []
     for path in files:
-        conn, found = load_connection_file(path, root)
+        conn, found = load_connection_file(path, root, data_root)
         problems.extend(found)
         if conn:
             loaded.append(conn)
@@ -269,10 +365,11 @@ def load_connections(directory: Path, display_root: Path | None = None) -> list[
 
 def resolve_config(
     value: Any,
-    base_dir: Path,
+    connection_file: Path,
     lookup_connection: Callable[[str], Any] | None = None,
     environ: Mapping[str, str] | None = None,
     on_secret: Callable[[Any], None] = lambda secret: None,
+    data_root: Path | None = None,
 ) -> Any:
     """Replace references in a connector config with their values. Called at run time only.
 
@@ -286,7 +383,16 @@ def resolve_config(
             if "from_env" in node:
                 ref = FromEnv.model_validate(node)
                 if ref.from_env not in environ:
-                    raise KeyError(f"environment variable {ref.from_env} is not set on the worker")
+                    raise ConfigurationError(
+                        [
+                            Problem(
+                                connection_file.name,
+                                "source.config",
+                                f"environment variable {ref.from_env} is not set on the worker",
+                                f"export {ref.from_env} in the workers' environment",
+                            )
+                        ]
+                    )
                 on_secret(environ[ref.from_env])
                 return environ[ref.from_env]
             if "from_airflow_connection" in node:
@@ -295,7 +401,7 @@ def resolve_config(
                 on_secret(secret)
                 return secret
             if "local_path" in node:
-                return str((base_dir / LocalPath.model_validate(node).local_path).resolve())
+                return str(local_file(LocalPath.model_validate(node), connection_file, data_root))
             return {k: resolve(v) for k, v in node.items()}
         if isinstance(node, list):
             return [resolve(v) for v in node]

@@ -93,7 +93,7 @@ def check_contract(connections: list[LoadedConnection], manifest: Manifest, proj
 
 
 def load_and_check(
-    ingestion_dir: Path | None, dbt_project_dir: Path, manifest_path: Path
+    ingestion_dir: Path | None, dbt_project_dir: Path, manifest_path: Path, data_root: Path | None = None
 ) -> tuple[list[LoadedConnection], Manifest]:
     """Load both halves and check the contract between them; raise every problem at once.
 
@@ -110,7 +110,7 @@ def load_and_check(
                 )
             ]
         )
-    connections = [] if ingestion_dir is None else load_connections(ingestion_dir)
+    connections = [] if ingestion_dir is None else load_connections(ingestion_dir, data_root=data_root)
     manifest = load_manifest(manifest_path, dbt_project_dir)
     problems = check_contract(connections, manifest, dbt_project_dir)
     if problems:

@@ -53,15 +53,15 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         self.warehouse_conn_id = warehouse_conn_id
         self.job_id: int | None = None
 
-    def _spec(self) -> ConnectionSpec:
-        loaded, problems = load_connection_file(Path(self.connection_file))
+    def _spec(self, settings: Settings) -> ConnectionSpec:
+        loaded, problems = load_connection_file(Path(self.connection_file), data_root=settings.ingestion_data_root)
         if loaded is None:
             raise AirflowException("; ".join(str(p) for p in problems))
         return loaded.spec
 
     def execute(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
-        spec = self._spec()
+        spec = self._spec(settings)
         self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
         if settings.ingestion_backend == "local":
             return self._sync_locally(spec, settings)
@@ -70,7 +70,11 @@ class SyncOperator(AirbyteTriggerSyncOperator):
     def _sync_locally(self, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
         path = Path(self.connection_file)
         config = resolve_config(
-            spec.source.config, path.parent, lookup_connection=Connection.get, on_secret=mask_secret
+            spec.source.config,
+            path,
+            lookup_connection=Connection.get,
+            on_secret=mask_secret,
+            data_root=settings.ingestion_data_root,
         )
         warehouse = Connection.get(self.warehouse_conn_id)
         if not warehouse.host:
