@@ -13,7 +13,16 @@ purchases as (
     select * from {{ ref('int_purchases_joined_to_products') }}
 
     {% if is_incremental() %}
-    where updated_at > (select max(updated_at) from {{ this }})
+    -- >= re-reads the rows at the high-water mark, so one that lands late with the same
+    -- updated_at is not lost; unique_key replaces the re-read rows instead of duplicating them.
+    -- coalesce: an empty table has no mark, so everything loads. A null updated_at is taken on
+    -- every run, as a full refresh would take it, so not_null_orders_updated_at reports it.
+    where
+        updated_at >= coalesce(
+            (select max(updated_at) from {{ this }}),
+            cast('1900-01-01' as {{ dbt.type_timestamp() }})
+        )
+        or updated_at is null
     {% endif %}
 
 ),
