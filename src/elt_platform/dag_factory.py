@@ -49,7 +49,7 @@ from elt_platform.settings import Retries, Settings
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID
-from elt_platform.warehouse import profile_mapping
+from elt_platform.warehouse import hold_for_the_task, profile_mapping, release_after_the_task
 
 TRANSFORM_GROUP_ID = "transform"
 # "build": one dbt build per run behind the per-node tasks (elt_platform.transform); "per-model": Cosmos LOCAL.
@@ -106,7 +106,7 @@ def transform_group(
             project_dir=dbt_project_dir,
             profile_config=profile_config,
             execution_args=_execution_args(settings),
-            lock_name=settings.warehouse_pool if settings.warehouse_type == "duckdb" else None,
+            duckdb_conn_id=settings.warehouse_conn_id if settings.warehouse_type == "duckdb" else None,
             on_warning=alerts.on_warning,
         )
         group, task_nodes = render(
@@ -122,6 +122,12 @@ def transform_group(
 
     task_ids = {n.unique_id: n.task_id for n in (*manifest.sources.values(), *manifest.models.values())}
     display_names = {m.unique_id: m.display_name for m in manifest.models.values()}
+    # Every dbt invocation holds the DuckDB file's lock, whatever started the run (the pool is the scheduler's).
+    locking = (
+        {"pre_execute": hold_for_the_task(settings.warehouse_conn_id), "post_execute": release_after_the_task}
+        if settings.warehouse_type == "duckdb"
+        else {}
+    )
     transform = DbtTaskGroup(
         group_id=TRANSFORM_GROUP_ID,
         project_config=ProjectConfig(
@@ -153,6 +159,7 @@ def transform_group(
             emit_datasets=False,
         ),
         on_warning_callback=alerts.on_warning,
+        operator_args=locking,
     )
     # A test reading two nodes (relationships): a task of its own, once both exist.
     for test in manifest.tests_reading_several_nodes():
@@ -169,6 +176,7 @@ def transform_group(
                 on_warning_callback=alerts.on_warning,
                 doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}. dbt node `{test.unique_id}`.",
                 **_execution_args(settings),
+                **locking,
             )
         parents >> test_task
         alerts.task_nodes[test_task.task_id] = test.unique_id

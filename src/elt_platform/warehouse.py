@@ -4,12 +4,14 @@ the lock its DuckDB file needs, and the row counts dashboards' assets report."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
+import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from cosmos.profiles import (
     DuckDBUserPasswordProfileMapping,
@@ -18,6 +20,7 @@ from cosmos.profiles import (
 )
 from cosmos.profiles.base import BaseProfileMapping
 
+from elt_platform.private_dirs import private_dir
 from elt_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,25 +41,69 @@ def profile_mapping(settings: Settings) -> BaseProfileMapping:
     return GoogleCloudOauthProfileMapping(conn_id=conn_id, profile_args=args)  # adc
 
 
-@contextmanager
-def warehouse_lock(name: str | None) -> Iterator[None]:
-    """An exclusive lock named after the warehouse pool; nothing when ``name`` is None.
+def duckdb_file(conn_id: str) -> Path:
+    """The DuckDB file an Airflow connection locates (its host), read at run time."""
+    from airflow.sdk import Connection
 
-    DuckDB allows one writer per file. ``dbt_build`` holds the pool slot; a node that runs
-    dbt alone holds this lock (LocalExecutor: every writer runs on this machine). The holder
-    lets go of the file before the lock (``release_the_file_dbt_kept_open``).
+    host = Connection.get(conn_id).host
+    if not host:
+        raise ValueError(
+            f"Airflow connection '{conn_id}' has no host. Fix: set its host to the DuckDB file's path, "
+            'e.g. AIRFLOW_CONN_WAREHOUSE=\'{"conn_type": "duckdb", "host": "/path/analytics.duckdb"}\''
+        )
+    return Path(host)
+
+
+def lock_file(database: str | Path) -> Path:
+    """The lock of one DuckDB file: named after its real path (two names of one file share it), in a
+    folder only this user can enter (a lock in a folder anyone can write to can be held by anyone)."""
+    real = os.path.realpath(database)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
+    return private_dir("locks") / f"{Path(real).name}-{digest}.lock"
+
+
+@contextmanager
+def warehouse_lock(database: str | Path | None) -> Iterator[None]:
+    """Exclusive use of the DuckDB file ``database``; nothing when it is None (BigQuery).
+
+    DuckDB allows one writer process per file. Every writer takes this lock, whatever started it:
+    the syncs, ``dbt_build``, a node that runs dbt alone, the row counts, and per-model tasks
+    (``hold_for_the_task``); the Airflow pool is the scheduler's view of the same rule. The
+    holder lets go of the file before the lock (``release_the_file_dbt_kept_open``).
     """
-    if name is None:
+    if database is None:
         yield
         return
-    path = Path(tempfile.gettempdir()) / f"elt-warehouse-{name}.lock"
-    with path.open("a") as handle:
+    with lock_file(database).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             release_the_file_dbt_kept_open()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_held_for_the_task: list[AbstractContextManager] = []
+
+
+def hold_for_the_task(conn_id: str) -> Callable[[Any], None]:
+    """A ``pre_execute`` hook taking the warehouse lock for a task Cosmos runs (per-model mode).
+
+    ``release_after_the_task`` lets go of it; if the task fails first, its process's exit does.
+    """
+
+    def take(context: Any) -> None:
+        lock = warehouse_lock(duckdb_file(conn_id))
+        lock.__enter__()
+        _held_for_the_task.append(lock)
+
+    return take
+
+
+def release_after_the_task(context: Any, result: Any = None) -> None:
+    """The ``post_execute`` hook of :func:`hold_for_the_task`."""
+    while _held_for_the_task:
+        _held_for_the_task.pop().__exit__(None, None, None)
 
 
 def release_the_file_dbt_kept_open() -> None:
@@ -84,14 +131,13 @@ def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[s
     if settings.warehouse_type != "duckdb" or not tables:
         return {}
     import duckdb
-    from airflow.sdk import Connection
 
-    path = Connection.get(settings.warehouse_conn_id).host
+    path = duckdb_file(settings.warehouse_conn_id)
     counts = {}
     # Not read_only: a process that ran dbt in-process (``airflow dags test``) holds a connection
     # to the file already, and DuckDB refuses a second one with another configuration. The pool
     # slot and the lock keep every writer out meanwhile.
-    with warehouse_lock(settings.warehouse_pool), duckdb.connect(path) as con:
+    with warehouse_lock(path), duckdb.connect(str(path)) as con:
         for name, (schema, table) in tables.items():
             quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
             try:

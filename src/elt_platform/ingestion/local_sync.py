@@ -11,30 +11,49 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import subprocess
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
 from elt_platform.ingestion.connections import ConnectionSpec
-from elt_platform.ingestion.local_sync_runner import ERROR_PREFIX, RESULT_PREFIX
+from elt_platform.ingestion.local_sync_runner import ERROR_PREFIX, PARENT_PID_VARIABLE, RESULT_PREFIX
+from elt_platform.private_dirs import task_dir
 from elt_platform.settings import Settings
 
+# What the connector's process may inherit from the worker: locale, proxies, certificates, the
+# package indexes it installs from, and PyAirbyte's own settings. Not Airflow's connections, its
+# metadata database, the badge secret or anything else: the connector is third-party code, and its
+# secrets reach it on stdin, resolved from its own file's references.
+INHERITED = ("HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+INHERITED_PREFIXES = ("LC_", "AIRBYTE_", "UV_", "PIP_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 
-def runner_env(settings: Settings) -> dict[str, str]:
+
+def runner_env(settings: Settings, temp_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The runner's whole environment: the allowlist above, plus where it installs, logs and writes temporary files."""
+    environ = os.environ if environ is None else environ
     python = settings.ingestion_python
     assert python is not None
-    env = dict(os.environ)
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in INHERITED or name.startswith(INHERITED_PREFIXES) or name.upper() in PROXIES
+    }
     # uv lives in the ingestion environment; PyAirbyte uses it to install connectors.
-    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{python.parent}{os.pathsep}{environ.get('PATH', os.defpath)}"
     env.setdefault("AIRBYTE_OFFLINE_MODE", "1")
-    env.setdefault("DO_NOT_TRACK", "1")
+    env["DO_NOT_TRACK"] = "1"
     if settings.connectors_dir:
         env["AIRBYTE_INSTALL_DIR"] = str(settings.connectors_dir)
         env.setdefault("AIRBYTE_LOGGING_ROOT", str(settings.connectors_dir / "logs"))
-    # The runner must not inherit this interpreter's packages.
-    env.pop("PYTHONPATH", None)
-    env.pop("VIRTUAL_ENV", None)
+    # PyAirbyte writes the resolved config, secrets included, to a world-readable temporary file:
+    # only into this task's private folder, removed when the sync ends.
+    env["TMPDIR"] = env["AIRBYTE_TEMP_DIR"] = str(temp_dir)
+    env[PARENT_PID_VARIABLE] = str(os.getpid())
     return env
 
 
@@ -58,19 +77,25 @@ def run_local_sync(request: dict[str, Any], settings: Settings, log: Any) -> dic
             f"ELT_INGESTION_PYTHON={settings.ingestion_python} is not an interpreter. "
             "Fix: run `make install`, which creates the PyAirbyte environment and sets it."
         )
-    proc = subprocess.Popen(
-        [str(settings.ingestion_python), "-m", "elt_platform.ingestion.local_sync_runner"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=runner_env(settings),
-        text=True,
-    )
+    temp_dir = task_dir("syncs")  # a killed task's folder is removed by the next sync on this machine
     try:
-        return _converse(proc, request, log)
+        proc = subprocess.Popen(
+            [str(settings.ingestion_python), "-m", "elt_platform.ingestion.local_sync_runner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=runner_env(settings, temp_dir),
+            cwd=temp_dir,
+            text=True,
+        )
+        try:
+            return _converse(proc, request, log)
+        finally:
+            if proc.poll() is None:  # the task timed out or was killed: stop the connector too
+                proc.kill()
+                proc.wait()
     finally:
-        if proc.poll() is None:  # the task timed out or was killed: stop the connector too
-            proc.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _converse(proc: subprocess.Popen, request: dict[str, Any], log: Any) -> dict[str, Any]:

@@ -12,11 +12,28 @@ connection's connector into its own virtualenv ahead of the first run.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 RESULT_PREFIX = "ELT_SYNC_RESULT "
 ERROR_PREFIX = "ELT_SYNC_ERROR "
+# The sync task's pid: the runner ends when that process does, even if it is killed outright.
+PARENT_PID_VARIABLE = "ELT_SYNC_PARENT_PID"
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_the_task() -> None:
+    """Have Linux kill this process when the task's process dies (a SIGKILL leaves no time to stop it)."""
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):  # the task died before the call above
+        os._exit(1)
 
 
 def sync(request: dict) -> dict:
@@ -72,6 +89,7 @@ def install(ingestion_dir: Path) -> None:
 
 
 def main() -> None:
+    end_with_the_task()
     if sys.argv[1:2] == ["install"]:
         install(Path(sys.argv[2]))
         return

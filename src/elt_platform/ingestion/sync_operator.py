@@ -36,6 +36,7 @@ from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
 from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
 from elt_platform.ingestion.local_sync import run_local_sync, sync_request
 from elt_platform.settings import Settings
+from elt_platform.warehouse import warehouse_lock
 
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
 ACTIVE = {JobStatusEnum.PENDING, JobStatusEnum.QUEUED, JobStatusEnum.RUNNING, JobStatusEnum.INCOMPLETE}
@@ -80,7 +81,8 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         if not warehouse.host:
             raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")
         Path(warehouse.host).parent.mkdir(parents=True, exist_ok=True)
-        result = run_local_sync(sync_request(spec, config, warehouse.host), settings, self.log)
+        with warehouse_lock(warehouse.host):  # PyAirbyte writes straight into the DuckDB file
+            result = run_local_sync(sync_request(spec, config, warehouse.host), settings, self.log)
         self.log.info("Rows synced per stream: %s", result["streams"])
         return {"backend": "local", **result, "rows_synced": sum(result["streams"].values())}
 

@@ -33,7 +33,7 @@ from elt_platform.dependency_internals import trigger_runtime
 from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
-from elt_platform.warehouse import warehouse_lock
+from elt_platform.warehouse import duckdb_file, warehouse_lock
 
 NODE_TASK_POOL = "default_pool"
 
@@ -45,7 +45,8 @@ class NodeRunner:
     project_dir: Path
     profile_config: ProfileConfig
     execution_args: dict[str, Any]
-    lock_name: str | None
+    # The Airflow connection of the DuckDB file whose lock every dbt invocation takes; None on BigQuery.
+    duckdb_conn_id: str | None
     on_warning: Callable[[Any], None] | None = field(default=None, repr=False)
     cache_dir: Path | None = None
 
@@ -68,7 +69,7 @@ class NodeRunner:
             operators = [DbtBuildAlone(select=task.select, indirect_selection="cautious", **common)]
             if task.kind == "source" and task.has_freshness:
                 operators.insert(0, DbtFreshnessAlone(select=task.select, **common))
-        with warehouse_lock(self.lock_name):
+        with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
             for operator in operators:
                 try:
                     operator.execute(context)

@@ -34,7 +34,7 @@ from elt_platform.dependency_internals import (
     restore_previous_try,
 )
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
-from elt_platform.warehouse import warehouse_lock
+from elt_platform.warehouse import duckdb_file, warehouse_lock
 
 # dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
 UPSTREAM_FAILURE_SKIP_EVENTS = frozenset({"LogSkipBecauseError", "SkippingDetails"})
@@ -123,7 +123,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         source_syncs: dict[str, str],
         parents: dict[str, tuple[str, ...]],
         node_tasks: dict[str, tuple[str, str, list[str]]],
-        lock_name: str | None,
+        duckdb_conn_id: str | None,
         **kwargs: Any,
     ):
         kwargs |= {"retries": CRASH_RETRIES, "retry_delay": CRASH_RETRY_DELAY, "retry_exponential_backoff": False}
@@ -133,7 +133,7 @@ class BuildProducer(DbtProducerWatcherOperator):
         self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
         self.parents = parents  # buildable node unique_id -> the nodes it reads
         self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector, the nodes it watches)
-        self.lock_name = lock_name
+        self.duckdb_conn_id = duckdb_conn_id  # whose file's lock the build holds; None on BigQuery
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
 
     def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
@@ -263,7 +263,7 @@ class BuildProducer(DbtProducerWatcherOperator):
             raise AirflowSkipException("Nothing to build: every dbt model reads from a sync that did not succeed.")
         self.publisher = XComPublisher(ti, records=previous)
         try:
-            with warehouse_lock(self.lock_name):
+            with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
                 if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
                     self._apply_node_state_tokens(context, left_out)
                 if resuming:

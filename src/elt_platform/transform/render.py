@@ -83,7 +83,7 @@ def _producer(
         source_syncs={uid: sync.task_id for uid, sync in source_syncs.items()},
         parents={uid: m.depends_on for uid, m in manifest.models.items()},
         node_tasks={uid: (task.task_id, task.select, task.watch) for uid, task in node_tasks.items()},
-        lock_name=runner.lock_name,
+        duckdb_conn_id=runner.duckdb_conn_id,
         # The per-node results come from dbt's events: no aggregation of tests per model.
         tests_per_model={},
         _check_source_freshness=any(s.has_freshness for s in manifest.sources.values()),
