@@ -38,6 +38,7 @@ $(UV):
 
 $(VENV)/.installed: requirements.txt pyproject.toml | $(UV)
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r requirements.txt
+	rm -rf src/*.egg-info  # left by an older setuptools install: Python would find the package twice
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
 	touch $@
 
@@ -95,15 +96,32 @@ run: install manifest $(AIRFLOW_HOME)/.migrated ## Sync, build and test the whol
 	$(BIN)/elt run --dag-id $(DAG_ID) --log $(AIRFLOW_HOME)/last-run.log || true
 	$(BIN)/elt summary --dag-id $(DAG_ID) --warehouse $(WAREHOUSE)
 
+.PHONY: test-services
+# What the tests need beyond Python: PostgreSQL (the integration tests' Airflow metadata), Redis (the
+# production rehearsal's Celery broker), Debian's Chromium and its driver (the pages, in a browser).
+# Started or installed (apt-get, as root) when missing; otherwise the command that would.
+test-services: ## Start PostgreSQL and Redis, install Chromium, when missing (as root on Debian)
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+		$(AS_ROOT) pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql)" main start
+	@redis-cli -h 127.0.0.1 ping > /dev/null 2>&1 || { \
+		command -v redis-server > /dev/null || $(call apt_install,redis-server); \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' > /dev/null; }
+	@{ command -v chromium && command -v chromedriver; } > /dev/null || $(call apt_install,chromium chromium-driver)
+
+AS_ROOT = $(if $(filter 0,$(shell id -u)),,sudo)
+apt_install = { echo "Installing $(1) (apt-get)"; $(AS_ROOT) apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $(AS_ROOT) apt-get install -y -qq $(1) > /dev/null; }
+
 .PHONY: test
 # Two lanes (pytest-xdist): the shared Airflow's tests beside the other Airflows' and the unit tests,
 # since an Airflow waiting on its runs leaves a core idle much of the time (tests/conftest.py).
-test: install manifest $(BQ_EMULATOR_VENV)/.installed image-envs ## Run the whole test suite
+test: test-services install manifest $(BQ_EMULATOR_VENV)/.installed image-envs ## Run the whole test suite (installs what it needs)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 .PHONY: ui
-ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, scheduler and DAG processor on http://localhost:8080
-	$(BIN)/airflow standalone
+UI_HOST ?= 127.0.0.1
+ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, scheduler and DAG processor on http://127.0.0.1:8080 (UI_HOST=0.0.0.0 to share it)
+	AIRFLOW__API__HOST=$(UI_HOST) $(BIN)/airflow standalone
 
 .PHONY: bench
 bench: install manifest ## Benchmark the transform phase (2 to 4 hours): docs/benchmarks.md

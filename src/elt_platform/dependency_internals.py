@@ -198,6 +198,22 @@ def redact(value: str) -> str:
     return airflow_redact(value)
 
 
+def live_scheduler(session: Any = None) -> str | None:
+    """The host of a scheduler heartbeating against this metadata database, or None.
+
+    Airflow 3.3's jobs table (its metadata database is not a public API), as ``airflow jobs check``
+    reads it, in this process: the command itself costs seconds of start-up.
+    """
+    from airflow.jobs.job import most_recent_job
+    from airflow.utils.session import create_session
+
+    if session is None:
+        with create_session() as own:
+            return live_scheduler(own)
+    job = most_recent_job("SchedulerJob", session=session)
+    return job.hostname if job is not None and job.is_alive() else None
+
+
 __all__ = [
     "PRODUCER_ATTRIBUTES",
     "PRODUCER_METHODS",
@@ -208,6 +224,7 @@ __all__ = [
     "forget_previous_tries",
     "in_a_triggerer",
     "lighten_the_triggerer_s_work_per_task",
+    "live_scheduler",
     "publish_with_backup",
     "redact",
     "restore_previous_try",

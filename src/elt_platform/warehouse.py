@@ -125,6 +125,11 @@ def release_the_file_dbt_kept_open() -> None:
     environment.close()
 
 
+def quoted_table(schema: str, table: str) -> str:
+    """``"schema"."table"`` for DuckDB, whatever characters the names hold (a name is data, not SQL)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+
+
 def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
     """Rows per table (name -> (schema, table)), with reads only. DuckDB only: on BigQuery, the
     table's own metadata has the count and nothing is queried (an empty dict)."""
@@ -139,9 +144,8 @@ def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[s
     # slot and the lock keep every writer out meanwhile.
     with warehouse_lock(path), duckdb.connect(str(path)) as con:
         for name, (schema, table) in tables.items():
-            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
             try:
-                counts[name] = con.execute(f"select count(*) from {quoted}").fetchone()[0]
+                counts[name] = con.execute(f"select count(*) from {quoted_table(schema, table)}").fetchone()[0]
             except duckdb.Error as exc:  # e.g. a mart dbt has not built yet: counted next time
                 log.warning("Could not count the rows of %s.%s: %s", schema, table, exc)
     return counts

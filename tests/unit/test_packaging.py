@@ -103,3 +103,16 @@ def test_ci_workflow_lints_tests_and_builds_the_image():
     assert services["postgres"]["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
     # the production rehearsal's Celery broker (tests/integration/production.py)
     assert services["redis"]["ports"] == ["6379:6379"]
+
+
+def test_the_installed_package_and_its_plugins_are_found_once():
+    """An editable install that leaves src/*.egg-info makes Python find the package twice, and Airflow's
+    home page then shows "Plugin 'dashboard_health' already registered" for each of its plugins."""
+    from importlib.metadata import distributions, entry_points
+
+    assert [d.metadata["Name"] for d in distributions()].count("elt-platform") == 1
+    names = [e.name for e in entry_points(group="airflow.plugins")]
+    assert sorted(n for n in names if n in {"dashboard_health", "transform_triggerer"}) == [
+        "dashboard_health",
+        "transform_triggerer",
+    ]

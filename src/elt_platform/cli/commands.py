@@ -85,9 +85,15 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from elt_platform.cli.sole_run import AnotherWriter, sole_run
     from elt_platform.cli.summary import follow
 
-    return follow(args.dag_id, ["airflow", "dags", "test", args.dag_id], args.log)
+    try:
+        with sole_run(args.dag_id):
+            return follow(args.dag_id, ["airflow", "dags", "test", args.dag_id], args.log)
+    except AnotherWriter as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
 
 def _health(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, 
     """Rows per raw table and per mart (every other base table)."""
     import duckdb
 
+    from elt_platform.warehouse import quoted_table
+
     raw: dict[str, int] = {}
     marts: dict[str, int] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -43,7 +45,7 @@ def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, 
             "order by 1, 2"
         ).fetchall()
         for schema, table in tables:
-            count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+            count = con.execute(f"select count(*) from {quoted_table(schema, table)}").fetchone()[0]
             (raw if schema in raw_schemas else marts)[f"{schema}.{table}"] = count
     return raw, marts
 
