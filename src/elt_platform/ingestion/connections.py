@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.safe_yaml import read_yaml
@@ -126,12 +126,13 @@ class ConnectionSpec(_Spec):
     production: ProductionSpec
     retries: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy overrides for the sync task.")
 
-    @model_validator(mode="after")
-    def _streams_unique(self) -> ConnectionSpec:
-        seen = [s for s in self.streams if self.streams.count(s) > 1]
+    @field_validator("streams")
+    @classmethod
+    def _streams_unique(cls, streams: list[str]) -> list[str]:
+        seen = [s for s in streams if streams.count(s) > 1]
         if seen:
             raise ValueError(f"stream listed twice: {sorted(set(seen))}")
-        return self
+        return streams
 
     @property
     def task_id(self) -> str:
