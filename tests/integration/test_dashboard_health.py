@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,16 +28,15 @@ import pytest
 import yaml
 
 from devstack.airflow_stack import AirflowStack
-from tests.conftest import BIN, REPO, copy_project, dbt_parse, write_dag_file
+from tests.conftest import BIN, copy_project, dbt_parse, write_dag_file
 from tests.integration.receivers import alert_connections
-from tests.integration.scenarios import set_support_url
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "shop_health"
 READER, READER_PASSWORD = "reader", "reader-password-3e1f"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-9c2d"
-BADGE_SECRET = "badge-secret-for-tests"
+BADGE_SECRET = "badge-secret-for-the-dashboard-health-tests"  # at least 32 bytes
 # Debian's packages by default; elsewhere (GitHub's runners) the browser and driver at hand.
 CHROMIUM = Path(os.environ.get("ELT_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("ELT_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -48,9 +46,7 @@ PRODUCTS_CHECK = "products_pass_the_audit"
 
 def prepare_project(root: Path, dags: Path) -> dict[str, Path]:
     dbt_dir, ingestion_dir = copy_project(root / "project")
-    tickets = root / "support_tickets.csv"
-    shutil.copy(REPO / "ingestion" / "data" / "support_tickets.csv", tickets)
-    set_support_url(ingestion_dir, {"local_path": str(tickets)})
+    tickets = ingestion_dir / "data" / "support_tickets.csv"  # the copy's own: a local_path stays in its folder
     flag = root / "break-products"
     tests_dir = dbt_dir / "tests"
     tests_dir.mkdir(exist_ok=True)
@@ -74,7 +70,7 @@ def prepare_project(root: Path, dags: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("Chromium missing: apt-get install -y chromium chromium-driver (.ci/run does)")
+        pytest.fail("Chromium missing: run the suite with `make test`, which installs it (make test-services)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -297,6 +293,21 @@ def test_a_reader_follows_the_lineage_from_a_stale_dashboard_to_the_failed_sync_
     assert f"/dags/{DAG_ID}/runs/" in lineage["href"] and "/tasks/sync_support_desk?try_number=1" in lineage["href"]
     assert quote(run_id) in lineage["href"]  # that run's try, not the latest's
     assert "/tasks/sync_support_desk" in lineage["log_page"]  # Airflow's own page of that try, its log shown
+
+
+def test_airflow_s_home_page_shows_no_plugin_import_error(health, browser, three_runs):
+    """Each plugin of the package registers once (an egg-info beside the editable install made it twice)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    errors = health.client.get("/plugins/importErrors").json()
+    assert errors["total_entries"] == 0, errors["import_errors"]
+    plugins = {p["name"] for p in health.client.get("/plugins").json()["plugins"]}
+    assert {"dashboard_health", "transform_triggerer"} <= plugins
+    browser.get(f"{health.base_url}/")
+    # The nav holds the plugin's own link once the home page has rendered.
+    WebDriverWait(browser, 60).until(lambda b: "Dashboard health" in b.page_source)
+    browser.save_screenshot(str(health.screenshots / "4-airflow-home.png"))
+    assert "Import Error" not in browser.page_source
 
 
 def test_the_badge_needs_its_token_and_shows_only_status_and_age(health, browser, three_runs):

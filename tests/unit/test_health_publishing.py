@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +17,8 @@ from elt_platform.health.report import CauseView, DashboardHealth
 from tests.conftest import REPO
 
 DASHBOARDS = ("customer_360", "sales_performance", "support_operations")
+# ELT_BADGE_SECRET must be at least 32 bytes.
+SECRET, OTHER_SECRET = "badge-secret-of-the-unit-tests-0123456789", "another-badge-secret-of-32-bytes-or-more"
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +74,15 @@ def test_the_badge_shows_name_status_and_age_escaped_and_nothing_else():
     assert "secret row 42" not in svg and "orders" not in svg  # no cause, no data, no table
 
 
-def test_badge_tokens_are_per_dashboard_and_off_without_a_secret():
+def test_badge_tokens_are_per_dashboard_versioned_and_off_without_a_secret():
     assert badge_token("shop_elt", "sales", "") is None
-    one = badge_token("shop_elt", "sales", "s3cret")
-    assert one != badge_token("shop_elt", "support", "s3cret") != badge_token("shop_elt", "sales", "other")
-    assert len(one) == 32
+    one = badge_token("shop_elt", "sales", SECRET)
+    assert one != badge_token("shop_elt", "support", SECRET) != badge_token("shop_elt", "sales", OTHER_SECRET)
+    assert re.fullmatch(r"v1\.[0-9a-f]{64}", one)
+    # Unambiguous parts: "a/b" + "c" and "a" + "b/c" were one message when a "/" joined them.
+    assert badge_token("shop_elt/sales", "x", SECRET) != badge_token("shop_elt", "sales/x", SECRET)
+    signed = hmac.new(SECRET.encode(), b"elt-badge-v1\nshop_elt\nsales", hashlib.sha256).hexdigest()
+    assert one == f"v1.{signed}"  # the version is signed too, not only shown
 
 
 def test_the_list_page_and_the_terminal_say_why_in_words():
@@ -93,13 +102,19 @@ def test_a_badge_token_in_any_text_is_refused_not_a_server_error(monkeypatch):
 
     from elt_platform.health.plugin import _badge_health
 
-    monkeypatch.setenv("ELT_BADGE_SECRET", "s3cret")
-    with pytest.raises(HTTPException) as refused:
-        _badge_health("shop_elt", "sales", "é-not-ascii")
-    assert refused.value.status_code == 403
+    monkeypatch.setenv("ELT_BADGE_SECRET", SECRET)
+    for token in ("é-not-ascii", "v1.é-not-ascii", badge_token("shop_elt", "sales", OTHER_SECRET)):
+        with pytest.raises(HTTPException) as refused:
+            _badge_health("shop_elt", "sales", token)
+        assert refused.value.status_code == 403
+    # A token of the scheme before versions (the first 32 hex digits of HMAC("dag/name")) is refused, saying so.
+    unversioned = hmac.new(SECRET.encode(), b"shop_elt/sales", hashlib.sha256).hexdigest()[:32]
+    with pytest.raises(HTTPException) as old:
+        _badge_health("shop_elt", "sales", unversioned)
+    assert old.value.status_code == 403 and "earlier scheme" in old.value.detail
     monkeypatch.delenv("ELT_BADGE_SECRET")
     with pytest.raises(HTTPException) as off:
-        _badge_health("shop_elt", "sales", badge_token("shop_elt", "sales", "s3cret"))
+        _badge_health("shop_elt", "sales", badge_token("shop_elt", "sales", SECRET))
     assert off.value.status_code == 404 and "ELT_BADGE_SECRET" in off.value.detail
 
 

@@ -31,7 +31,13 @@ def send(
     used = []
     # notify() is called directly: the texts quote dbt errors, which may contain Jinja.
     if _connection_exists(settings.slack_conn_id):
-        SlackWebhookNotifier(slack_webhook_conn_id=settings.slack_conn_id, text=alert.slack_text()).notify(context)
+        SlackWebhookNotifier(
+            slack_webhook_conn_id=settings.slack_conn_id,
+            text=alert.slack_text(),
+            # An address quoted from data shows as text, not as a preview of the page it names.
+            unfurl_links=False,
+            unfurl_media=False,
+        ).notify(context)
         used.append("slack")
     recipients = list(to or settings.alert_email_to)
     if email and recipients and _connection_exists(settings.smtp_conn_id):

@@ -1,11 +1,14 @@
 """The pages business users read: every dashboard's health, one dashboard with its lineage, and badges.
 
 Plain HTML and SVG rendered on the server (no script): they work in any browser, in an
-iframe of the Airflow UI or of a BI tool, and say things in words, not task states.
+iframe of the Airflow UI or of a BI tool, and say things in words, not task states. They
+load nothing but their own style sheets, which ``CONTENT_SECURITY_POLICY`` names by hash.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime
 from html import escape
@@ -13,7 +16,8 @@ from html import escape
 from jinja2 import Environment
 from markupsafe import Markup
 
-from elt_platform.health.report import DashboardHealth, NodeView
+from elt_platform.alerts.message import safe_url
+from elt_platform.health.report import REGISTRATION, DashboardHealth, NodeView
 
 COLOURS = {"fresh": "#1a7f37", "stale": "#b35900", "broken": "#cf222e", "unknown": "#6e7781"}
 NODE_COLOURS = {
@@ -36,7 +40,7 @@ HEADLINES = {
     "fresh": "Fresh: you can trust it",
     "stale": "Stale: it shows older data",
     "broken": "Broken: numbers may be wrong",
-    "unknown": "Unknown: not refreshed yet",
+    "unknown": "Unknown: its health cannot be told yet",
 }
 
 _env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -55,6 +59,7 @@ def cause_sentence(cause) -> str:
         "source": f"The source {cause.name} did not pass its checks",
         "model": f"The table {cause.name} could not be rebuilt",
         "test": f"The check {cause.name} found problems in the data",
+        REGISTRATION: f"Its registration, the asset {cause.name}, cannot be read: the data team must fix it",
     }.get(cause.kind, cause.name)
     return subject
 
@@ -73,11 +78,6 @@ def next_refresh(h: DashboardHealth) -> str:
     return "No run is scheduled: ask the data team"
 
 
-def safe_url(url: str) -> bool:
-    """Only web links become links: an exposure's url is the project's text (no ``javascript:``)."""
-    return url.lower().startswith(("https://", "http://"))
-
-
 def nothing_wrong(h: DashboardHealth) -> str:
     return "No run has refreshed it yet." if h.status == "unknown" else "Everything it reads was refreshed."
 
@@ -88,15 +88,12 @@ _env.globals.update(
     when=when,
     cause_sentence=cause_sentence,
     next_refresh=next_refresh,
-    colours=COLOURS,
     headlines=HEADLINES,
 )
 
-_BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="{{ refresh }}">
-<title>{{ title }}</title>
-<style>
+# The pages' only styles: no style attribute (a status's colour is its class), so the policy can
+# allow these two sheets by hash instead of any inline style.
+_CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2328; max-width: 70rem; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; }
 table { border-collapse: collapse; width: 100%; }
@@ -106,7 +103,26 @@ th, td { text-align: left; padding: .5rem; border-bottom: 1px solid #d0d7de; ver
 .muted { color: #57606a; } a { color: #0969da; }
 svg text { font-family: system-ui, sans-serif; font-size: 12px; }
 code, pre { background: #f6f8fa; padding: .2rem .4rem; }
-</style></head><body>{{ body }}</body></html>"""
+""" + "".join(f".status.{status} {{ background: {colour}; }}\n" for status, colour in COLOURS.items())
+_BADGE_CSS = "body{margin:0}"
+
+
+def _style_source(css: str) -> str:
+    return f"'sha256-{base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()}'"
+
+
+# What the pages may load: their two style sheets, nothing else (no script, no image: every SVG is
+# inline; no form). Where they may be framed is the app's to add: it knows which are badges.
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src {_style_source(_CSS)} {_style_source(_BADGE_CSS)}; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+_BASE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{{ refresh }}">
+<title>{{ title }}</title>
+<style>{{ css }}</style></head><body>{{ body }}</body></html>"""
 
 _LIST = """
 <h1>Dashboard health</h1>
@@ -117,7 +133,7 @@ Updated {{ when(now) }}{% if refreshing %}; a refresh is running and this page f
 {% for h in items %}
 <tr data-dashboard="{{ h.name }}" data-status="{{ h.status }}">
 <td><a href="{{ h.dag_id }}/{{ h.name }}">{{ h.label }}</a><br><span class="muted">{{ h.owner }}</span></td>
-<td><span class="status" style="background: {{ colours[h.status] }}">{{ h.status }}</span>
+<td><span class="status {{ h.status }}">{{ h.status }}</span>
 {% if h.since %}<br><span class="muted">since {{ when(h.since) }}</span>{% endif %}
 {% if h.refreshing %}<br><span class="muted">refreshing now</span>{% endif %}
 {% if h.promise and h.promise.missed %}<br><strong>Missed: promised fresh by {{ h.promise.fresh_by }}
@@ -135,7 +151,7 @@ Updated {{ when(now) }}{% if refreshing %}; a refresh is running and this page f
 
 _DETAIL = """
 <p><a href="../">All dashboards</a></p>
-<h1>{{ h.label }} <span class="status" style="background: {{ colours[h.status] }}">{{ h.status }}</span></h1>
+<h1>{{ h.label }} <span class="status {{ h.status }}">{{ h.status }}</span></h1>
 <p><strong>{{ headlines[h.status] }}.</strong> {{ h.description }}</p>
 <table>
 <tr><th>Data as of</th><td>{{ when(h.data_as_of, "no data yet") }}
@@ -195,7 +211,7 @@ def detail_page(h: DashboardHealth, link, badge_url: str | None) -> str:
 
 
 def _page(title: str, body, refreshing: bool) -> str:
-    return _TEMPLATES["base"].render(title=title, body=Markup(body), refresh=5 if refreshing else 60)
+    return _TEMPLATES["base"].render(title=title, body=Markup(body), css=Markup(_CSS), refresh=5 if refreshing else 60)
 
 
 def _columns(nodes: list[NodeView]) -> dict[str, int]:
@@ -299,7 +315,7 @@ def badge_page(h: DashboardHealth, refresh_seconds: int = 60) -> str:
     """The badge as a page for an iframe, refreshing itself."""
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh_seconds}">'
-        f"<title>{escape(h.label)}: {h.status}</title><style>body{{margin:0}}</style></head>"
+        f"<title>{escape(h.label)}: {h.status}</title><style>{_BADGE_CSS}</style></head>"
         f"<body>{badge_svg(h)}</body></html>"
     )
 

@@ -9,6 +9,9 @@ The one exception is the badge, meant for an iframe beside the dashboard in a BI
 needs the dashboard's own read-only token instead (``ELT_BADGE_SECRET`` signs them; unset,
 badges are off), shows only the status and "data as of", and opens nothing else.
 
+Every answer, errors included, carries the same security headers (``_protect``): only a badge
+may be framed by any site and cached, briefly.
+
 - ``/dashboards/``: every dashboard; ``/dashboards/<dag>/<dashboard>``: one, with its lineage;
 - ``/dashboards/api/health``: the same as JSON;
 - ``/dashboards/<dag>/<dashboard>/badge.svg?token=...`` and ``badge.html?token=...``.
@@ -24,7 +27,7 @@ from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from elt_platform.health import pages
 from elt_platform.health.records import URL_PREFIX
@@ -32,6 +35,8 @@ from elt_platform.health.report import DashboardHealth, report
 from elt_platform.settings import Settings
 
 BADGE_SECRET_ENV = "ELT_BADGE_SECRET"
+# Part of what a badge token signs and its prefix: a new scheme gets a new version, and refuses old tokens.
+BADGE_TOKEN_VERSION = "v1"
 
 app = FastAPI(title="Dashboard health", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -54,6 +59,30 @@ async def _login_or_error(request: Request, exc: HTTPException) -> Response:
 
         return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=302)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _protect(response: Response, badge: bool) -> Response:
+    """The one home of the security headers. A badge is embedded in other sites' pages: any site
+    may frame it and caches may keep it briefly; every other answer is the reader's alone."""
+    ancestors = "*" if badge else "'self'"
+    response.headers["Content-Security-Policy"] = f"{pages.CONTENT_SECURITY_POLICY}; frame-ancestors {ancestors}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "public, max-age=30" if badge and response.status_code == 200 else "no-store"
+    return response
+
+
+@app.middleware("http")
+async def _security_headers(request: Request, call_next) -> Response:
+    response = await call_next(request)
+    # The route that answered (set by routing, so a dashboard named like a badge is no badge).
+    return _protect(response, request.scope.get("endpoint") in {badge_svg, badge_html})
+
+
+@app.exception_handler(Exception)
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A crash is answered outside the middleware, so its 500 gets the headers here (the server still logs it)."""
+    return _protect(PlainTextResponse("Internal Server Error", status_code=500), badge=False)
 
 
 def _readable(user, items: list[DashboardHealth]) -> list[DashboardHealth]:
@@ -95,11 +124,15 @@ def _link(path: str) -> str:
 
 
 def badge_token(dag_id: str, name: str, secret: str | None = None) -> str | None:
-    """The dashboard's read-only badge token, or None when badges are off."""
+    """The dashboard's read-only badge token (``v1.<hex>``), or None when badges are off.
+
+    Newlines separate the signed parts: neither an Airflow DAG id nor a dbt name can hold one.
+    """
     secret = secret if secret is not None else Settings.from_env().badge_secret
     if not secret:
         return None
-    return hmac.new(secret.encode(), f"{dag_id}/{name}".encode(), hashlib.sha256).hexdigest()[:32]
+    message = "\n".join((f"elt-badge-{BADGE_TOKEN_VERSION}", dag_id, name)).encode()
+    return f"{BADGE_TOKEN_VERSION}.{hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()}"
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -127,24 +160,22 @@ def _badge_health(dag_id: str, name: str, token: str) -> DashboardHealth:
     expected = badge_token(dag_id, name)
     if expected is None:
         raise HTTPException(404, f"Badges are off: set {BADGE_SECRET_ENV} on the API server to turn them on")
+    if not token.startswith(f"{BADGE_TOKEN_VERSION}."):  # the scheme is public: no secret is compared here
+        raise HTTPException(403, "A badge token of an earlier scheme: copy the badge again from the dashboard's page")
     if not hmac.compare_digest(expected.encode(), token.encode()):  # bytes: any text a caller sends
         raise HTTPException(403, "Wrong badge token")
     return _one(dag_id, name)
 
 
-# Badges are embedded in other sites' pages: let any site frame them, cache them briefly.
-_EMBEDDABLE = {"Content-Security-Policy": "frame-ancestors *", "Cache-Control": "max-age=30"}
-
-
 @app.get("/{dag_id}/{name}/badge.svg")
 def badge_svg(dag_id: str, name: str, token: str = "") -> Response:
     health = _badge_health(dag_id, name, token)
-    return Response(pages.badge_svg(health), media_type="image/svg+xml", headers=_EMBEDDABLE)
+    return Response(pages.badge_svg(health), media_type="image/svg+xml")
 
 
 @app.get("/{dag_id}/{name}/badge.html", response_class=HTMLResponse)
 def badge_html(dag_id: str, name: str, token: str = "") -> HTMLResponse:
-    return HTMLResponse(pages.badge_page(_badge_health(dag_id, name, token)), headers=_EMBEDDABLE)
+    return HTMLResponse(pages.badge_page(_badge_health(dag_id, name, token)))
 
 
 class DashboardHealthPlugin(AirflowPlugin):

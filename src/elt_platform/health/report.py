@@ -7,6 +7,9 @@ server needs no setting to find them, and parses no DAG.
 
 Per request: two runs' task instances and build results per DAG, and 30 days of the
 dashboard tasks' verdicts, in a handful of queries. Lineage is cached per manifest.
+
+A registration that cannot be read (its extra malformed, its manifest missing or not a
+manifest) shows as that one dashboard's ``unknown``, the reason its cause; the others render.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from elt_platform.alerts.message import ERROR_XCOM_KEY
 from elt_platform.health import records
@@ -40,6 +43,8 @@ from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
+# A cause's kind (beside the rules' ``Kind``) when the dashboard's own registration cannot be read.
+REGISTRATION = "registration"
 
 
 class CauseView(BaseModel):
@@ -101,58 +106,126 @@ class Registration:
     dag_id: str
     task_id: str
     asset_id: int
+    asset: str  # the Asset's name
     exposure: str
     manifest: str
     syncs: tuple[tuple[str, str], ...]
     group_id: str
     titles: dict[str, str]  # sync task id -> the connection's title, for people
+    problem: str = ""  # why its extra cannot be read, naming the asset and the fix
+
+    @property
+    def name(self) -> str:
+        """The dashboard's name as its asset has it (``<dag_id>.<exposure>``), whether its extra reads or not."""
+        return self.asset.removeprefix(f"{self.dag_id}.")
+
+
+class _Extra(BaseModel):
+    """The ``elt`` part of a dashboard asset's extra, as ``publish.dashboard_asset`` writes it."""
+
+    model_config = ConfigDict(strict=True)
+
+    exposure: str = Field(min_length=1)
+    manifest: str = Field(min_length=1)
+    group: str = Field(min_length=1)
+    syncs: dict[str, str] = {}
+    titles: dict[str, str] = {}
+
+
+class Unreadable(Exception):
+    """A dashboard's registration that cannot be read; the message names the asset or manifest and the fix."""
 
 
 def registrations(session) -> list[Registration]:
-    """Every dashboard some DAG publishes, from the assets the DAG factory declared."""
+    """Every dashboard some DAG publishes, from the assets the DAG factory declared (an ``elt`` key in
+    the extra; a ``dashboard`` asset without one is someone else's)."""
     from airflow.models.asset import AssetActive, AssetModel, TaskOutletAssetReference
     from sqlalchemy import select
 
     rows = session.execute(
-        select(AssetModel.id, AssetModel.extra, TaskOutletAssetReference.dag_id, TaskOutletAssetReference.task_id)
+        select(
+            AssetModel.id,
+            AssetModel.name,
+            AssetModel.extra,
+            TaskOutletAssetReference.dag_id,
+            TaskOutletAssetReference.task_id,
+        )
         .join(TaskOutletAssetReference, TaskOutletAssetReference.asset_id == AssetModel.id)
         .join(AssetActive, (AssetActive.name == AssetModel.name) & (AssetActive.uri == AssetModel.uri))
         .where(AssetModel.group == records.ASSET_GROUP)
     ).all()
-    found = []
-    for asset_id, extra, dag_id, task_id in rows:
-        elt = (extra or {}).get("elt") or {}
-        if elt.get("exposure") and elt.get("manifest"):
-            syncs = tuple(sorted((elt.get("syncs") or {}).items()))
-            found.append(
-                Registration(
-                    dag_id,
-                    task_id,
-                    asset_id,
-                    elt["exposure"],
-                    elt["manifest"],
-                    syncs,
-                    elt["group"],
-                    dict(elt.get("titles") or {}),
-                )
-            )
-    return sorted(found, key=lambda r: (r.dag_id, r.exposure))
+    found = [
+        _registration(asset_id, name, extra["elt"], dag_id, task_id)
+        for asset_id, name, extra, dag_id, task_id in rows
+        if isinstance(extra, dict) and "elt" in extra
+    ]
+    return sorted(found, key=lambda r: (r.dag_id, r.name))
+
+
+def _registration(asset_id: int, asset: str, elt: Any, dag_id: str, task_id: str) -> Registration:
+    try:
+        extra = _Extra.model_validate(elt)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'elt'}: {e['msg']}" for e in error.errors())
+        problem = (
+            f"The extra of asset {asset} (task {task_id}) is not a dashboard registration: {fields}. "
+            f"Fix: let the DAG processor parse DAG {dag_id} again with this platform's DAG factory, "
+            "which writes it; an asset of group 'dashboard' not made by it must not have an 'elt' key."
+        )
+        return Registration(dag_id, task_id, asset_id, asset, "", "", (), "", {}, problem)
+    syncs = tuple(sorted(extra.syncs.items()))
+    return Registration(
+        dag_id, task_id, asset_id, asset, extra.exposure, extra.manifest, syncs, extra.group, extra.titles
+    )
 
 
 @lru_cache(maxsize=32)
-def _lineage(manifest: str, mtime_ns: int, syncs: tuple[tuple[str, str], ...], group_id: str) -> dict[str, Dashboard]:
+def _lineage(
+    manifest: str, mtime_ns: int, syncs: tuple[tuple[str, str], ...], group_id: str
+) -> dict[str, Dashboard] | str:
+    """Every exposure's lineage, or why the manifest cannot be read: a broken manifest is not read
+    again on every request, only once it changed."""
     from elt_platform.dbt_manifest import load_manifest
 
-    return lineage_dashboards(load_manifest(Path(manifest)), dict(syncs), group_id)
-
-
-def lineage_of(registration: Registration) -> Dashboard | None:
-    path = Path(registration.manifest)
     try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        return None
-    return _lineage(registration.manifest, mtime, registration.syncs, registration.group_id).get(registration.exposure)
+        return lineage_dashboards(load_manifest(Path(manifest)), dict(syncs), group_id)
+    except OSError as error:
+        return _cannot_read(manifest, error)
+    except ValueError as error:  # load_manifest's ManifestError, naming the file and the fix
+        return str(error)
+    except (LookupError, TypeError, AttributeError) as error:
+        return (
+            f"{manifest}: not shaped like a dbt manifest ({type(error).__name__}: {error}). "
+            "Fix: rebuild it with `dbt parse`, unedited."
+        )
+
+
+def _cannot_read(manifest: str, error: OSError) -> str:
+    return (
+        f"The dbt manifest {manifest} cannot be read ({error.strerror or 'not a file'}). Fix: build it with "
+        "`dbt parse` (`make manifest` for the bundled project) where the DAG processor read it, and deploy "
+        "the dbt project to the API server at the same path, readable by its user."
+    )
+
+
+def lineage_of(registration: Registration) -> Dashboard:
+    """The dashboard's lineage; ``Unreadable`` when its registration or manifest cannot be read."""
+    if registration.problem:
+        raise Unreadable(registration.problem)
+    try:
+        mtime = Path(registration.manifest).stat().st_mtime_ns
+    except OSError as error:
+        raise Unreadable(_cannot_read(registration.manifest, error)) from None
+    every = _lineage(registration.manifest, mtime, registration.syncs, registration.group_id)
+    if isinstance(every, str):
+        raise Unreadable(every)
+    if registration.exposure not in every:
+        raise Unreadable(
+            f"The dbt manifest {registration.manifest} has no exposure {registration.exposure!r}, which asset "
+            f"{registration.asset} names. Fix: let the DAG processor parse DAG {registration.dag_id} "
+            "again from this manifest (the exposure was renamed or removed since)."
+        )
+    return every[registration.exposure]
 
 
 def _runs(session, dag_id: str, limit: int) -> list[Any]:
@@ -284,19 +357,24 @@ def report(
     events = _fresh_events(session, [r.asset_id for r in regs], now - timedelta(days=2))
     for dag in sorted({r.dag_id for r in regs}):
         of_dag = [r for r in regs if r.dag_id == dag]
+        dag_model = session.get(DagModel, dag)
+        next_run = None if dag_model is None or dag_model.is_paused else dag_model.next_dagrun_create_after
+        readable = []
+        for reg in of_dag:
+            try:
+                readable.append((reg, lineage_of(reg)))
+            except Unreadable as error:
+                found.append(_unreadable(reg, str(error), next_run))
+        if not readable:
+            continue
         # A run not started yet (queued behind max_active_runs) has nothing to say yet.
         history_runs = [r for r in _runs(session, dag, TYPICAL_RUNS * 3) if r.start_date is not None]
         latest = history_runs[:2]
-        group_id = of_dag[0].group_id
+        group_id = readable[0][0].group_id
         outcomes = [run_outcome(session, run, group_id) for run in latest]
-        verdicts = _verdicts(session, dag, [r.task_id for r in of_dag], now)
-        dag_model = session.get(DagModel, dag)
-        next_run = None if dag_model is None or dag_model.is_paused else dag_model.next_dagrun_create_after
+        verdicts = _verdicts(session, dag, [r.task_id for r, _ in readable], now)
         typical = _typical_duration(history_runs)
-        for reg in of_dag:
-            dashboard = lineage_of(reg)
-            if dashboard is None:
-                continue
+        for reg, dashboard in readable:
             found.append(
                 _health(
                     reg,
@@ -310,7 +388,37 @@ def report(
                     lineage,
                 )
             )
-    return found
+    return sorted(found, key=lambda h: (h.dag_id, h.name))
+
+
+def _unreadable(reg: Registration, problem: str, next_run: datetime | None) -> DashboardHealth:
+    """A dashboard whose registration cannot be read: unknown, the reason its one cause."""
+    cause = CauseView(
+        kind=REGISTRATION, name=reg.asset, task_id=reg.task_id, message=problem, log_url="", needs_fix=True
+    )
+    return DashboardHealth(
+        dag_id=reg.dag_id,
+        name=reg.name,
+        label=reg.name,
+        url="",
+        description="",
+        owner="",
+        owner_email="",
+        status=Status.UNKNOWN,
+        refreshing=False,
+        run_id=None,
+        data_as_of=None,
+        sources_as_of={},
+        since=None,
+        causes=[cause],
+        held_back=[],
+        next_run=next_run,
+        expected_fresh=None,
+        needs_fix=True,
+        connections=[],
+        promise=None,
+        lineage=[],
+    )
 
 
 def _health(

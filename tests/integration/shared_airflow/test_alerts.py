@@ -148,6 +148,8 @@ def test_planted_secrets_never_reach_alerts_or_logs(stack, runs, receivers):
     [text] = [t for t in sync_run.slack if t.startswith(":red_circle:")]
     assert "***" in text  # the connector's error quoted the path, masked
     everything = "\n".join(slack.texts() + smtp.bodies())
+    # An address quoted from data is not previewed: Slack is asked not to unfurl any link.
+    assert slack.payloads and all(p.get("unfurl_links") is False for p in slack.payloads)
     logs = "\n".join(p.read_text(errors="replace") for p in (stack.home / "logs").rglob("*") if p.is_file())
     assert "sync_support_desk" in logs and "***" in logs  # the failure was logged ...
     for secret in (PLANTED_PATH_SECRET, PLANTED_WEBHOOK_TOKEN.rsplit("/", 1)[-1]):
