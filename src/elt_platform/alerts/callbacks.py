@@ -77,7 +77,7 @@ class PipelineAlerts:
         from elt_platform.ingestion.connections import load_connection_file
 
         path = self.connection_files[task_id]
-        loaded, _ = load_connection_file(path)
+        loaded, _ = load_connection_file(path, data_root=self.settings.ingestion_data_root)
         name = loaded.spec.name if loaded else task_id.removeprefix("sync_")
         title = loaded.spec.title if loaded else name
         dbt_source = loaded.spec.dbt_source if loaded else ""

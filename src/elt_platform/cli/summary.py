@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from elt_platform.ingestion.connections import load_connections
+from elt_platform.settings import Settings
 
 
 def task_states(dag_id: str, run_id: str | None) -> tuple[str, str, list[tuple[str, str]]]:
@@ -52,7 +53,8 @@ def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, 
 
 def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path) -> int:
     run_id, run_state, states = task_states(dag_id, run_id)
-    raw_schemas = {c.spec.destination.raw_schema for c in load_connections(ingestion_dir)}
+    data_root = Settings.from_env().ingestion_data_root
+    raw_schemas = {c.spec.destination.raw_schema for c in load_connections(ingestion_dir, data_root=data_root)}
     raw, marts = warehouse_counts(warehouse, raw_schemas) if warehouse.exists() else ({}, {})
     totals = Counter(state for _, state in states)
     width = max((len(t) for t, _ in states), default=10)

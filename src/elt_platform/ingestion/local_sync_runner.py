@@ -81,8 +81,9 @@ def install(ingestion_dir: Path) -> None:
     import airbyte as ab
 
     from elt_platform.ingestion.connections import load_connections
+    from elt_platform.settings import Settings
 
-    for conn in load_connections(ingestion_dir):
+    for conn in load_connections(ingestion_dir, data_root=Settings.from_env().ingestion_data_root):
         source = conn.spec.source
         print(f"Installing {source.package} for connection {conn.spec.name}", flush=True)
         ab.get_source(source.connector, pip_url=source.package, install_if_missing=True)
