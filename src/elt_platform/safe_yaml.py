@@ -27,9 +27,10 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
-            self.flatten_mapping(node)
             seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
+            for key_node, _ in node.value:  # its own keys: one may override a key merged in with <<
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
                 key = self.construct_object(key_node, deep=True)
                 try:
                     first = seen.setdefault(key, key_node.start_mark.line + 1)

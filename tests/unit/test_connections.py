@@ -129,3 +129,14 @@ def test_committed_json_schema_matches_the_model():
     assert committed == ConnectionSpec.model_json_schema(), (
         "regenerate it: .venv/bin/elt schema > ingestion/connection.schema.json"
     )
+
+
+def test_a_key_overriding_one_merged_in_is_no_duplicate(ingestion):
+    """YAML's merge key (<<) lets a mapping override what it merges: that is not a key written twice."""
+    text = VALID.replace(
+        "    seed: 42\n",
+        "    seed: 42\n    defaults: &defaults {retries: 1, timeout: 5}\n    http: {<<: *defaults, retries: 3}\n",
+    )
+    (ingestion / "shop_faker.yml").write_text(text)
+    [conn] = load_connections(ingestion)
+    assert conn.spec.source.config["http"] == {"retries": 3, "timeout": 5}
