@@ -116,7 +116,7 @@ apt_install = { echo "Installing $(1) (apt-get)"; $(AS_ROOT) apt-get update -qq 
 # Two lanes (pytest-xdist): the shared Airflow's tests beside the other Airflows' and the unit tests,
 # since an Airflow waiting on its runs leaves a core idle much of the time (tests/conftest.py).
 test: test-services install manifest $(BQ_EMULATOR_VENV)/.installed image-envs ## Run the whole test suite (installs what it needs)
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --durations=25 $(PYTEST_ARGS)
 
 .PHONY: ui
 UI_HOST ?= 127.0.0.1

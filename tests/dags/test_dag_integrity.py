@@ -124,5 +124,5 @@ def test_a_bad_setting_is_an_import_error_naming_the_variable_and_the_fix(tmp_pa
     bag = DagBag(dag_folder=str(dags))
 
     assert list(bag.import_errors) == [str(dags / "shop_copy.py")]
-    assert "ELT_MODEL_POLL_SECONDS='abc' is not a number. Fix:" in bag.import_errors[str(dags / "shop_copy.py")]
+    assert "ELT_MODEL_POLL_SECONDS='abc' is not a finite number. Fix:" in bag.import_errors[str(dags / "shop_copy.py")]
     assert "unrelated" in bag.dags
