@@ -140,3 +140,21 @@ def test_a_key_overriding_one_merged_in_is_no_duplicate(ingestion):
     (ingestion / "shop_faker.yml").write_text(text)
     [conn] = load_connections(ingestion)
     assert conn.spec.source.config["http"] == {"retries": 3, "timeout": 5}
+
+
+def test_a_file_under_the_configured_data_root_is_accepted_and_resolved(tmp_path):
+    directory = tmp_path / "ingestion"
+    directory.mkdir()
+    shared = tmp_path / "shared-exports"
+    shared.mkdir()
+    (shared / "tickets.csv").write_text("id\n1\n")
+    text = (REPO / "ingestion" / "support_desk.yml").read_text()
+    (directory / "support_desk.yml").write_text(
+        text.replace("data/support_tickets.csv", "../shared-exports/tickets.csv")
+    )
+
+    with pytest.raises(ConfigurationError, match="leaves the ingestion folder"):
+        load_connections(directory)  # without the root: refused
+    [conn] = load_connections(directory, data_root=shared)
+    resolved = resolve_config(conn.spec.source.config, conn.path, data_root=shared)
+    assert resolved["url"] == str(shared / "tickets.csv")

@@ -73,7 +73,7 @@ def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_di
     print(f"\nWarehouse: {warehouse}")
     query = f"import duckdb; duckdb.connect('{warehouse}', read_only=True).sql('show all tables').show()"
     print(f'  open it:  .venv/bin/python -c "{query}"')
-    print("Airflow UI: make ui, then open http://localhost:8080 (login printed by the command)")
+    print("Airflow UI: make ui, then open http://127.0.0.1:8080 (login printed by the command)")
     print_health(dag_id)
     ok = run_state == "success" and all(s in ("success", "skipped") for _, s in states) and all(marts.values())
     return 0 if ok and marts else 1
