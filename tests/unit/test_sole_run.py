@@ -29,8 +29,7 @@ def session(tmp_path):
 
 
 def test_a_scheduler_heartbeating_is_live_and_a_silent_one_is_not(session):
-    from airflow.jobs.job import Job
-    from airflow.jobs.job import JobState
+    from airflow.jobs.job import Job, JobState
 
     assert live_scheduler(session) is None
     job = Job(job_type="SchedulerJob")
