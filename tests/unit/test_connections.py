@@ -158,3 +158,15 @@ def test_a_file_under_the_configured_data_root_is_accepted_and_resolved(tmp_path
     [conn] = load_connections(directory, data_root=shared)
     resolved = resolve_config(conn.spec.source.config, conn.path, data_root=shared)
     assert resolved["url"] == str(shared / "tickets.csv")
+
+
+def test_keys_that_name_kinds_of_auth_are_not_secrets(ingestion):
+    """auth_type, auth_method or a DSN without a password are configuration, not credentials."""
+    text = VALID.replace(
+        "    seed: 42\n",
+        "    seed: 42\n    credentials: {auth_type: OAuth, auth_method: client_credentials}\n"
+        "    dsn: postgresql://app@db.internal/shop\n    signature_version: v4\n",
+    )
+    (ingestion / "shop_faker.yml").write_text(text)
+    [conn] = load_connections(ingestion)
+    assert conn.spec.source.config["credentials"]["auth_type"] == "OAuth"

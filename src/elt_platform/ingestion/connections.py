@@ -30,7 +30,7 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_
 # Config keys whose value is a credential. Such a value must be a reference.
 SECRET_KEY = re.compile(
     r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|access[_-]?key|service[_-]?account"
-    r"|auth(orization)?|cookie|session|signature|dsn)",
+    r"|authorization|cookie)",  # not "auth" alone: auth_type and auth_method name kinds, not secrets
     re.IGNORECASE,
 )
 # Values that are credentials whatever their key is called.
