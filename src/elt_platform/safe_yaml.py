@@ -33,13 +33,13 @@ class _StrictLoader(yaml.SafeLoader):
                     continue
                 key = self.construct_object(key_node, deep=True)
                 try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} written twice (first on line {seen[key]})", key_node.start_mark
+                        )
+                    seen[key] = key_node.start_mark.line + 1
                 except TypeError:  # an unhashable key: SafeLoader's own error follows
                     continue
-                if first != key_node.start_mark.line + 1:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} written twice (first on line {first})", key_node.start_mark
-                    )
         return super().construct_mapping(node, deep=deep)
 
 

@@ -102,6 +102,7 @@ def _node_without_name():
     return {**MANIFEST, "nodes": {uid: {k: v for k, v in node.items() if k != "name"}}}
 
 
+PEM_HEADER = "-----BEGIN RSA " + "PRIVATE KEY-----"  # assembled: no key-shaped line in the repository
 SUPPORT_URL = "    url:\n      local_path: data/support_tickets.csv\n"
 
 # id -> (what produces the error, fragments the message must hold: where, which field, what, "Fix:" and the fix)
@@ -135,6 +136,10 @@ CASES: dict[str, tuple[Callable[[Path], str], list[str]]] = {
     "duplicate key": (
         ingestion_error({"shop_faker.yml": FAKER + "name: shop_other\n"}),
         ["shop_faker.yml", "line 22", "key 'name' written twice (first on line 2)", "Fix:"],
+    ),
+    "duplicate key on one line": (
+        ingestion_error({"shop_faker.yml": FAKER.replace("seed: 42", "seed: 42\n    retry: {count: 1, count: 2}")}),
+        ["shop_faker.yml", "line 11", "key 'count' written twice (first on line 11)", "Fix:"],
     ),
     "not UTF-8": (
         ingestion_error({"shop_faker.yml": FAKER.encode().replace(b"Faker demo", b"Faker d\xe9mo")}),
@@ -191,7 +196,7 @@ CASES: dict[str, tuple[Callable[[Path], str], list[str]]] = {
         ["shop_faker.yml", "source.config.url", "looks like a URL or DSN with a password", "Fix:"],
     ),
     "private key": (
-        ingestion_error({"shop_faker.yml": _config("    pem: '-----BEGIN RSA PRIVATE KEY-----\\nMIIE'\n")}),
+        ingestion_error({"shop_faker.yml": _config(f"    pem: '{PEM_HEADER}\\nMIIE'\n")}),
         ["shop_faker.yml", "source.config.pem", "looks like a private key", "Fix:"],
     ),
     "JSON Web Token": (
