@@ -16,23 +16,44 @@ from typing import Any
 
 import duckdb
 
+from elt_platform.dbt_manifest import Manifest, load_manifest
+from elt_platform.dbt_project_files import manifest_location
 from tests.conftest import BIN, REPO
 
 CORPUS = REPO / "tests" / "corpus"
-PROJECTS = ("shapes", "seeds_only", "packages_and_names")
+PROJECTS = ("shapes", "seeds_only", "packages_and_names", "files_and_python", "incremental_twice")
+# A project that reads files beside it lives in a subfolder of its corpus folder (the files are in ../data).
+SUBFOLDER = {"files_and_python": "project"}
 MODES = {"build": "build", "per_model": "per-model"}  # DAG id suffix -> ELT_TRANSFORM_MODE
 SNAPSHOTS = CORPUS / "_graphs"
-# Sources loaded by something other than this platform: the test plays that loader.
+# Sources loaded by something other than this platform: the test plays that loader, before the
+# first build and, where there is a second file, between the first build and a second one.
 EXTERNAL_LOAD = "load_external_sources.sql"
+EXTERNAL_LOAD_AGAIN = "load_more_sources.sql"
 UPDATE_SNAPSHOTS = os.environ.get("ELT_UPDATE_SNAPSHOTS") == "1"
+# Written by on-run-start/end hooks, which run once per dbt invocation: one by hand, one per task per model.
+PER_INVOCATION_TABLES = ("main.run_audit",)
+LEFT_BEHIND = shutil.ignore_patterns("target", "logs", "build_artifacts", "*.duckdb", "*.duckdb.wal")
+
+
+def copy_project(name: str, dest: Path) -> Path:
+    """A copy of corpus project ``name`` (with the files beside it) at ``dest``; returns its dbt project folder."""
+    shutil.copytree(CORPUS / name, dest, ignore=LEFT_BEHIND)
+    return dest / SUBFOLDER.get(name, "")
+
+
+def manifest_of(project_dir: Path) -> Manifest:
+    """The project's manifest, where dbt wrote it (its own target-path)."""
+    return load_manifest(manifest_location(project_dir).path)
+
+
+def builds_twice(project_dir: Path) -> bool:
+    return (project_dir / EXTERNAL_LOAD_AGAIN).is_file()
 
 
 def prepare(dest: Path) -> dict[str, Path]:
     """Copy every corpus project under ``dest`` and build its manifest; dbt parses run side by side."""
-    copies = {}
-    for name in PROJECTS:
-        copies[name] = dest / name
-        shutil.copytree(CORPUS / name, copies[name], ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    copies = {name: copy_project(name, dest / name) for name in PROJECTS}
     parses = {
         name: subprocess.Popen(
             [str(BIN / "dbt"), "parse", "--quiet", "--profiles-dir", ".", "--no-partial-parse"],
@@ -51,12 +72,45 @@ def prepare(dest: Path) -> dict[str, Path]:
     return copies
 
 
-def load_external_sources(project_dir: Path, warehouse: Path) -> None:
+def load_external_sources(project_dir: Path, warehouse: Path, script: str = EXTERNAL_LOAD) -> None:
     """Write the tables the project declares as loaded outside this platform, as their loader would."""
-    script = project_dir / EXTERNAL_LOAD
-    if script.is_file():
+    path = project_dir / script
+    if path.is_file():
         with duckdb.connect(str(warehouse)) as con:
-            con.execute(script.read_text())
+            con.execute(path.read_text())
+
+
+def build_by_hand(project_dir: Path, warehouse: Path) -> str:
+    """Plain ``dbt build`` in the project's own folder, as its authors run it (twice, with the
+    loader's second batch in between, for a project that has one); returns dbt's output."""
+    env = {**os.environ, "ELT_DUCKDB_PATH": str(warehouse), "DO_NOT_TRACK": "1"}
+    outputs = []
+    for script in (EXTERNAL_LOAD, EXTERNAL_LOAD_AGAIN)[: 2 if builds_twice(project_dir) else 1]:
+        load_external_sources(project_dir, warehouse, script)
+        done = subprocess.run(
+            [str(BIN / "dbt"), "build", "--profiles-dir", "."],
+            cwd=project_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        outputs.append(done.stdout + done.stderr)
+        if done.returncode not in (0, 1):  # 1: a node failed, which the comparison shows
+            raise RuntimeError(f"dbt build by hand in {project_dir} could not run:\n{outputs[-1]}")
+    return "\n".join(outputs)
+
+
+def table_rows(warehouse: Path) -> dict[str, int]:
+    """Every table and view in a warehouse file, with its row count."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_catalog = current_database()"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+            for schema, name in names
+        }
 
 
 def rendered_graph(dag: Any) -> dict[str, dict[str, Any]]:
@@ -111,8 +165,10 @@ def write_dags(root: Path, dags_dir: Path, parsed: dict[str, Path]) -> dict[str,
     for project, parsed_dir in parsed.items():
         for mode in MODES:
             dag_id = f"corpus_{project}_{mode}"
-            projects[dag_id] = root / dag_id
-            shutil.copytree(parsed_dir, projects[dag_id], ignore=shutil.ignore_patterns("*.duckdb"))
+            # The corpus folder as parsed, manifest included (wherever the project's target-path put it).
+            corpus_folder = parsed_dir.parent if project in SUBFOLDER else parsed_dir
+            shutil.copytree(corpus_folder, root / dag_id, ignore=shutil.ignore_patterns("*.duckdb"))
+            projects[dag_id] = root / dag_id / SUBFOLDER.get(project, "")
             write_dag_file(
                 dags_dir,
                 dag_id,

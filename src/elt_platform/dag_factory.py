@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from airflow.sdk import DAG, BaseOperator, TaskGroup
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -35,10 +34,11 @@ from cosmos.constants import (
     TestBehavior,
     TestIndirectSelection,
 )
-from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
 
 from elt_platform.alerts.callbacks import PipelineAlerts
 from elt_platform.dbt_manifest import Manifest
+from elt_platform.dbt_project_files import profile_name
+from elt_platform.dependency_internals import run_from_project_folder
 from elt_platform.health import publish as health
 from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
 from elt_platform.health.rules import parse_fresh_by
@@ -47,6 +47,7 @@ from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.settings import Retries, Settings
 from elt_platform.transform.node_task import NodeRunner
+from elt_platform.transform.project_folder import IN_PROJECT_FOLDER, DbtBuildInProjectFolder, DbtTestInProjectFolder
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID
 from elt_platform.warehouse import hold_for_the_task, profile_mapping, release_after_the_task
@@ -75,11 +76,6 @@ def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
     return policy.as_task_args()
 
 
-def _profile_name(dbt_project_dir: Path) -> str:
-    project = yaml.safe_load((dbt_project_dir / "dbt_project.yml").read_text())
-    return project.get("profile") or project["name"]
-
-
 def _execution_args(settings: Settings) -> dict[str, Any]:
     """dbt in its own virtualenv (the image) runs as a subprocess; else in-process (dbtRunner)."""
     if settings.dbt_executable:
@@ -97,7 +93,7 @@ def transform_group(
 ) -> TaskGroup:
     """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources."""
     profile_config = ProfileConfig(
-        profile_name=_profile_name(dbt_project_dir),
+        profile_name=profile_name(dbt_project_dir),
         target_name=settings.environment,  # target.name in dbt: dev, prod, ...
         profile_mapping=profile_mapping(settings),
     )
@@ -165,7 +161,7 @@ def transform_group(
     for test in manifest.tests_reading_several_nodes():
         parents = [transform.tasks_map[p] for p in manifest.nodes_read_by(test) if p in transform.tasks_map]
         with transform:
-            test_task = DbtTestLocalOperator(
+            test_task = DbtTestInProjectFolder(
                 task_id=test.task_id,
                 task_display_name=test.name,
                 select=test.selector,
@@ -180,8 +176,10 @@ def transform_group(
             )
         parents >> test_task
         alerts.task_nodes[test_task.task_id] = test.unique_id
+    # dbt runs from the project's folder, as by hand (transform.project_folder).
+    run_from_project_folder(transform.iter_tasks(), IN_PROJECT_FOLDER)
     for unique_id, task_or_group in transform.tasks_map.items():
-        if unique_id in manifest.models and isinstance(task_or_group, DbtBuildLocalOperator):
+        if unique_id in manifest.models and isinstance(task_or_group, DbtBuildInProjectFolder):
             # Cosmos selects "fqn:<fqn>", which also selects a folder of the same name and reads [ ] as wildcards.
             task_or_group.select = manifest.models[unique_id].selector
         if unique_id in source_syncs:
@@ -224,9 +222,9 @@ def build_elt_dag(
     """
     settings = settings or Settings.from_env()
     dbt_project_dir = Path(dbt_project_dir).resolve()
-    manifest_path = Path(manifest_path or dbt_project_dir / "target" / "manifest.json").resolve()
     ingestion = None if ingestion_dir is None else Path(ingestion_dir).resolve()
     connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path, settings.ingestion_data_root)
+    manifest_path = manifest.path
 
     alerts = PipelineAlerts(
         manifest_path=manifest_path,

@@ -62,6 +62,24 @@ def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, cont
     return super(DbtProducerWatcherOperator, producer).execute(context, **kwargs)
 
 
+def run_from_project_folder(tasks: Any, classes: dict[type, type]) -> int:
+    """Each Cosmos operator of a rendered ``DbtTaskGroup`` found in ``classes`` becomes the
+    subclass given there (``transform.project_folder``); returns how many did.
+
+    Cosmos 1.15's ``DbtTaskGroup`` builds its operators from class paths of its own
+    (``cosmos.airflow.graph.calculate_operator_class``) and offers no way to name others; its
+    LOCAL operators hand ``run_subprocess`` and ``run_dbt_runner`` the temporary copy of the
+    project as the working directory, which the subclasses replace.
+    """
+    changed = 0
+    for task in tasks:
+        subclass = classes.get(type(task))
+        if subclass is not None:
+            object.__setattr__(task, "__class__", subclass)
+            changed += 1
+    return changed
+
+
 def publish_with_backup(task_instance: Any, key: str, value: Any) -> None:
     """An XCom push, one at a time to the task supervisor, kept in the build's backup Variable too."""
     safe_xcom_push(task_instance=task_instance, key=key, value=value)
@@ -228,5 +246,6 @@ __all__ = [
     "publish_with_backup",
     "redact",
     "restore_previous_try",
+    "run_from_project_folder",
     "trigger_runtime",
 ]

@@ -13,7 +13,6 @@ from dataclasses import replace
 import pytest
 
 from elt_platform.dag_factory import build_elt_dag
-from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
 from tests import conformance
 
@@ -42,7 +41,7 @@ def test_rendered_graph_matches_its_snapshot(dags, project, mode):
 @pytest.mark.parametrize("project", conformance.PROJECTS)
 def test_one_task_per_model_seed_and_snapshot_and_no_sync(dags, corpus, project, mode):
     dag = dags[project, mode]
-    manifest = load_manifest(corpus[project] / "target" / "manifest.json")
+    manifest = conformance.manifest_of(corpus[project])
     expected = {f"transform.{m.task_id}" for m in manifest.models.values()}
     assert expected <= set(dag.task_ids)
     assert len(expected) == len(manifest.models)  # no two nodes share a task
@@ -58,7 +57,7 @@ def test_every_part_of_every_dashboard_s_lineage_has_its_task(dags, corpus, proj
     from elt_platform.health.lineage import dashboards
 
     dag = dags[project, mode]
-    manifest = load_manifest(corpus[project] / "target" / "manifest.json")
+    manifest = conformance.manifest_of(corpus[project])
     if not manifest.exposures:
         pytest.skip(f"{project} declares no exposures")
     for name, dashboard in dashboards(manifest, {}, "transform").items():
@@ -71,7 +70,7 @@ def test_a_dashboard_s_lineage_goes_through_ephemeral_models_to_what_they_read(c
     """shapes' intermediate models are ephemeral: no task, so the lineage links their readers to their inputs."""
     from elt_platform.health.lineage import dashboards
 
-    manifest = load_manifest(corpus["shapes"] / "target" / "manifest.json")
+    manifest = conformance.manifest_of(corpus["shapes"])
     sales = dashboards(manifest, {}, "transform")["sales_dashboard"]
     ephemeral = {uid for uid, m in manifest.models.items() if m.is_ephemeral}
     assert ephemeral and not ephemeral & set(sales.parts)

@@ -53,8 +53,12 @@ def test_missing_manifest_says_how_to_build_it(project):
     dbt_dir, ingestion_dir = project
     with pytest.raises(FileNotFoundError) as caught:
         load_and_check(ingestion_dir, dbt_dir, dbt_dir / "target" / "nope.json")
-    assert f"dbt manifest not found at {dbt_dir / 'target' / 'nope.json'}" in str(caught.value)
-    assert f"Fix: build it with `dbt parse` in {dbt_dir} (`make manifest` for the bundled project)" in str(caught.value)
+    assert f"dbt manifest not found at {dbt_dir / 'target' / 'nope.json'} (the manifest_path given)" in str(
+        caught.value
+    )
+    assert f"Fix: run `dbt parse` in {dbt_dir} with the same target path (`make manifest` for the bundled project)" in (
+        str(caught.value)
+    )
 
 
 def test_without_ingestion_every_source_must_be_declared_external(project):

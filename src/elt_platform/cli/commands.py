@@ -150,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     health.set_defaults(func=_health)
 
     args = parser.parse_args(argv)
-    if getattr(args, "manifest", "unset") is None:
-        args.manifest = args.dbt_project_dir / "target" / "manifest.json"
     try:
         return args.func(args)
     except (ConfigurationError, SettingsError, ManifestError) as exc:  # already says the fix: no traceback

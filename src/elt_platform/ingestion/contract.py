@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from elt_platform.dbt_manifest import Manifest, load_manifest
+from elt_platform.dbt_project_files import manifest_location
 from elt_platform.ingestion.connections import ConfigurationError, LoadedConnection, Problem, load_connections
 
 
@@ -93,11 +94,15 @@ def check_contract(connections: list[LoadedConnection], manifest: Manifest, proj
 
 
 def load_and_check(
-    ingestion_dir: Path | None, dbt_project_dir: Path, manifest_path: Path, data_root: Path | None = None
+    ingestion_dir: Path | None,
+    dbt_project_dir: Path,
+    manifest_path: Path | None = None,
+    data_root: Path | None = None,
 ) -> tuple[list[LoadedConnection], Manifest]:
     """Load both halves and check the contract between them; raise every problem at once.
 
     ``ingestion_dir`` None: the project has nothing to ingest (no sources, or only external ones).
+    ``manifest_path`` None: where dbt writes it for this project (``dbt_project_files.manifest_location``).
     """
     if not (dbt_project_dir / "dbt_project.yml").is_file():
         raise ConfigurationError(
@@ -111,6 +116,7 @@ def load_and_check(
             ]
         )
     connections = [] if ingestion_dir is None else load_connections(ingestion_dir, data_root=data_root)
+    manifest_path = manifest_location(dbt_project_dir, manifest_path).require(dbt_project_dir)
     manifest = load_manifest(manifest_path, dbt_project_dir)
     problems = check_contract(connections, manifest, dbt_project_dir)
     if problems:

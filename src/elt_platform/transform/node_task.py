@@ -27,11 +27,15 @@ from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEven
 from asgiref.sync import sync_to_async
 from cosmos.config import ProfileConfig
 from cosmos.exceptions import CosmosDbtRunError
-from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
 
 from elt_platform.dependency_internals import trigger_runtime
 from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
+from elt_platform.transform.project_folder import (
+    DbtBuildInProjectFolder,
+    DbtSourceInProjectFolder,
+    DbtTestInProjectFolder,
+)
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
 
@@ -94,15 +98,15 @@ class _DbtSummaryOnFailure:
             raise AirflowException(f"{error}\n{dbt_failure_summary(result.full_output)}") from None
 
 
-class DbtBuildAlone(_DbtSummaryOnFailure, DbtBuildLocalOperator):
+class DbtBuildAlone(_DbtSummaryOnFailure, DbtBuildInProjectFolder):
     """``dbt build --select <node>``, for a node that runs alone."""
 
 
-class DbtTestAlone(_DbtSummaryOnFailure, DbtTestLocalOperator):
+class DbtTestAlone(_DbtSummaryOnFailure, DbtTestInProjectFolder):
     """``dbt test --select <test>``, for a test reading several nodes that runs alone."""
 
 
-class DbtFreshnessAlone(_DbtSummaryOnFailure, DbtSourceLocalOperator):
+class DbtFreshnessAlone(_DbtSummaryOnFailure, DbtSourceInProjectFolder):
     """``dbt source freshness --select <source>``, before a source's tests run alone."""
 
 

@@ -33,6 +33,7 @@ from elt_platform.dependency_internals import (
     publish_with_backup,
     restore_previous_try,
 )
+from elt_platform.transform.project_folder import InProjectFolder
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
 
@@ -114,8 +115,9 @@ def _left_out_of_the_running_build(context: Any, _dag: Any, _group: Any, _nodes:
     return context["task"].left_out(context, sources_json)
 
 
-class BuildProducer(DbtProducerWatcherOperator):
-    """Runs the DAG run's one ``dbt build`` and publishes each node's result as dbt finishes it."""
+class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
+    """Runs the DAG run's one ``dbt build`` (from the project's folder) and publishes each node's
+    result as dbt finishes it."""
 
     def __init__(
         self,
