@@ -99,23 +99,24 @@ def contract_problems(dbt_dir: Path, ingestion_dir: Path | None, manifest: Path 
     return str(caught.value)
 
 
-def dbt_parse(dbt_dir: Path) -> Path:
-    """Rebuild a copied project's manifest after it was changed."""
+def dbt_parse(dbt_dir: Path, **env: str) -> Path:
+    """Rebuild a copied project's manifest after it was changed (where dbt writes it by default)."""
     subprocess.run(
         [str(BIN / "dbt"), "parse", "--quiet", "--profiles-dir", ".", "--no-partial-parse"],
         cwd=dbt_dir,
         check=True,
-        env={**os.environ, "ELT_DUCKDB_PATH": str(dbt_dir / "parse.duckdb")},
+        env={**os.environ, "ELT_DUCKDB_PATH": str(dbt_dir / "parse.duckdb"), **env},
     )
     return dbt_dir / "target" / "manifest.json"
 
 
-def elt_check(dbt_dir: Path, ingestion_dir: Path) -> subprocess.CompletedProcess:
+def elt_check(dbt_dir: Path, ingestion_dir: Path, **env: str) -> subprocess.CompletedProcess:
     """`elt check` on a copied project, as a user runs it."""
     return subprocess.run(
         [str(BIN / "elt"), "check", "--ingestion-dir", str(ingestion_dir), "--dbt-project-dir", str(dbt_dir)],
         capture_output=True,
         text=True,
+        env={**os.environ, **env},
     )
 
 

@@ -1,4 +1,4 @@
-"""Contract data types that BigQuery accepts, checked before a deploy.
+"""What BigQuery would refuse in a dbt project, checked before a deploy: contract data types and Python models.
 
 The BigQuery emulators run on DuckDB and accept DuckDB's type names (``varchar``,
 ``double``), so a contract that builds green in the suite can still fail on the real
@@ -139,3 +139,19 @@ def contract_type_problems(manifest: Manifest) -> list[Problem]:
                 )
             )
     return problems
+
+
+def python_model_problems(manifest: Manifest) -> list[Problem]:
+    """Python models, which dbt-bigquery submits to Dataproc: the platform sets up none, so each
+    would fail only at run time."""
+    return [
+        Problem(
+            model.file,
+            f"models.{model.name}",
+            "a Python model; on BigQuery dbt runs Python models on Dataproc (a cluster or serverless batches, "
+            "with a bucket), which this platform does not set up, so it would fail at run time",
+            "write it in SQL for BigQuery, or keep this project on DuckDB (ELT_WAREHOUSE_TYPE=duckdb)",
+        )
+        for model in manifest.models.values()
+        if model.is_python
+    ]

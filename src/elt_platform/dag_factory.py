@@ -36,6 +36,7 @@ from cosmos.constants import (
 )
 
 from elt_platform.alerts.callbacks import PipelineAlerts
+from elt_platform.bigquery_types import python_model_problems
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dbt_project_files import profile_name
 from elt_platform.dependency_internals import run_from_project_folder
@@ -225,6 +226,8 @@ def build_elt_dag(
     ingestion = None if ingestion_dir is None else Path(ingestion_dir).resolve()
     connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path, settings.ingestion_data_root)
     manifest_path = manifest.path
+    if settings.warehouse_type == "bigquery" and (problems := python_model_problems(manifest)):
+        raise ConfigurationError(problems)
 
     alerts = PipelineAlerts(
         manifest_path=manifest_path,

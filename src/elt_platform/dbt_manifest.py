@@ -78,6 +78,11 @@ class Model:
     properties_file: str = ""  # the YAML that describes it, e.g. models/marts/_sales__models.yml
 
     @property
+    def is_python(self) -> bool:
+        """A Python model (``def model(dbt, session)``): dbt-duckdb runs it in dbt's process."""
+        return self.resource_type == "model" and self.file.endswith(".py")
+
+    @property
     def is_ephemeral(self) -> bool:
         """Inlined into its children by dbt: nothing is built, so there is no result to report."""
         return self.materialized == "ephemeral"
@@ -138,6 +143,23 @@ class Manifest:
 
     def exposures_reading(self, unique_ids: set[str]) -> list[Exposure]:
         return [e for e in self.exposures.values() if unique_ids & set(e.depends_on)]
+
+    def marts_of(self, exposure: Exposure) -> tuple[str, ...]:
+        """The tables a dashboard reads: the models it depends on, each ephemeral one (inlined by
+        dbt into what reads it, never a table) replaced by the models it reads."""
+        found: list[str] = []
+        seen: set[str] = set()
+        stack = list(reversed(exposure.depends_on))
+        while stack:
+            uid = stack.pop()
+            if uid in seen or uid not in self.models:
+                continue
+            seen.add(uid)
+            if self.models[uid].is_ephemeral:
+                stack.extend(reversed(self.models[uid].depends_on))
+            else:
+                found.append(uid)
+        return tuple(found)
 
     def nodes_read_by(self, test: Test) -> list[str]:
         """The models, seeds, snapshots and sources a test reads."""

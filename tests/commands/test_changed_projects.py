@@ -3,6 +3,9 @@ the real DAG factory or by `elt check` run as a user runs it."""
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import pytest
 import yaml
 
@@ -130,3 +133,54 @@ def test_elt_check_names_the_model_column_and_fix_of_a_planted_varchar(tmp_path)
         "'varchar' is not a type BigQuery accepts (no GoogleSQL type is named VARCHAR)"
     ) in result.stderr
     assert "Fix: use string" in result.stderr
+
+
+def test_elt_check_on_bigquery_names_each_python_model_and_the_fix(tmp_path):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    (dbt_dir / "models" / "marts" / "sales" / "order_scores.py").write_text(
+        "def model(dbt, session):\n    return dbt.ref('orders').df()\n"
+    )
+    dbt_parse(dbt_dir)
+
+    assert elt_check(dbt_dir, ingestion_dir).returncode == 0  # DuckDB runs Python models itself
+    result = elt_check(dbt_dir, ingestion_dir, ELT_WAREHOUSE_TYPE="bigquery")
+
+    assert result.returncode == 1
+    assert "models/marts/sales/order_scores.py: models.order_scores: a Python model; on BigQuery dbt runs" in (
+        result.stderr
+    )
+    assert "Fix: write it in SQL for BigQuery, or keep this project on DuckDB" in result.stderr
+    with pytest.raises(ConfigurationError, match="order_scores"):  # and the DAG does not import
+        build_elt_dag(
+            dag_id="py",
+            dbt_project_dir=dbt_dir,
+            ingestion_dir=ingestion_dir,
+            settings=replace(Settings.from_env(), warehouse_type="bigquery"),
+        )
+
+
+def test_the_manifest_is_read_where_dbt_wrote_it_and_the_error_says_where_it_looked(tmp_path, monkeypatch):
+    dbt_dir, ingestion_dir = copy_project(tmp_path)
+    project_file = dbt_dir / "dbt_project.yml"
+    project_file.write_text(project_file.read_text() + '\ntarget-path: "../dbt_output"\n')
+    shutil.rmtree(dbt_dir / "target", ignore_errors=True)
+    dbt_parse(dbt_dir)
+    assert not (dbt_dir / "target" / "manifest.json").exists()
+
+    dag = build_elt_dag(dag_id="tp", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
+    assert "transform.orders" in dag.task_ids
+
+    elsewhere = tmp_path / "from_env"
+    dbt_parse(dbt_dir, DBT_TARGET_PATH=str(elsewhere))  # the variable wins over target-path, as in dbt
+    monkeypatch.setenv("DBT_TARGET_PATH", str(elsewhere))
+    (tmp_path / "dbt_output" / "manifest.json").unlink()
+    dag = build_elt_dag(dag_id="env", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
+    assert "transform.orders" in dag.task_ids
+
+    monkeypatch.delenv("DBT_TARGET_PATH")
+    with pytest.raises(FileNotFoundError) as missing:
+        build_elt_dag(dag_id="gone", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
+    assert str(missing.value).startswith(
+        f"dbt manifest not found at {tmp_path / 'dbt_output' / 'manifest.json'} "
+        f"(target-path: ../dbt_output in {project_file})"
+    )

@@ -27,7 +27,8 @@ def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(tmp_
     producer = dag.get_task("transform.dbt_build")
     published: dict[str, dict] = {}
     producer.publisher = SimpleNamespace(put=published.__setitem__)
-    command = [str(IMAGE_DBT), "build", "--log-format", "json", "--profiles-dir", str(project)]
+    command = [str(IMAGE_DBT), "build", "--log-format", "json", "--profiles-dir", str(project), "--project-dir"]
+    command.append(str(project))
     env = {**os.environ, "ELT_DUCKDB_PATH": str(tmp_path / "corpus.duckdb")}
 
     with caplog.at_level("DEBUG"):
@@ -80,3 +81,39 @@ def test_a_node_that_fails_alone_in_a_subprocess_carries_dbt_s_error_and_fails_a
     message = str(raised.value)
     assert "non-zero exit code 1" in message and 'Binder Error: Referenced column "no_such_column"' in message
     assert is_deterministic(message)
+
+
+def test_in_the_image_dbt_runs_from_the_project_s_folder_and_writes_only_into_cosmos_s_copy(tmp_path):
+    """A project reading files by paths relative to its folder, with Python models (pandas and
+    polars) and its own target-path, built as the image builds a node: dbt from the image's
+    virtualenv, as a subprocess, through Cosmos's temporary copy of the project."""
+    from cosmos.config import ProfileConfig
+    from cosmos.dbt.project import create_symlinks
+
+    from elt_platform.transform.node_task import DbtBuildAlone
+    from tests import conformance
+
+    project = conformance.copy_project("files_and_python", tmp_path / "files_and_python")
+    before = sorted(project.rglob("*"))  # as in the image's read-only DAG folder, nothing may be written there
+    copy = tmp_path / "cosmos_copy"
+    copy.mkdir()
+    create_symlinks(project, copy, ignore_dbt_packages=False)
+    operator = DbtBuildAlone(
+        task_id="all",
+        project_dir=str(project),
+        profile_config=ProfileConfig(
+            profile_name="corpus_files_and_python",
+            target_name="local",
+            profiles_yml_filepath=project / "profiles.yml",
+        ),
+    )
+    command = [str(IMAGE_DBT), "build", "--project-dir", str(copy), "--profiles-dir", str(project)]
+    env = {**os.environ, "ELT_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")}
+
+    result = operator.run_subprocess(command, env, str(copy))
+
+    assert result.exit_code == 0, "\n".join(result.full_output[-40:])
+    assert (copy / "target" / "run_results.json").is_file() and (copy / "logs" / "dbt.log").is_file()
+    assert sorted(project.rglob("*")) == before
+    assert not (project.parent / "build_artifacts").exists()  # the project's own target-path: not written
+    assert len((tmp_path / "files_and_python" / "exports" / "customer_orders.csv").read_text().splitlines()) == 6

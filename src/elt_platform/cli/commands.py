@@ -24,15 +24,18 @@ from elt_platform.settings import Settings, SettingsError
 
 
 def _check(args: argparse.Namespace) -> int:
-    from elt_platform.bigquery_types import contract_type_problems
+    from elt_platform.bigquery_types import contract_type_problems, python_model_problems
     from elt_platform.ingestion.connections import runtime_problems
     from elt_platform.ingestion.contract import load_and_check
 
     ingestion_dir = None if args.no_ingestion else args.ingestion_dir
     try:
-        data_root = Settings.from_env().ingestion_data_root
+        settings = Settings.from_env()
+        data_root = settings.ingestion_data_root
         connections, manifest = load_and_check(ingestion_dir, args.dbt_project_dir, args.manifest, data_root)
         problems = contract_type_problems(manifest)
+        if settings.warehouse_type == "bigquery":
+            problems += python_model_problems(manifest)
         problems += [p for conn in connections for p in runtime_problems(conn, os.environ, data_root)]
         if problems:
             raise ConfigurationError(problems)

@@ -98,6 +98,6 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
         description=exposure.description,
         fresh_by=exposure.fresh_by,
         fresh_by_timezone=exposure.fresh_by_timezone,
-        marts=tuple(uid for uid in exposure.depends_on if uid in manifest.models),
+        marts=manifest.marts_of(exposure),
         parts=parts,
     )

@@ -190,7 +190,7 @@ def render(
         "settings": settings,
         "retries": 0,
     }
-    marts = sorted({uid for e in manifest.exposures.values() for uid in e.depends_on if uid in manifest.models})
+    marts = sorted({uid for e in manifest.exposures.values() for uid in manifest.marts_of(e)})
     # A mart's task ends once its upstream tasks have (or it is held back, upstream_failed). The tests
     # reading several nodes have tasks of their own, and the build holds the DuckDB file.
     lineage = upstream(manifest, tuple(marts))
@@ -211,11 +211,7 @@ def render(
                 node_tasks[uid] >> publish_marts
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
             asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
-            reads = [
-                table_asset(dag_id, manifest.models[uid].display_name)
-                for uid in exposure.depends_on
-                if uid in manifest.models
-            ]
+            reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in manifest.marts_of(exposure)]
             publish_marts >> PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
                 task_display_name=f"dashboard {exposure.label}",

@@ -11,9 +11,4 @@ select
     paid.amount_paid
 from {{ ref('customer_profiles') }} as profiles
 left join {{ ref('order_totals') }} as totals using (customer_id)
-left join (
-    select orders.customer_id, sum(payments.amount) as amount_paid
-    from {{ ref('stg_files__payments') }} as payments
-    join {{ ref('stg_files__orders') }} as orders using (order_id)
-    group by 1
-) as paid using (customer_id)
+left join {{ ref('paid_by_customer') }} as paid using (customer_id)
