@@ -139,8 +139,9 @@ lint: $(VENV)/.installed ## ruff and hadolint
 
 .PHONY: lock
 lock: $(UV) ## Re-pin every requirements*.txt from its requirements*.in
-	# requirements.txt first: the image's and dbt's locks are constrained by it.
-	for f in requirements.in requirements-*.in; do \
+	# requirements.txt first: the image's and dbt's locks are constrained by it. requirements-models.in
+	# has no lock of its own: requirements.in and requirements-dbt.in include it.
+	for f in requirements.in $$(ls requirements-*.in | grep -v '^requirements-models.in$$'); do \
 		$(UV) pip compile --quiet --prerelease=if-necessary-or-explicit --python-version 3.11 $$f -o $${f%.in}.txt || exit 1; \
 	done
 

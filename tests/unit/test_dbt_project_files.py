@@ -66,5 +66,5 @@ def test_the_profile_is_the_project_s_profile_else_its_name(tmp_path):
 
 def test_an_unreadable_dbt_project_yml_is_a_configuration_error_naming_it(tmp_path):
     (tmp_path / "dbt_project.yml").write_text("name: a\nname: b\n")
-    with pytest.raises(ConfigurationError, match="dbt_project.yml"):
+    with pytest.raises(ConfigurationError, match=r"dbt_project\.yml"):
         profile_name(tmp_path)

@@ -63,6 +63,24 @@ def test_every_requirement_is_pinned(path):
     assert unpinned == []
 
 
+def test_what_python_models_import_is_pinned_alike_in_the_local_and_the_image_s_dbt_environment():
+    """requirements-models.in is the one place a user adds a package their Python models need."""
+    wanted = _pins("requirements-models.in")
+    assert {"pandas", "polars", "pyarrow"} <= wanted.keys()
+    for lock in ("requirements.txt", "requirements-dbt.txt"):
+        assert {p: _pins(lock).get(p) for p in wanted} == wanted, f"{lock}: run `make lock`"
+    for source in ("requirements.in", "requirements-dbt.in"):
+        assert "-r requirements-models.in" in (REPO / source).read_text().splitlines(), source
+
+
+def test_every_environment_that_opens_the_warehouse_file_writes_one_storage_format():
+    """DuckDB 1.4.x all write the v1.0.0+ storage format: files pass both ways between them. A
+    file 2.x creates cannot be opened by 1.4 (PyAirbyte pins duckdb 1.4.3)."""
+    versions = {lock: _pins(lock)["duckdb"] for lock in ("requirements.txt", "requirements-dbt.txt",
+                                                         "requirements-image.txt", "requirements-ingestion.txt")}
+    assert {lock: v.rsplit(".", 1)[0] for lock, v in versions.items()} == dict.fromkeys(versions, "1.4"), versions
+
+
 def test_helm_values_match_the_rehearsal():
     values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
     dockerfile = (REPO / "Dockerfile").read_text()
