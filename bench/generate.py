@@ -8,7 +8,10 @@ earlier models (fan-in) or go back to the events, and every model outside the la
 layer is read by later ones (fan-out). Each model does
 real DuckDB work (aggregations over the 200k events, joins, window functions): tens
 to a few hundred milliseconds, no sleeps. Every model is a table and carries one
-``not_null`` test.
+``not_null`` test. Optionally (``seeds``, ``tests``): small CSV seeds (every other one
+read by an intermediate model, which weights its amounts by it) with a ``not_null`` test each,
+and more tests up to ``tests`` in all, a quarter ``relationships`` (a model's ids are its
+first parent's) and the rest ``unique``.
 
 The raw tables are created with SQL straight in the warehouse file
 (:func:`create_raw_tables`): no ingestion, since the dbt build is the cost measured.
@@ -311,8 +314,9 @@ def _sql(kind: str, parents: list[str], rng: random.Random) -> str:
     return _reaggregate(parents[0], rng)
 
 
-def generate(dest: Path, models: int, seed: int = 0) -> Path:
-    """Write a dbt project of ``models`` models into ``dest`` and build its manifest (``dbt parse``).
+def generate(dest: Path, models: int, seed: int = 0, seeds: int = 0, tests: int = 0) -> Path:
+    """Write a dbt project of ``models`` models (and ``seeds`` seeds, ``tests`` data tests if more than one
+    per model and seed) into ``dest`` and build its manifest (``dbt parse``).
 
     Returns the path of ``target/manifest.json``. The warehouse file comes from the
     ``BENCH_DUCKDB_PATH`` environment variable when dbt runs.
@@ -377,17 +381,42 @@ def generate(dest: Path, models: int, seed: int = 0) -> Path:
         )
     )
     layout = _layout(models, rng)
+    # Seeds and extra tests from a random stream of their own: without them, the projects are as before.
+    extra_rng = random.Random(f"{seed}/extra")
+    children = [n for n, (_, parents) in layout.items() if parents]
+    readers = {n: 2 * i for i, n in enumerate(extra_rng.sample(children, k=min(len(children), (seeds + 1) // 2)))}
+    extra = max(0, tests - models - seeds)
+    related = set(extra_rng.sample(children, k=min(len(children), extra // 4)))
+    unique = set(extra_rng.sample(list(layout), k=min(models, extra - len(related))))
+    if seeds:
+        (dest / "seeds").mkdir(exist_ok=True)
+        for i in range(seeds):
+            rows = "".join(f"{grp},{1 + extra_rng.randrange(100) / 100}\n" for grp in range(16))
+            (dest / "seeds" / f"seed_weights_{i:04d}.csv").write_text("grp,weight\n" + rows)
+        items = [
+            {"name": f"seed_weights_{i:04d}", "columns": [{"name": "grp", "data_tests": ["not_null"]}]}
+            for i in range(seeds)
+        ]
+        (dest / "seeds" / "_seeds.yml").write_text(yaml.safe_dump({"version": 2, "seeds": items}, sort_keys=False))
     keys = {"stg_raw__events": "event_id", "stg_raw__customers": "customer_id", "stg_raw__products": "product_id"}
     entries = {"staging": [], "intermediate": []}
     for name, (kind, parents) in layout.items():
         folder = "staging" if kind == "staging" else "intermediate"
         sql = STAGING[name] if kind == "staging" else _sql(kind, parents, rng)
+        if name in readers:  # its amounts weighted by the seed's weight for their group (grp is 0-15)
+            weights = f"{{{{ ref('seed_weights_{readers[name]:04d}') }}}}"
+            sql = sql.replace(
+                "select * from final\n",
+                "select final.id, final.grp, final.amount * w.weight as amount, "
+                f"final.cnt\nfrom final inner join {weights} as w on final.grp = w.grp\n",
+            )
         (dest / "models" / folder / f"{name}.sql").write_text(sql)
         key = keys.get(name, "id")
         grain = f"One row per {key.removesuffix('_id') if key != 'id' else 'customer'}."
-        entries[folder].append(
-            {"name": name, "description": grain, "columns": [{"name": key, "data_tests": ["not_null"]}]}
-        )
+        checks = ["not_null", *(["unique"] if name in unique else [])]
+        if name in related:
+            checks.append({"relationships": {"arguments": {"to": f"ref('{parents[0]}')", "field": "id"}}})
+        entries[folder].append({"name": name, "description": grain, "columns": [{"name": key, "data_tests": checks}]})
     for folder, items in entries.items():
         (dest / "models" / folder / f"_{folder}__models.yml").write_text(
             yaml.safe_dump({"version": 2, "models": items}, sort_keys=False)
@@ -408,12 +437,14 @@ def main() -> None:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--models", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=0, help="CSV seeds, half of them read by models")
+    parser.add_argument("--tests", type=int, default=0, help="data tests in all, if more than one per model and seed")
     parser.add_argument("--warehouse", type=Path, help="also create the raw tables in this DuckDB file")
     args = parser.parse_args()
     if args.warehouse:
         create_raw_tables(args.warehouse)
         os.environ.setdefault(DB_PATH_ENV, str(args.warehouse))
-    print(generate(args.dest, args.models, args.seed))
+    print(generate(args.dest, args.models, args.seed, args.seeds, args.tests))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 Built by ``elt_platform.dag_factory.build_elt_dag`` from the manifest, with nothing to
 ingest (the generated sources are declared external), the warehouse connection and pool
-of the benchmark; every other setting is the
-project's default (``Settings.from_env()``).
+of the benchmark, and the configuration's overrides (``project_default_per_model``: the
+per-model mode); every other setting is the project's default (``Settings.from_env()``).
 
 A template: bench/run.py substitutes the placeholders (string.Template).
 """
 
+import ast
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,5 +21,10 @@ dag = build_elt_dag(
     dag_id="${dag_id}",
     dbt_project_dir=PROJECT_DIR,
     manifest_path=PROJECT_DIR / "target" / "manifest.json",
-    settings=replace(Settings.from_env(), warehouse_conn_id="${conn_id}", warehouse_pool="${pool}"),
+    settings=replace(
+        Settings.from_env(),
+        warehouse_conn_id="${conn_id}",
+        warehouse_pool="${pool}",
+        **ast.literal_eval("${overrides}"),
+    ),
 )
