@@ -272,6 +272,7 @@ def build_elt_dag(
                 else {}
             ),
             settings=settings,
+            project_dir=dbt_project_dir,
         )
     promises_dag(dag_id, manifest, sync_task_ids, titles, start_date, settings)
     return dag

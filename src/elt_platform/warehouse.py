@@ -130,9 +130,12 @@ def quoted_table(schema: str, table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
 
 
-def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
+def count_rows(settings: Settings, tables: dict[str, tuple[str, str]], project_dir: Path) -> dict[str, int]:
     """Rows per table (name -> (schema, table)), with reads only. DuckDB only: on BigQuery, the
-    table's own metadata has the count and nothing is queried (an empty dict)."""
+    table's own metadata has the count and nothing is queried (an empty dict).
+
+    A view reading files by paths relative to the dbt project's folder (``read_csv('../data/x.csv')``)
+    resolves them from there, as dbt did when it built it (DuckDB's ``file_search_path``)."""
     if settings.warehouse_type != "duckdb" or not tables:
         return {}
     import duckdb
@@ -143,6 +146,7 @@ def count_rows(settings: Settings, tables: dict[str, tuple[str, str]]) -> dict[s
     # to the file already, and DuckDB refuses a second one with another configuration. The pool
     # slot and the lock keep every writer out meanwhile.
     with warehouse_lock(path), duckdb.connect(str(path)) as con:
+        con.execute("set file_search_path = ?", [str(project_dir)])
         for name, (schema, table) in tables.items():
             try:
                 counts[name] = con.execute(f"select count(*) from {quoted_table(schema, table)}").fetchone()[0]

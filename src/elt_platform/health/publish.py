@@ -108,10 +108,11 @@ class PublishMarts(_HealthTask):
     """Counts each mart's rows, and emits an asset event for each mart whose whole upstream
     this run refreshed (through an ``AssetAlias``: only those get one). Returns the counts."""
 
-    def __init__(self, *, alias: str, marts: list[str], **kwargs: Any):
+    def __init__(self, *, alias: str, marts: list[str], project_dir: str, **kwargs: Any):
         super().__init__(outlets=[AssetAlias(alias)], **kwargs)
         self.alias = alias
         self.marts = marts
+        self.project_dir = project_dir  # a view reading files by relative path resolves them from there
 
     def execute(self, context: Any) -> dict[str, int]:
         manifest = self._manifest()
@@ -120,7 +121,8 @@ class PublishMarts(_HealthTask):
         built = {manifest.models[uid].display_name: manifest.models[uid] for uid in self.marts}
         assessed = {name: assess(table, run) for name, table in every.items()}
         fresh = [name for name, a in sorted(assessed.items()) if a.status is Status.FRESH]
-        rows = count_rows(self.settings, {n: (built[n].schema, built[n].alias) for n in fresh if n in built})
+        counted = {n: (built[n].schema, built[n].alias) for n in fresh if n in built}
+        rows = count_rows(self.settings, counted, Path(self.project_dir))
         for name in fresh:
             context["outlet_events"][AssetAlias(self.alias)].add(
                 table_asset(self.dag_id, name), extra=_extra(assessed[name], every[name], run, rows)
@@ -178,6 +180,7 @@ def render(
     transform_group: str,
     node_tasks: dict[str, BaseOperator],
     settings: Settings,
+    project_dir: Path,
 ) -> TaskGroup | None:
     """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids (and the
     build, ``dbt_build``) to their tasks."""
@@ -201,6 +204,7 @@ def render(
             task_display_name="marts (rows, asset events)",
             alias=f"{dag_id}.marts",
             marts=marts,
+            project_dir=str(project_dir),
             trigger_rule="all_done",
             pool=settings.warehouse_pool,  # counts rows: reads the warehouse once its writers are done
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
