@@ -90,7 +90,7 @@ def test_bad_dbt_projects_are_import_errors_with_the_fix_and_break_nothing_else(
     errors = {Path(file).stem: message for file, message in bag.import_errors.items()}
     assert set(errors) == {"not_dbt", "unparsed", "old_dbt"}
     assert f"{not_dbt}: dbt_project_dir: not a dbt project: there is no dbt_project.yml in it" in errors["not_dbt"]
-    assert "Fix: build it with `dbt parse` in" in errors["unparsed"]
+    assert "(dbt's default target path). Fix: run `dbt parse` in" in errors["unparsed"]
     assert "a dbt manifest of schema v10" in errors["old_dbt"]
     assert "Fix: rebuild it with the dbt of this platform's environment" in errors["old_dbt"]
     assert "unrelated" in bag.dags
