@@ -101,9 +101,16 @@ def build_by_hand(project_dir: Path, warehouse: Path) -> str:
     return "\n".join(outputs)
 
 
-def table_rows(warehouse: Path) -> dict[str, int]:
+def connect(warehouse: Path, project_dir: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse, read only, with paths relative to the project's folder resolved from there (as dbt did)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    con.execute("set file_search_path = ?", [str(project_dir)])
+    return con
+
+
+def table_rows(warehouse: Path, project_dir: Path) -> dict[str, int]:
     """Every table and view in a warehouse file, with its row count."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect(warehouse, project_dir) as con:
         names = con.execute(
             "select table_schema, table_name from information_schema.tables where table_catalog = current_database()"
         ).fetchall()

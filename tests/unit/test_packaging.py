@@ -76,8 +76,10 @@ def test_what_python_models_import_is_pinned_alike_in_the_local_and_the_image_s_
 def test_every_environment_that_opens_the_warehouse_file_writes_one_storage_format():
     """DuckDB 1.4.x all write the v1.0.0+ storage format: files pass both ways between them. A
     file 2.x creates cannot be opened by 1.4 (PyAirbyte pins duckdb 1.4.3)."""
-    versions = {lock: _pins(lock)["duckdb"] for lock in ("requirements.txt", "requirements-dbt.txt",
-                                                         "requirements-image.txt", "requirements-ingestion.txt")}
+    versions = {
+        lock: _pins(lock)["duckdb"]
+        for lock in ("requirements.txt", "requirements-dbt.txt", "requirements-image.txt", "requirements-ingestion.txt")
+    }
     assert {lock: v.rsplit(".", 1)[0] for lock, v in versions.items()} == dict.fromkeys(versions, "1.4"), versions
 
 

@@ -52,8 +52,10 @@ class DagRunResult:
     email: list[tuple[str, str]] = field(default_factory=list)
     # Each dashboard's health as the API server's JSON said right after the runs, by name.
     health: dict[str, dict] = field(default_factory=dict)
-    # Corpus projects: the same project built by hand (plain `dbt build` in its own folder), for comparison.
-    by_hand: Path | None = None
+    # Corpus projects: the project's folder, and the same project built by hand (plain `dbt build`
+    # in its own folder, a copy of its own): that project's folder and warehouse, for comparison.
+    project_dir: Path | None = None
+    by_hand: tuple[Path, Path] | None = None
 
     @property
     def states(self) -> dict[str, str]:
@@ -111,13 +113,13 @@ def _result(stack, dag_id: str, run_id: str) -> DagRunResult:
     )
 
 
-def _by_hand(root: Path, project: str) -> Path:
-    """The corpus project built by hand, in a copy of its own; returns its warehouse file."""
+def _by_hand(root: Path, project: str) -> tuple[Path, Path]:
+    """The corpus project built by hand, in a copy of its own; returns its warehouse file and folder."""
     project_dir = conformance.copy_project(project, root / project)
     warehouse = root / f"{project}.duckdb"
     output = conformance.build_by_hand(project_dir, warehouse)
     (root / f"{project}.log").write_text(output)
-    return warehouse
+    return warehouse, project_dir
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +151,7 @@ def runs(stack, receivers, tmp_path_factory) -> dict[str, DagRunResult]:
         for key, result in results.items():
             if project := corpus_project(key.partition("@")[0]):
                 result.by_hand = by_hand[project].result()
+                result.project_dir = stack.projects[result.dag_id]
     health = stack.client.get(f"{stack.base_url}/dashboards/api/health")
     health.raise_for_status()
     for dashboard in health.json()["dashboards"]:

@@ -33,9 +33,9 @@ def manifest_nodes(stack, dag_id: str) -> dict[str, dict]:
     return raw["nodes"]
 
 
-def rows(warehouse, table: str, leave_out: tuple[str, ...] = ()) -> list[tuple]:
+def rows(warehouse, project_dir, table: str, leave_out: tuple[str, ...] = ()) -> list[tuple]:
     """A table's rows, sorted, without the columns ``leave_out`` (which hold the time of the build)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with conformance.connect(warehouse, project_dir) as con:
         columns = [c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()]
         kept = ", ".join(f'"{c}"' for c in columns if c not in leave_out)
         return sorted(con.execute(f"select {kept} from {table}").fetchall(), key=repr)
@@ -86,12 +86,10 @@ def test_a_failing_warn_test_warns_in_its_models_log_and_the_model_succeeds(stac
 def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
     """dbt's own fqn selector would also build a folder named like the model, or nothing for `[usd]`;
     a test reading two nodes runs once, in its own task."""
-    from elt_platform.dbt_manifest import load_manifest
-
     dag_id = f"corpus_{project}_per_model"
     run = runs[dag_id]
     nodes = manifest_nodes(stack, dag_id)
-    manifest = load_manifest(stack.projects[dag_id] / "target" / "manifest.json")
+    manifest = conformance.manifest_of(stack.projects[dag_id])
     for uid, model in manifest.models.items():
         if model.is_ephemeral:
             continue
@@ -108,8 +106,8 @@ def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
 def test_the_warehouse_holds_the_same_tables_and_row_counts_as_dbt_build_by_hand(runs, key):
     """The project built by plain `dbt build` in its own folder is the reference."""
     run = runs[key]
-    by_hand = conformance.table_rows(run.by_hand)
-    through_airflow = conformance.table_rows(run.warehouse)
+    by_hand = conformance.table_rows(*run.by_hand)
+    through_airflow = conformance.table_rows(run.warehouse, run.project_dir)
     for table in conformance.PER_INVOCATION_TABLES:
         by_hand.pop(table, None), through_airflow.pop(table, None)
     assert by_hand, "nothing was built by hand"
@@ -121,8 +119,8 @@ def test_files_read_by_relative_path_python_models_and_a_post_hook_give_the_same
     dag_id = f"corpus_files_and_python_{mode}"
     run = runs[dag_id]
     for table in ("main.customer_profiles", "main.order_totals", "main.customer_orders", "main.stg_files__payments"):
-        assert rows(run.warehouse, table) == rows(run.by_hand, table), table
-    profiles = dict((r[0], r[1:]) for r in rows(run.warehouse, "main.customer_profiles"))
+        assert rows(run.warehouse, run.project_dir, table) == rows(*run.by_hand, table), table
+    profiles = dict((r[0], r[1:]) for r in rows(run.warehouse, run.project_dir, "main.customer_profiles"))
     assert profiles[3][0] == "Émile Zola" and profiles[2][1] is None  # text, and a null, through pandas
     # The post-hook wrote where it writes by hand: ../exports beside the project, not into a copy of it.
     export = stack.projects[dag_id].parent / "exports" / "customer_orders.csv"
@@ -143,8 +141,9 @@ def test_files_read_by_relative_path_python_models_and_a_post_hook_give_the_same
 @pytest.mark.parametrize("mode", conformance.MODES)
 def test_incremental_models_and_snapshots_built_twice_hold_each_record_once_with_closed_validity(runs, mode):
     run = runs[SECOND_RUN.format(f"corpus_{TWICE}_{mode}")]
-    assert [r[0] for r in rows(run.warehouse, "main.account_events")] == [1, 2, 3, 4, 5, 6, 7]  # appended once
-    current = {r[0]: r[1:3] for r in rows(run.warehouse, "main.accounts_current")}
+    here = (run.warehouse, run.project_dir)
+    assert [r[0] for r in rows(*here, "main.account_events")] == [1, 2, 3, 4, 5, 6, 7]  # appended once
+    current = {r[0]: r[1:3] for r in rows(*here, "main.accounts_current")}
     assert current == {1: ("Acme", "pro"), 2: ("Globex", "pro"), 3: ("Initech", "free"), 4: ("Umbrella", "free")}
     with duckdb.connect(str(run.warehouse), read_only=True) as con:
         for snapshot, changed in (("accounts_by_timestamp", {1}), ("accounts_by_check", {1, 2})):
@@ -157,7 +156,7 @@ def test_incremental_models_and_snapshots_built_twice_hold_each_record_once_with
     time_of_build = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
     for table in ("account_events", "accounts_current", "accounts_by_timestamp", "accounts_by_check"):
         table = f"main.{table}"
-        assert rows(run.warehouse, table, time_of_build) == rows(run.by_hand, table, time_of_build), table
+        assert rows(*here, table, time_of_build) == rows(*run.by_hand, table, time_of_build), table
 
 
 @pytest.mark.parametrize("mode", conformance.MODES)
