@@ -47,8 +47,8 @@ from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpe
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.settings import Retries, Settings
+from elt_platform.transform.dbt_operators import PLATFORM_OPERATORS, DbtBuildInProjectFolder, DbtTestInProjectFolder
 from elt_platform.transform.node_task import NodeRunner
-from elt_platform.transform.project_folder import IN_PROJECT_FOLDER, DbtBuildInProjectFolder, DbtTestInProjectFolder
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID
 from elt_platform.warehouse import hold_for_the_task, profile_mapping, release_after_the_task
@@ -177,8 +177,8 @@ def transform_group(
             )
         parents >> test_task
         alerts.task_nodes[test_task.task_id] = test.unique_id
-    # dbt runs from the project's folder, as by hand (transform.project_folder).
-    run_from_project_folder(transform.iter_tasks(), IN_PROJECT_FOLDER)
+    # dbt runs from the project's folder, as by hand; no retry where none can help (transform.dbt_operators).
+    run_from_project_folder(transform.iter_tasks(), PLATFORM_OPERATORS)
     for unique_id, task_or_group in transform.tasks_map.items():
         if unique_id in manifest.models and isinstance(task_or_group, DbtBuildInProjectFolder):
             # Cosmos selects "fqn:<fqn>", which also selects a folder of the same name and reads [ ] as wildcards.

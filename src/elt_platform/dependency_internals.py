@@ -64,7 +64,7 @@ def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, cont
 
 def run_from_project_folder(tasks: Any, classes: dict[type, type]) -> int:
     """Each Cosmos operator of a rendered ``DbtTaskGroup`` found in ``classes`` becomes the
-    subclass given there (``transform.project_folder``); returns how many did.
+    subclass given there (``transform.dbt_operators``); returns how many did.
 
     Cosmos 1.15's ``DbtTaskGroup`` builds its operators from class paths of its own
     (``cosmos.airflow.graph.calculate_operator_class``) and offers no way to name others; its

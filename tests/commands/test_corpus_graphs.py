@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,3 +80,21 @@ def test_a_dashboard_s_lineage_goes_through_ephemeral_models_to_what_they_read(c
     assert all(set(part.parents) <= set(sales.parts) for part in sales.parts.values())  # no edge dropped
     exposure = next(e for e in manifest.exposures.values() if e.name == "sales_dashboard")
     assert set(sales.marts) == set(exposure.depends_on)  # what the picture links to the dashboard
+
+
+@pytest.mark.parametrize(
+    ("error", "deterministic"),
+    [('IO Error: No files found that match the pattern "../data/payments.csv"', True), ("Connection reset", False)],
+)
+def test_a_per_model_task_fails_at_once_only_on_an_error_no_retry_can_fix(dags, monkeypatch, error, deterministic):
+    """Per-model mode: Cosmos's own LOCAL task per node, as the platform's subclass of it."""
+    from cosmos.exceptions import CosmosDbtRunError
+
+    from elt_platform.transform.dbt_errors import DeterministicDbtError
+
+    task = dags["files_and_python", "per_model"].get_task("transform.stg_files__payments")
+    monkeypatch.setattr("cosmos.dbt.runner.extract_message_by_status", lambda result, _: (["payments"], [error]))
+    with pytest.raises((CosmosDbtRunError, DeterministicDbtError)) as raised:
+        task.handle_exception_dbt_runner(SimpleNamespace(success=False, exception=None))
+    assert isinstance(raised.value, DeterministicDbtError) is deterministic
+    assert error in str(raised.value)

@@ -51,7 +51,7 @@ def test_a_node_that_fails_alone_in_a_subprocess_carries_dbt_s_error_and_fails_a
     from cosmos.hooks.subprocess import FullOutputSubprocessResult
 
     from elt_platform.transform.dbt_errors import is_deterministic
-    from elt_platform.transform.node_task import DbtBuildAlone
+    from elt_platform.transform.dbt_operators import DbtBuildInProjectFolder
 
     project = tmp_path / "seeds_only"
     shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)
@@ -66,7 +66,7 @@ def test_a_node_that_fails_alone_in_a_subprocess_carries_dbt_s_error_and_fails_a
         text=True,
     )
     assert dbt.returncode == 1
-    operator = DbtBuildAlone(
+    operator = DbtBuildInProjectFolder(
         task_id="stg_orders",
         project_dir=str(project),
         profile_config=ProfileConfig(
@@ -90,7 +90,7 @@ def test_in_the_image_dbt_runs_from_the_project_s_folder_and_writes_only_into_co
     from cosmos.config import ProfileConfig
     from cosmos.dbt.project import create_symlinks
 
-    from elt_platform.transform.node_task import DbtBuildAlone
+    from elt_platform.transform.dbt_operators import DbtBuildInProjectFolder
     from tests import conformance
 
     project = conformance.copy_project("files_and_python", tmp_path / "files_and_python")
@@ -98,7 +98,7 @@ def test_in_the_image_dbt_runs_from_the_project_s_folder_and_writes_only_into_co
     copy = tmp_path / "cosmos_copy"
     copy.mkdir()
     create_symlinks(project, copy, ignore_dbt_packages=False)
-    operator = DbtBuildAlone(
+    operator = DbtBuildInProjectFolder(
         task_id="all",
         project_dir=str(project),
         profile_config=ProfileConfig(

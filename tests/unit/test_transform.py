@@ -16,7 +16,7 @@ from cosmos.operators.local import DbtBuildLocalOperator
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.settings import Settings
-from elt_platform.transform.node_task import DbtBuildAlone, DbtNodeTask, NodeResultTrigger
+from elt_platform.transform.node_task import DbtNodeTask, NodeResultTrigger
 from elt_platform.transform.policy import BUILD_ENDED, EFFECTS, Effect, Outcome, decide
 from elt_platform.transform.producer import BuildProducer
 from elt_platform.transform.results import NodeRecord
@@ -355,16 +355,19 @@ def test_a_deterministic_failure_fails_without_retries_and_a_transient_one_retri
 )
 def test_a_node_run_alone_fails_at_once_only_on_an_error_no_retry_can_fix(dag, monkeypatch, error, deterministic):
     """In-process, Cosmos raises CosmosDbtRunError with dbt's messages (a subprocess: see
-    tests/integration/test_dbt_subprocess.py)."""
+    tests/integration/test_dbt_subprocess.py); the node's operator raises no-retry for the first."""
     from cosmos.exceptions import CosmosDbtRunError
+    from cosmos.operators.local import DbtBuildLocalOperator
 
     from elt_platform.transform.dbt_errors import DeterministicDbtError
 
-    def fail(self, context):
-        raise CosmosDbtRunError(error)
+    def dbt_failed(self, context):
+        self.handle_exception_dbt_runner(SimpleNamespace(success=False, exception=None))
 
-    monkeypatch.setattr(DbtBuildAlone, "execute", fail)
+    monkeypatch.setattr(DbtBuildLocalOperator, "execute", dbt_failed)
+    monkeypatch.setattr("cosmos.dbt.runner.extract_message_by_status", lambda result, statuses: (["orders"], [error]))
     task = dag.get_task("transform.orders")
     with pytest.raises(CosmosDbtRunError if not deterministic else DeterministicDbtError) as raised:
         task.runner.run(task, {})
     assert isinstance(raised.value, DeterministicDbtError) is deterministic
+    assert error in str(raised.value)

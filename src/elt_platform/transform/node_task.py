@@ -21,21 +21,19 @@ from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
     AirflowRescheduleException,
-    AirflowSkipException,
 )
 from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 from cosmos.config import ProfileConfig
-from cosmos.exceptions import CosmosDbtRunError
 
 from elt_platform.dependency_internals import trigger_runtime
-from elt_platform.transform.dbt_errors import DeterministicDbtError, dbt_failure_summary, is_deterministic
-from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
-from elt_platform.transform.project_folder import (
+from elt_platform.transform.dbt_errors import DeterministicDbtError, is_deterministic
+from elt_platform.transform.dbt_operators import (
     DbtBuildInProjectFolder,
     DbtSourceInProjectFolder,
     DbtTestInProjectFolder,
 )
+from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
 
@@ -67,47 +65,16 @@ class NodeRunner:
             **self.execution_args,
         }
         if task.kind == "test":
-            operators = [DbtTestAlone(select=task.select, **common)]
+            operators = [DbtTestInProjectFolder(select=task.select, **common)]
         else:
             # Only the tests on this node alone: a test reading two nodes has a task of its own.
-            operators = [DbtBuildAlone(select=task.select, indirect_selection="cautious", **common)]
+            operators = [DbtBuildInProjectFolder(select=task.select, indirect_selection="cautious", **common)]
             if task.kind == "source" and task.has_freshness:
-                operators.insert(0, DbtFreshnessAlone(select=task.select, **common))
+                operators.insert(0, DbtSourceInProjectFolder(select=task.select, **common))
+        # A failure no retry can fix raises DeterministicDbtError from the operator itself.
         with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
             for operator in operators:
-                try:
-                    operator.execute(context)
-                except (AirflowFailException, AirflowSkipException):
-                    raise
-                except (AirflowException, CosmosDbtRunError) as error:  # dbt as a subprocess, or in-process
-                    if is_deterministic(str(error)):
-                        raise DeterministicDbtError(str(error)) from error
-                    raise
-
-
-class _DbtSummaryOnFailure:
-    """Cosmos logs a failed dbt subprocess's output but raises only "non-zero exit code 1": the
-    exception carries dbt's own summary of what failed too, for the alert and for dbt_errors."""
-
-    def handle_exception_subprocess(self, result: Any) -> None:
-        try:
-            super().handle_exception_subprocess(result)  # type: ignore[misc]
-        except AirflowSkipException:
-            raise
-        except AirflowException as error:
-            raise AirflowException(f"{error}\n{dbt_failure_summary(result.full_output)}") from None
-
-
-class DbtBuildAlone(_DbtSummaryOnFailure, DbtBuildInProjectFolder):
-    """``dbt build --select <node>``, for a node that runs alone."""
-
-
-class DbtTestAlone(_DbtSummaryOnFailure, DbtTestInProjectFolder):
-    """``dbt test --select <test>``, for a test reading several nodes that runs alone."""
-
-
-class DbtFreshnessAlone(_DbtSummaryOnFailure, DbtSourceInProjectFolder):
-    """``dbt source freshness --select <source>``, before a source's tests run alone."""
+                operator.execute(context)
 
 
 class DbtNodeTask(BaseOperator):

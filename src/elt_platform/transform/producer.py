@@ -33,7 +33,7 @@ from elt_platform.dependency_internals import (
     publish_with_backup,
     restore_previous_try,
 )
-from elt_platform.transform.project_folder import InProjectFolder
+from elt_platform.transform.dbt_operators import InProjectFolder
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
 

@@ -1,4 +1,6 @@
-"""dbt runs with the project's own folder as its working directory, as it does by hand.
+"""Cosmos's LOCAL operators as the platform runs them, in both transform modes: dbt runs with
+the project's own folder as its working directory, as it does by hand, and a failure no retry
+can fix fails its task at once (``dbt_errors.FailsAtOnceWhenNoRetryCanHelp``).
 
 Cosmos runs dbt from a temporary copy of the project (symbolic links to its files) so that
 dbt's ``target/`` and ``logs/`` never land in a folder that may be read-only, such as an
@@ -6,7 +8,7 @@ image's DAG folder. Every path a project resolves against its own folder by hand
 resolve against the copy: dbt-duckdb's ``external_location: ../data/x.csv``, a
 ``read_csv('data/x.csv')`` in a model, a Python model opening a file, a hook writing one.
 
-The operators here keep Cosmos's copy for what dbt writes (``DBT_TARGET_PATH`` and
+These operators keep Cosmos's copy for what dbt writes (``DBT_TARGET_PATH`` and
 ``DBT_LOG_PATH`` point into it, whatever the project's ``target-path`` and ``log-path`` say,
 so Cosmos finds its artefacts where it looks and nothing is written into the project) and
 run dbt with the project's folder as its working directory.
@@ -25,6 +27,8 @@ from cosmos.operators.local import (
     DbtSourceLocalOperator,
     DbtTestLocalOperator,
 )
+
+from elt_platform.transform.dbt_errors import FailsAtOnceWhenNoRetryCanHelp
 
 
 def dbt_output_env(env: dict[str, str], private_copy: str | Path) -> dict[str, str]:
@@ -49,32 +53,32 @@ class InProjectFolder:
         return super().run_dbt_runner(command, dbt_output_env(env, cwd), self.project_dir, **kwargs)  # type: ignore[misc]
 
 
-class DbtBuildInProjectFolder(InProjectFolder, DbtBuildLocalOperator):
+class DbtBuildInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtBuildLocalOperator):
     """Cosmos's ``dbt build`` operator, run from the project's folder."""
 
 
-class DbtTestInProjectFolder(InProjectFolder, DbtTestLocalOperator):
+class DbtTestInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtTestLocalOperator):
     """Cosmos's ``dbt test`` operator, run from the project's folder."""
 
 
-class DbtSourceInProjectFolder(InProjectFolder, DbtSourceLocalOperator):
+class DbtSourceInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtSourceLocalOperator):
     """Cosmos's ``dbt source freshness`` operator, run from the project's folder."""
 
 
-class DbtRunInProjectFolder(InProjectFolder, DbtRunLocalOperator):
+class DbtRunInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtRunLocalOperator):
     """Cosmos's ``dbt run`` operator, run from the project's folder."""
 
 
-class DbtSeedInProjectFolder(InProjectFolder, DbtSeedLocalOperator):
+class DbtSeedInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtSeedLocalOperator):
     """Cosmos's ``dbt seed`` operator, run from the project's folder."""
 
 
-class DbtSnapshotInProjectFolder(InProjectFolder, DbtSnapshotLocalOperator):
+class DbtSnapshotInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder, DbtSnapshotLocalOperator):
     """Cosmos's ``dbt snapshot`` operator, run from the project's folder."""
 
 
 # The class each Cosmos LOCAL operator of a rendered task group becomes (dependency_internals.run_from_project_folder).
-IN_PROJECT_FOLDER = {
+PLATFORM_OPERATORS = {
     DbtBuildLocalOperator: DbtBuildInProjectFolder,
     DbtTestLocalOperator: DbtTestInProjectFolder,
     DbtSourceLocalOperator: DbtSourceInProjectFolder,
