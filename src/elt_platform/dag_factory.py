@@ -39,7 +39,7 @@ from elt_platform.alerts.callbacks import PipelineAlerts
 from elt_platform.bigquery_types import python_model_problems
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dbt_project_files import profile_name
-from elt_platform.dependency_internals import run_from_project_folder
+from elt_platform.dependency_internals import replace_operator_classes
 from elt_platform.health import publish as health
 from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
 from elt_platform.health.rules import parse_fresh_by
@@ -178,7 +178,7 @@ def transform_group(
         parents >> test_task
         alerts.task_nodes[test_task.task_id] = test.unique_id
     # dbt runs from the project's folder, as by hand; no retry where none can help (transform.dbt_operators).
-    run_from_project_folder(transform.iter_tasks(), PLATFORM_OPERATORS)
+    replace_operator_classes(transform.iter_tasks(), PLATFORM_OPERATORS)
     for unique_id, task_or_group in transform.tasks_map.items():
         if unique_id in manifest.models and isinstance(task_or_group, DbtBuildInProjectFolder):
             # Cosmos selects "fqn:<fqn>", which also selects a folder of the same name and reads [ ] as wildcards.

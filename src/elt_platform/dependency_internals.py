@@ -62,7 +62,7 @@ def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, cont
     return super(DbtProducerWatcherOperator, producer).execute(context, **kwargs)
 
 
-def run_from_project_folder(tasks: Any, classes: dict[type, type]) -> int:
+def replace_operator_classes(tasks: Any, classes: dict[type, type]) -> int:
     """Each Cosmos operator of a rendered ``DbtTaskGroup`` found in ``classes`` becomes the
     subclass given there (``transform.dbt_operators``); returns how many did.
 
@@ -245,7 +245,7 @@ __all__ = [
     "live_scheduler",
     "publish_with_backup",
     "redact",
+    "replace_operator_classes",
     "restore_previous_try",
-    "run_from_project_folder",
     "trigger_runtime",
 ]

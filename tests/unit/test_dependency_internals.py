@@ -220,3 +220,32 @@ def test_outside_the_triggerer_nothing_is_wrapped(monkeypatch):
     monkeypatch.delitem(sys.modules, dependency_internals.TRIGGERER_MODULE, raising=False)
     assert not dependency_internals.in_a_triggerer()
     assert dependency_internals.lighten_the_triggerer_s_work_per_task("mine.NodeTrigger") is False
+
+
+def test_a_cosmos_operator_becomes_the_platform_s_and_runs_dbt_from_the_project_s_folder(tmp_path, monkeypatch):
+    """Cosmos 1.15 hands run_dbt_runner its temporary copy as the working directory; after the
+    class is replaced, dbt's working directory is the project's folder and its output goes into the copy."""
+    from cosmos.config import ProfileConfig
+    from cosmos.operators.local import DbtBuildLocalOperator, DbtSeedLocalOperator
+
+    from elt_platform.transform.dbt_operators import PLATFORM_OPERATORS, DbtBuildInProjectFolder
+
+    profile = ProfileConfig(profile_name="p", target_name="t", profiles_yml_filepath=tmp_path / "profiles.yml")
+    with DAG("replaced", schedule=None):
+        build = DbtBuildLocalOperator(task_id="m", project_dir=str(tmp_path), profile_config=profile, select="m")
+        other = EmptyOperator(task_id="other")
+    assert dependency_internals.replace_operator_classes([build, other], PLATFORM_OPERATORS) == 1
+    assert type(build) is DbtBuildInProjectFolder and build.select == "m" and type(other) is EmptyOperator
+    assert DbtSeedLocalOperator in PLATFORM_OPERATORS
+
+    calls = {}
+    monkeypatch.setattr(
+        DbtBuildLocalOperator, "run_dbt_runner", lambda self, command, env, cwd, **kw: calls.update(env=env, cwd=cwd)
+    )
+    build.run_dbt_runner(["build"], {"A": "1"}, "/tmp/cosmos-copy")
+    assert calls["cwd"] == str(tmp_path)
+    assert calls["env"] == {
+        "A": "1",
+        "DBT_TARGET_PATH": "/tmp/cosmos-copy/target",
+        "DBT_LOG_PATH": "/tmp/cosmos-copy/logs",
+    }

@@ -77,7 +77,7 @@ class DbtSnapshotInProjectFolder(FailsAtOnceWhenNoRetryCanHelp, InProjectFolder,
     """Cosmos's ``dbt snapshot`` operator, run from the project's folder."""
 
 
-# The class each Cosmos LOCAL operator of a rendered task group becomes (dependency_internals.run_from_project_folder).
+# The class each Cosmos LOCAL operator of a rendered task group becomes (dependency_internals.replace_operator_classes).
 PLATFORM_OPERATORS = {
     DbtBuildLocalOperator: DbtBuildInProjectFolder,
     DbtTestLocalOperator: DbtTestInProjectFolder,
