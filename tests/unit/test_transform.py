@@ -340,6 +340,10 @@ def test_a_deterministic_failure_fails_without_retries_and_a_transient_one_retri
         resumed(task, Outcome.FAILED, {MODEL: NodeRecord("error", binder)})
     with pytest.raises(DeterministicDbtError):  # a data test that found rows fails again on the same data
         resumed(task, Outcome.FAILED, {TEST: NodeRecord("fail", "Got 3 results")})
+    missing = 'Runtime Error in model orders\n  IO Error: No files found that match the pattern "../data/orders.csv"'
+    with pytest.raises(DeterministicDbtError) as raised:  # a file that is not there is not there on a retry either
+        resumed(task, Outcome.FAILED, {MODEL: NodeRecord("error", missing)})
+    assert 'No files found that match the pattern "../data/orders.csv"' in str(raised.value)  # dbt's own message
     glitch = "Runtime Error in model orders\n  IO Error: Could not set lock on file: Conflicting lock is held"
     with pytest.raises(Exception) as raised:
         resumed(task, Outcome.FAILED, {MODEL: NodeRecord("error", glitch)})
