@@ -174,7 +174,7 @@ def write_dags(root: Path, dags_dir: Path, parsed: dict[str, Path]) -> dict[str,
             dag_id = f"corpus_{project}_{mode}"
             # The corpus folder as parsed, manifest included (wherever the project's target-path put it).
             corpus_folder = parsed_dir.parent if project in SUBFOLDER else parsed_dir
-            shutil.copytree(corpus_folder, root / dag_id, ignore=shutil.ignore_patterns("*.duckdb"))
+            shutil.copytree(corpus_folder, root / dag_id, ignore=shutil.ignore_patterns("*.duckdb", "logs"))
             projects[dag_id] = root / dag_id / SUBFOLDER.get(project, "")
             write_dag_file(
                 dags_dir,

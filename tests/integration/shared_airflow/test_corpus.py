@@ -94,7 +94,9 @@ def test_each_per_model_task_builds_exactly_its_own_node(stack, runs, project):
         if model.is_ephemeral:
             continue
         log = first_try_log(stack, dag_id, run.run_id, f"transform.{model.task_id}")
-        started = re.findall(r"\d+ of \d+ START (?:sql \w+ model|seed file|snapshot) ([^ ]+) +(?:\.|\[RUN\])", log)
+        started = re.findall(
+            r"\d+ of \d+ START (?:(?:sql|python) \w+ model|seed file|snapshot) ([^ ]+) +(?:\.|\[RUN\])", log
+        )
         assert started == [f"{nodes[uid]['schema']}.{nodes[uid]['alias']}"], (model.task_id, started)
     for test in manifest.tests_reading_several_nodes():
         log = first_try_log(stack, dag_id, run.run_id, f"transform.{test.task_id}")
