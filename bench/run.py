@@ -1417,8 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
         dag_files: dict[tuple[str, int], tuple[str, Path]] = {}
         for size in sizes:
             log(f"generating a {size}-model project")
-            scale = args.shape == "scale"
-            seeds, tests = (round(size / 7), round(size * 10 / 7)) if scale else (0, 0)
+            seeds, tests = (round(size / 7), round(size * 10 / 7)) if args.shape == "scale" else (0, 0)
             manifest = gen.generate(workdir / "projects" / f"models_{size}", size, args.seed, seeds, tests)
             projects[size] = manifest.parent.parent
             nodes = json.loads(manifest.read_text())["nodes"].values()
