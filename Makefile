@@ -9,6 +9,7 @@ INGEST_VENV := $(CURDIR)/.venvs/ingestion
 BQ_EMULATOR_VENV := $(CURDIR)/.venvs/bigquery-emulator
 IMAGE_AIRFLOW_VENV := $(CURDIR)/.venvs/image-airflow
 IMAGE_DBT_VENV := $(CURDIR)/.venvs/image-dbt
+LINT_VENV := $(CURDIR)/.venvs/lint
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 DAG_ID := shop_elt
@@ -68,6 +69,11 @@ $(IMAGE_DBT_VENV)/.installed: requirements-dbt.txt deploy/install-environments.s
 	deploy/install-environments.sh dbt $(IMAGE_DBT_VENV)
 	touch $@
 
+$(LINT_VENV)/.installed: requirements-lint.txt | $(UV)
+	test -x $(LINT_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(LINT_VENV)
+	VIRTUAL_ENV=$(LINT_VENV) $(UV) pip install --quiet -r requirements-lint.txt
+	touch $@
+
 .PHONY: image-envs
 image-envs: $(IMAGE_AIRFLOW_VENV)/.installed $(IMAGE_DBT_VENV)/.installed ## The image's environments as virtualenvs (no Docker engine needed)
 
@@ -124,18 +130,23 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 	AIRFLOW__API__HOST=$(UI_HOST) $(BIN)/airflow standalone
 
 .PHONY: bench
-bench: install manifest ## Benchmark the transform phase (2 to 4 hours): docs/benchmarks.md
+bench: install manifest ## Benchmark the transform phase (2 to 4 hours): docs/benchmarks/transform.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-health
-bench-health: $(VENV)/.installed ## Benchmark the dashboard health pages (about 15 minutes): docs/benchmarks-health.md
+bench-health: $(VENV)/.installed ## Benchmark the dashboard health pages (about 15 minutes): docs/benchmarks/health.md
 	$(BIN)/python -m bench.health $(BENCH_HEALTH_ARGS)
 
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff and hadolint
-	$(BIN)/ruff check src dags tests devstack
-	$(BIN)/ruff format --check src dags tests devstack
+lint: $(VENV)/.installed $(LINT_VENV)/.installed ## ruff, sqlfluff (dbt templater) and hadolint
+	$(BIN)/ruff check src dags tests devstack bench
+	$(BIN)/ruff format --check src dags tests devstack bench
+	cd dbt_project && $(LINT_VENV)/bin/sqlfluff lint --disable-progress-bar models macros
 	$(BIN)/hadolint Dockerfile
+
+.PHONY: docs
+docs: $(VENV)/.installed ## Build the docs site (MkDocs Material) into site/ and serve it: make docs SERVE=1
+	$(BIN)/mkdocs $(if $(SERVE),serve,build --strict)
 
 .PHONY: lock
 lock: $(UV) ## Re-pin every requirements*.txt from its requirements*.in
@@ -147,4 +158,4 @@ lock: $(UV) ## Re-pin every requirements*.txt from its requirements*.in
 
 .PHONY: clean
 clean: ## Remove environments, warehouse, Airflow home and dbt artefacts
-	rm -rf .venv .venvs .airflow warehouse dbt_project/target dbt_project/logs
+	rm -rf .venv .venvs .airflow warehouse dbt_project/target dbt_project/logs site

@@ -126,7 +126,7 @@ def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8)
     workload (2.7 MB), and sends it to the runner, which decodes it on the event loop that
     reads the supervisor's messages. Per task, that grows with the DAG; per run, with its
     square: a 2,000-model run stalled with 250 workloads, about 0.7 GB, on their way to the
-    runner (docs/benchmarks-2000.md).
+    runner (docs/benchmarks/transform-2000.md).
 
     Here the supervisor deserializes each version of a DAG once (keyed by its version and hash:
     a DAG rewritten in place is read anew) and shares it, since it only reads it (``get_task``);
