@@ -95,6 +95,14 @@ def forget_previous_tries(context: Any) -> None:
     _delete_xcom_backup_variable(context)
 
 
+def terminal_task_states() -> frozenset[str]:
+    """Airflow 3.3's ``TerminalTIState``: the task states a try ends in for good (the Task SDK's
+    generated API models; ``airflow.sdk`` exports ``TaskInstanceState`` but not this subset)."""
+    from airflow.sdk.api.datamodels._generated import TerminalTIState
+
+    return frozenset(state.value for state in TerminalTIState)
+
+
 def trigger_runtime() -> tuple[Any, Any]:
     """Airflow 3.3's task-runtime classes that a trigger uses to read XComs and task states
     (``RuntimeTaskInstance``, ``XCom``); imported late, inside the triggerer."""
@@ -247,5 +255,6 @@ __all__ = [
     "redact",
     "replace_operator_classes",
     "restore_previous_try",
+    "terminal_task_states",
     "trigger_runtime",
 ]

@@ -249,3 +249,10 @@ def test_a_cosmos_operator_becomes_the_platform_s_and_runs_dbt_from_the_project_
         "DBT_TARGET_PATH": "/tmp/cosmos-copy/target",
         "DBT_LOG_PATH": "/tmp/cosmos-copy/logs",
     }
+
+
+def test_the_states_a_task_ends_in_are_airflow_s_own():
+    from elt_platform import task_states
+
+    assert task_states.ENDED == {"success", "failed", "skipped", "upstream_failed", "removed"}
+    assert "up_for_retry" not in task_states.ENDED and "up_for_retry" in task_states.TRY_ENDED

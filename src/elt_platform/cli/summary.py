@@ -11,6 +11,7 @@ from pathlib import Path
 
 from elt_platform.ingestion.connections import load_connections
 from elt_platform.settings import Settings
+from elt_platform.task_states import TRY_ENDED
 
 
 def task_states(dag_id: str, run_id: str | None) -> tuple[str, str, list[tuple[str, str]]]:
@@ -79,7 +80,7 @@ def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_di
     return 0 if ok and marts else 1
 
 
-ENDED = {"success", "failed", "skipped", "upstream_failed", "up_for_retry"}
+ENDED = TRY_ENDED
 MARKS = {"success": "ok  ", "failed": "FAIL", "skipped": "skip", "upstream_failed": "held", "up_for_retry": "retry"}
 
 

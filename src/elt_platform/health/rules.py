@@ -30,6 +30,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from elt_platform.task_states import ENDED, FAILED, HELD_BACK, SUCCEEDED
 from elt_platform.transform.results import FAILED_STATUSES, PASSED_STATUSES
 
 
@@ -59,11 +60,6 @@ class Kind(StrEnum):
 
 
 _NOT_REFRESHED = "not refreshed in this run: held back, its log says by what"
-# Airflow task states that end a try for good in a run.
-SUCCEEDED = {"success"}
-FAILED_STATES = {"failed"}
-HELD_BACK_STATES = {"skipped", "upstream_failed"}
-ENDED = SUCCEEDED | FAILED_STATES | HELD_BACK_STATES | {"removed"}
 # dbt statuses, per node, in a build's results: as the build publishes them.
 DBT_PASSED = PASSED_STATUSES
 DBT_TEST_FAILED = FAILED_STATUSES
@@ -174,7 +170,7 @@ def _part_state(part: Part, run: RunOutcome) -> tuple[PartState, Cause | None]:
         return PartState.REFRESHED, None  # dbt built it in this run; its task has not reported it yet
     if state not in ENDED:
         return (PartState.NOT_RUN, _not_run(part, outcome)) if not run.in_progress else (PartState.PENDING, None)
-    if state in HELD_BACK_STATES:
+    if state in HELD_BACK:
         return PartState.HELD_BACK, None
     if state == "removed":
         return PartState.NOT_RUN, _not_run(part, outcome)
@@ -225,7 +221,7 @@ def _failed_test(test: Part, dashboard: Dashboard, run: RunOutcome) -> Cause | N
         )
         if not built:
             return None  # the model failed to build: it is the cause, not its test
-    elif not (test.task_id and outcome.state in FAILED_STATES):
+    elif not (test.task_id and outcome.state in FAILED):
         return None  # no result from dbt and no task of its own: its model's task tells (see assess)
     message = (result.message if result else "") or "the test failed"
     return Cause(Kind.TEST, test.key, test.name, test.task_id, message, outcome.log_url, needs_fix=True)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from elt_platform.task_states import ENDED
 from elt_platform.transform.results import NodeRecord
 
 # States in which the build task will publish nothing more in this run.
-BUILD_ENDED = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+BUILD_ENDED = ENDED
 
 
 class Outcome(Enum):
