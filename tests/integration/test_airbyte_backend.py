@@ -160,6 +160,7 @@ def test_a_sync_follows_the_newest_job_of_its_connection_when_it_is_still_runnin
     from airflow.providers.airbyte.hooks.airbyte import AirbyteHook
 
     from elt_platform.ingestion.sync_operator import SyncOperator
+    from elt_platform.settings import Settings
     from tests.conftest import REPO
 
     api = AirbyteApi(connections=STREAMS).start()
@@ -170,8 +171,7 @@ def test_a_sync_follows_the_newest_job_of_its_connection_when_it_is_still_runnin
         task = SyncOperator(
             task_id="sync_shop_faker",
             connection_file=str(REPO / "ingestion" / "shop_faker.yml"),
-            warehouse_conn_id="warehouse",
-            airbyte_conn_id="airbyte_listing",
+            settings=Settings(ingestion_backend="airbyte", airbyte_conn_id="airbyte_listing"),
         )
         task.connection_id = FAKER
         api.queue(FAKER, ["failed"])

@@ -63,20 +63,36 @@ def test_settings_cannot_be_built_invalid_on_any_path():
         replace(Settings(), dbt_threads=0)
 
 
-def test_unknown_ingestion_backend_fails_the_sync_with_the_fix(monkeypatch):
+def test_a_sync_runs_on_the_settings_of_its_dag_not_on_the_environment_s(monkeypatch, tmp_path):
+    """A second DAG built with ``dataclasses.replace(settings, ...)`` syncs as it says: here the data
+    root its connection file's ``local_path`` points into, which the environment does not name."""
+    import yaml
+
+    from airflow.sdk.exceptions import AirflowException
+
     from elt_platform.ingestion.sync_operator import SyncOperator
-    from elt_platform.settings import SettingsError
+    from elt_platform.settings import Settings
     from tests.conftest import REPO
 
-    monkeypatch.setenv("ELT_INGESTION_BACKEND", "fivetran")
-    task = SyncOperator(
-        task_id="sync_shop_faker",
-        connection_file=str(REPO / "ingestion" / "shop_faker.yml"),
-        warehouse_conn_id="warehouse",
-        airbyte_conn_id="airbyte",
-    )
-    with pytest.raises(SettingsError, match=r"ELT_INGESTION_BACKEND='fivetran' is not one of local, airbyte. Fix: "):
-        task.execute(context={})
+    monkeypatch.setenv("ELT_INGESTION_BACKEND", "fivetran")  # the environment's: Settings.from_env would refuse it
+    monkeypatch.delenv("ELT_INGESTION_DATA_ROOT", raising=False)
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "tickets.csv").write_text("id\n1\n")
+    spec = yaml.safe_load((REPO / "ingestion" / "support_desk.yml").read_text())
+    spec["source"]["config"]["url"]["local_path"] = "../exports/tickets.csv"
+    (tmp_path / "ingestion").mkdir()
+    (tmp_path / "ingestion" / "support_desk.yml").write_text(yaml.safe_dump(spec))
+
+    def sync(settings):
+        return SyncOperator(
+            task_id="sync_support_desk",
+            connection_file=str(tmp_path / "ingestion" / "support_desk.yml"),
+            settings=settings,
+        )
+
+    assert sync(replace(Settings(), ingestion_data_root=tmp_path / "exports"))._spec().name == "support_desk"
+    with pytest.raises(AirflowException, match="leaves the ingestion folder"):
+        sync(Settings())._spec()
 
 
 @pytest.mark.parametrize(

@@ -48,21 +48,22 @@ class SyncOperator(AirbyteTriggerSyncOperator):
     template_fields = ()
     ui_color = "#615EFF"
 
-    def __init__(self, *, connection_file: str, warehouse_conn_id: str, airbyte_conn_id: str, **kwargs: Any):
-        super().__init__(connection_id="", airbyte_conn_id=airbyte_conn_id, deferrable=True, **kwargs)
+    def __init__(self, *, connection_file: str, settings: Settings, **kwargs: Any):
+        super().__init__(connection_id="", airbyte_conn_id=settings.airbyte_conn_id, deferrable=True, **kwargs)
         self.connection_file = connection_file
-        self.warehouse_conn_id = warehouse_conn_id
+        self.settings = settings  # the DAG's own, which may differ from the environment's (a second DAG)
+        self.warehouse_conn_id = settings.warehouse_conn_id
         self.job_id: int | None = None
 
-    def _spec(self, settings: Settings) -> ConnectionSpec:
-        loaded, problems = load_connection_file(Path(self.connection_file), data_root=settings.ingestion_data_root)
+    def _spec(self) -> ConnectionSpec:
+        loaded, problems = load_connection_file(Path(self.connection_file), data_root=self.settings.ingestion_data_root)
         if loaded is None:
             raise AirflowException("; ".join(str(p) for p in problems))
         return loaded.spec
 
     def execute(self, context: Any) -> dict[str, Any]:
-        settings = Settings.from_env()
-        spec = self._spec(settings)
+        settings = self.settings
+        spec = self._spec()
         self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
         if settings.ingestion_backend == "local":
             return self._sync_locally(spec, settings)
