@@ -67,7 +67,6 @@ def test_a_sync_runs_on_the_settings_of_its_dag_not_on_the_environment_s(monkeyp
     """A second DAG built with ``dataclasses.replace(settings, ...)`` syncs as it says: here the data
     root its connection file's ``local_path`` points into, which the environment does not name."""
     import yaml
-
     from airflow.sdk.exceptions import AirflowException
 
     from elt_platform.ingestion.sync_operator import SyncOperator
