@@ -8,6 +8,7 @@ deep in a running DAG. Nothing else in the package imports a private module of e
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections import OrderedDict
 from typing import Any, ClassVar
@@ -32,6 +33,8 @@ from cosmos.operators._watcher.xcom import (
     _restore_xcom_from_variable,
 )
 from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+log = logging.getLogger(__name__)
 
 # Private hooks and attributes of cosmos.operators.watcher.DbtProducerWatcherOperator that
 # elt_platform.transform.producer.BuildProducer overrides, calls or reads (the test checks each exists).
@@ -118,6 +121,18 @@ def trigger_runtime() -> tuple[Any, Any]:
 TRIGGERER_MODULE = "airflow.jobs.triggerer_job_runner"
 TRIGGERER_SUPERVISOR = "TriggerRunnerSupervisor"
 TRIGGERER_DAG_BAG = "DBDagBag"
+# The Airflow releases the triggerer patch was measured on, [first, past the last): on any other
+# the patch stays off and says so. To widen it, run tests/unit/test_triggerer_workloads.py on the
+# new release: it measures Airflow's own cost and the patch's, through Airflow's own code.
+TRIGGERER_PATCH_AIRFLOW = ("3.3.0", "3.4.0")
+
+
+def triggerer_patch_fits(airflow_version: str) -> bool:
+    """Whether the triggerer patch was measured on this Airflow release (``TRIGGERER_PATCH_AIRFLOW``)."""
+    from packaging.version import Version
+
+    first, past_last = (Version(v) for v in TRIGGERER_PATCH_AIRFLOW)
+    return first <= Version(airflow_version) < past_last
 
 
 def in_a_triggerer() -> bool:
@@ -140,10 +155,22 @@ def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8)
     a DAG rewritten in place is read anew) and shares it, since it only reads it (``get_task``);
     and a task whose trigger is ``trigger_classpath`` gets only its own part of the DAG: the
     task, and the task groups it is in (``dag_data_of_one_task``), all its trigger's context
-    needs. A no-op (False) outside a triggerer.
+    needs. A no-op (False) outside a triggerer, and on an Airflow the patch was not measured on.
     """
     triggerer = sys.modules.get(TRIGGERER_MODULE)
     if triggerer is None:
+        return False
+    import airflow
+
+    if not triggerer_patch_fits(airflow.__version__):
+        log.warning(
+            "Triggerer patch off: Airflow %s is outside %s, the releases it was measured on. Each node task "
+            "started in the triggerer gets the whole DAG, as Airflow does. To turn it on, run "
+            "tests/unit/test_triggerer_workloads.py on this release and widen TRIGGERER_PATCH_AIRFLOW "
+            "(elt_platform/dependency_internals.py).",
+            airflow.__version__,
+            "..".join(TRIGGERER_PATCH_AIRFLOW),
+        )
         return False
     bag = getattr(triggerer, TRIGGERER_DAG_BAG)
     if not getattr(bag, "shares_deserialized_dags", False):
@@ -257,4 +284,5 @@ __all__ = [
     "restore_previous_try",
     "terminal_task_states",
     "trigger_runtime",
+    "triggerer_patch_fits",
 ]

@@ -126,6 +126,9 @@ class Settings:
     dbt_threads: int = 4
     # ELT_MODEL_POLL_SECONDS: between reads of the build's results while node tasks wait in the triggerer.
     model_poll_seconds: float = 0.5
+    # ELT_TRIGGERER_PATCH: the triggerer hands each node task its own part of the DAG instead of the
+    # whole DAG (Airflow 3.3.x only; docs/explanation/triggerer-patch.md). Off: Airflow's own behaviour.
+    triggerer_patch: bool = True
 
     # --- Ingestion -------------------------------------------------------------------------
     # ELT_INGESTION_BACKEND: one of BACKENDS, "local" (PyAirbyte, the embedded default) or
@@ -224,6 +227,7 @@ class Settings:
             transform_mode=text("ELT_TRANSFORM_MODE", base.transform_mode).lower(),
             model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds),
             dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int),
+            triggerer_patch=_flag(env, "ELT_TRIGGERER_PATCH", base.triggerer_patch),
             ingestion_python=_path(env, "ELT_INGESTION_PYTHON"),
             connectors_dir=_path(env, "ELT_CONNECTORS_DIR"),
             ingestion_data_root=_path(env, "ELT_INGESTION_DATA_ROOT"),

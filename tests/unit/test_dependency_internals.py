@@ -80,24 +80,6 @@ def test_a_resumed_build_runs_cosmos_s_local_build_under_the_watcher_s_retry_gua
     assert "self.build_and_run_cmd(" in inspect.getsource(beneath)  # Cosmos's plain dbt run, nothing watcher-specific
 
 
-def test_the_triggerer_names_the_adapter_relies_on_are_the_ones_it_builds_workloads_with():
-    import inspect
-
-    from airflow.models.dagbag import DBDagBag
-
-    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
-    # The supervisor builds every task's workload with a DBDagBag, from the run's serialized DAG model ...
-    batch = inspect.getsource(supervisor.build_trigger_workloads)
-    assert f"= {dependency_internals.TRIGGERER_DAG_BAG}()" in batch and "self._create_workload(" in batch
-    workload = inspect.getsource(supervisor._create_workload)
-    assert "dag_bag.get_serialized_dag_model_for_run(" in workload and "serialized_dag_model.dag.get_task(" in workload
-    assert "dag_data=serialized_dag_model.data" in workload
-    assert "self.get_serialized_dag_model(" in inspect.getsource(DBDagBag.get_serialized_dag_model_for_run)
-    # ... and the runner takes from the workload's DAG its own task only.
-    runtime_ti = inspect.getsource(triggerer_job_runner.TriggerRunner.create_runtime_ti)
-    assert "DagSerialization.from_dict(encoded_dag).get_task(task_instance.task_id)" in runtime_ti
-
-
 def _serialized_with_groups() -> dict:
     from airflow.sdk import TaskGroup
 
@@ -254,5 +236,5 @@ def test_a_cosmos_operator_becomes_the_platform_s_and_runs_dbt_from_the_project_
 def test_the_states_a_task_ends_in_are_airflow_s_own():
     from elt_platform import task_states
 
-    assert task_states.ENDED == {"success", "failed", "skipped", "upstream_failed", "removed"}
+    assert {"success", "failed", "skipped", "upstream_failed", "removed"} == task_states.ENDED
     assert "up_for_retry" not in task_states.ENDED and "up_for_retry" in task_states.TRY_ENDED

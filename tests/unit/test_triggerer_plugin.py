@@ -37,3 +37,14 @@ def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the
     assert task.start_trigger_args.trigger_cls == NODE_RESULT_TRIGGER
     module, name = NODE_RESULT_TRIGGER.rsplit(".", 1)
     assert getattr(import_module(module), name) is NodeResultTrigger
+
+
+def test_the_setting_turns_the_patch_off(monkeypatch):
+    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
+    airflow_s_own = getattr(supervisor._create_workload, "__wrapped__", supervisor._create_workload)
+    monkeypatch.setattr(supervisor, "_create_workload", airflow_s_own)
+    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
+    monkeypatch.setenv("ELT_TRIGGERER_PATCH", "false")
+    ReadyTheTriggerer().on_starting(component=object())
+    assert supervisor._create_workload is airflow_s_own
+    assert getattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG) is DBDagBag

@@ -4,7 +4,8 @@ Every node task starts in the triggerer, and Airflow 3.3 hands each one the whol
 DAG there: a cost per task that grows with the project, so a run's grows with its square (a
 2,000-model run stalled). The listener's ``on_starting``, Airflow's public hook called as any
 of its jobs starts, has the adapter make that cost constant for the node tasks, before the
-triggerer forks its runner (``dependency_internals.lighten_the_triggerer_s_work_per_task``).
+triggerer forks its runner (``dependency_internals.lighten_the_triggerer_s_work_per_task``),
+unless ``ELT_TRIGGERER_PATCH`` turns it off or the adapter does not know the Airflow release.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ class ReadyTheTriggerer:
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
-        if in_a_triggerer():
-            from elt_platform.transform.node_task import NODE_RESULT_TRIGGER
+        if not in_a_triggerer():
+            return
+        from elt_platform.settings import Settings
+        from elt_platform.transform.node_task import NODE_RESULT_TRIGGER
 
-            lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER)
+        if not Settings.from_env().triggerer_patch:
+            log.info("Triggerer patch off (ELT_TRIGGERER_PATCH=false): node tasks get the whole DAG, as Airflow does.")
+        elif lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER):
             log.info("%s (%s).", LIGHTENED, NODE_RESULT_TRIGGER)
 
 
