@@ -127,7 +127,7 @@ class Settings:
     # ELT_MODEL_POLL_SECONDS: between reads of the build's results while node tasks wait in the triggerer.
     model_poll_seconds: float = 0.5
     # ELT_TRIGGERER_PATCH: the triggerer hands each node task its own part of the DAG instead of the
-    # whole DAG (Airflow 3.3.x only; docs/explanation/triggerer-patch.md). Off: Airflow's own behaviour.
+    # whole DAG (Airflow 3.3.x only; docs/airflow-triggerer-patch.md). Off: Airflow's own behaviour.
     triggerer_patch: bool = True
 
     # --- Ingestion -------------------------------------------------------------------------
