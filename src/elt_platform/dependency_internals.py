@@ -43,6 +43,7 @@ PRODUCER_METHODS = (
     "_apply_source_freshness",
     "_push_node_state_xcom",
     "_push_source_freshness_results",
+    "_make_parse_callable",  # the reader of dbt's JSON log lines, which publishes each node's result
 )
 PRODUCER_ATTRIBUTES = ("_check_source_freshness", "_sources_json")
 
@@ -96,6 +97,19 @@ def restore_previous_try(context: Any) -> bool:
 def forget_previous_tries(context: Any) -> None:
     """Once the build has ended well: its backup Variable is no longer needed."""
     _delete_xcom_backup_variable(context)
+
+
+def close_the_duckdb_file_dbt_keeps_open() -> None:
+    """dbt-duckdb 1.11's connection manager keeps one DuckDB environment (and its file) open in the
+    process between dbt invocations; close it, if dbt ran in this process and opened one."""
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")  # not imported: dbt did not run here
+    if connections is None:
+        return
+    try:
+        environment = connections.DuckDBConnectionManager.env()
+    except Exception:  # dbt-duckdb: "environment requested before creation", no file opened
+        return
+    environment.close()
 
 
 def terminal_task_states() -> frozenset[str]:
@@ -251,36 +265,43 @@ def redact(value: str) -> str:
     return airflow_redact(value)
 
 
-def live_scheduler(session: Any = None) -> str | None:
-    """The host of a scheduler heartbeating against this metadata database, or None.
+# Airflow 3.3's API server, for the dashboard pages (a plugin's FastAPI app, which Airflow does not
+# authenticate): the dependency that authenticates a request with Airflow's own login, and the auth
+# manager the server set up. The auth manager's interface (BaseAuthManager) is public; these two ways
+# to reach it are not: "Public Interface for Airflow 3.0+" names neither module.
 
-    Airflow 3.3's jobs table (its metadata database is not a public API), as ``airflow jobs check``
-    reads it, in this process: the command itself costs seconds of start-up.
-    """
-    from airflow.jobs.job import most_recent_job
-    from airflow.utils.session import create_session
 
-    if session is None:
-        with create_session() as own:
-            return live_scheduler(own)
-    job = most_recent_job("SchedulerJob", session=session)
-    return job.hostname if job is not None and job.is_alive() else None
+def request_user() -> Any:
+    """The FastAPI dependency answering a request's user, from its JWT (the UI's session cookie or an
+    ``Authorization: Bearer`` header); it answers 401 without one (``core_api.security.get_user``)."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
+
+
+def auth_manager() -> Any:
+    """The API server's auth manager, a ``BaseAuthManager`` (``airflow.api_fastapi.app.get_auth_manager``)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager()
 
 
 __all__ = [
     "PRODUCER_ATTRIBUTES",
     "PRODUCER_METHODS",
     "_log_dbt_msg",
+    "auth_manager",
     "build_despite_watcher_retry_guard",
     "cache_dir_of",
+    "close_the_duckdb_file_dbt_keeps_open",
     "dag_data_of_one_task",
     "forget_previous_tries",
     "in_a_triggerer",
     "lighten_the_triggerer_s_work_per_task",
-    "live_scheduler",
     "publish_with_backup",
     "redact",
     "replace_operator_classes",
+    "request_user",
     "restore_previous_try",
     "terminal_task_states",
     "trigger_runtime",

@@ -7,7 +7,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from cosmos.profiles import (
 )
 from cosmos.profiles.base import BaseProfileMapping
 
+from elt_platform.dependency_internals import close_the_duckdb_file_dbt_keeps_open
 from elt_platform.private_dirs import private_dir
 from elt_platform.settings import Settings
 
@@ -114,15 +114,7 @@ def release_the_file_dbt_kept_open() -> None:
     the next task reading or writing the file, in another process, could start in between and
     fail on DuckDB's file lock. Closed, it is opened again by the next invocation that needs it.
     """
-    connections = sys.modules.get("dbt.adapters.duckdb.connections")  # not imported: dbt did not run here
-    if connections is None:
-        return
-    manager = connections.DuckDBConnectionManager
-    try:
-        environment = manager.env()
-    except Exception:  # dbt-duckdb: "environment requested before creation", no file opened
-        return
-    environment.close()
+    close_the_duckdb_file_dbt_keeps_open()
 
 
 def quoted_table(schema: str, table: str) -> str:

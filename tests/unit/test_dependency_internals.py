@@ -43,17 +43,56 @@ def test_the_producer_attributes_the_build_reads_exist():
     assert [name for name in dependency_internals.PRODUCER_ATTRIBUTES if not hasattr(producer, name)] == []
 
 
-def _private_imports(path: Path) -> list[str]:
-    """Private modules or names of cosmos and airflow a module imports, or reaches through a module alias."""
+# The only modules that may reach past a dependency's public API: the adapter for private symbols and
+# patches, and the read model for Airflow's metadata database.
+ADAPTER = {"dependency_internals.py", "run_history.py"}
+# Airflow 3's public interface (its "Public Interface for Airflow 3.0+" page): the Task SDK, providers,
+# and the extension points the platform plugs into. Everything else of Airflow is non-public.
+AIRFLOW_PUBLIC = (
+    "airflow.sdk",
+    "airflow.providers.",
+    "airflow.plugins_manager",
+    "airflow.listeners",
+    "airflow.triggers.base",
+    "airflow.api_fastapi.auth.managers.",
+)
+AIRFLOW_SDK_INTERNAL = ("airflow.sdk.execution_time", "airflow.sdk.api", "airflow.sdk._shared")
+# dbt adapters' modules are their own implementation; dbt-duckdb's plugin API is not used here.
+DBT_ADAPTER_INTERNAL = "dbt.adapters.duckdb"
+
+
+def _past_a_public_api(module: str, names: list[str]) -> bool:
+    root = module.split(".")[0]
+    if any(part.startswith("_") for part in module.split(".")) or any(n.startswith("_") for n in names):
+        return root in {"airflow", "cosmos", "dbt"}
+    if root == "airflow":
+        public = module == "airflow" or any(module == p or module.startswith(p) for p in AIRFLOW_PUBLIC)
+        return not public or module.startswith(AIRFLOW_SDK_INTERNAL)
+    return module.startswith(DBT_ADAPTER_INTERNAL)
+
+
+def _reaches_past_public_apis(path: Path) -> list[str]:
+    """What a module imports (at the top or inside a function) past the public API of Airflow, Cosmos
+    or dbt-duckdb: private modules or names, Airflow's non-public modules (its metadata database's
+    ORM among them), private attributes reached through an imported module, and dbt-duckdb's
+    modules named in strings (``sys.modules.get(...)``)."""
     tree = ast.parse(path.read_text())
     found, modules = [], set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in {"cosmos", "airflow"}:
-            module_private = any(part.startswith("_") for part in node.module.split("."))
-            names_private = [a.name for a in node.names if a.name.startswith("_")]
-            if module_private or names_private or node.module.startswith("airflow.sdk.execution_time"):
-                found.append(f"{node.module}: {', '.join(a.name for a in node.names)}")
-            modules |= {a.asname or a.name for a in node.names}
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [a.name for a in node.names]
+            if _past_a_public_api(node.module, names):
+                found.append(f"{node.module}: {', '.join(names)}")
+            if node.module.split(".")[0] in {"cosmos", "airflow", "dbt"}:
+                modules |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if _past_a_public_api(a.name, [])]
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith(DBT_ADAPTER_INTERNAL)
+        ):
+            found.append(repr(node.value))
     for node in ast.walk(tree):
         aliased = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
         if aliased and node.attr.startswith("_") and not node.attr.startswith("__"):
@@ -61,13 +100,66 @@ def _private_imports(path: Path) -> list[str]:
     return found
 
 
-def test_no_other_module_imports_a_private_symbol():
+def test_no_module_but_the_adapter_reaches_past_a_public_api():
     offenders = {
-        str(p.relative_to(PACKAGE)): _private_imports(p)
-        for p in PACKAGE.rglob("*.py")
-        if p.name != "dependency_internals.py" and _private_imports(p)
+        str(p.relative_to(REPO)): found
+        for p in [*PACKAGE.rglob("*.py"), *(REPO / "dags").rglob("*.py")]
+        if p.name not in ADAPTER and (found := _reaches_past_public_apis(p))
     }
     assert offenders == {}
+
+
+def test_the_import_walk_finds_what_it_looks_for(tmp_path):
+    """The rule above catches each kind of reach it names (it would pass on anything otherwise)."""
+    module = tmp_path / "reaching.py"
+    module.write_text(
+        "import sys\n"
+        "from airflow.models import DagRun\n"
+        "from airflow.sdk import DAG, TaskInstanceState\n"
+        "from cosmos.operators._watcher.base import helper\n"
+        "from cosmos import settings\n"
+        "def f():\n"
+        "    from airflow.utils.session import create_session\n"
+        "    from airflow.sdk.execution_time.xcom import XCom\n"
+        "    sys.modules.get('dbt.adapters.duckdb.connections')\n"
+        "    return settings._private\n"
+    )
+    assert _reaches_past_public_apis(module) == [
+        "airflow.models: DagRun",
+        "cosmos.operators._watcher.base: helper",
+        "airflow.utils.session: create_session",
+        "airflow.sdk.execution_time.xcom: XCom",
+        "'dbt.adapters.duckdb.connections'",
+        "settings._private",
+    ]
+
+
+def _dependency_private_overrides() -> dict[str, list[str]]:
+    """Private methods of Cosmos or Airflow classes that the package's own subclasses override."""
+    import importlib
+    import inspect
+
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ADAPTER or path.name == "__main__.py":
+            continue
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if not (inspect.isclass(cls) and cls.__module__ == name):
+                continue
+            theirs = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] in {"airflow", "cosmos"}]
+            for attr in vars(cls):
+                ours = attr.startswith("_") and not attr.startswith("__") and attr != "_abc_impl"
+                if ours and any(hasattr(b, attr) for b in theirs):
+                    found.setdefault(f"{name}.{cls.__name__}", []).append(attr)
+    return found
+
+
+def test_private_hooks_overridden_are_the_ones_the_adapter_lists():
+    listed = set(dependency_internals.PRODUCER_METHODS)
+    unlisted = {cls: [a for a in attrs if a not in listed] for cls, attrs in _dependency_private_overrides().items()}
+    assert {cls: attrs for cls, attrs in unlisted.items() if attrs} == {}
 
 
 def test_a_resumed_build_runs_cosmos_s_local_build_under_the_watcher_s_retry_guard():
