@@ -27,10 +27,12 @@ def test_every_name_the_adapter_offers_imports(name):
     assert getattr(dependency_internals, name) is not None
 
 
-def test_the_trigger_runtime_and_the_secrets_masker_import():
-    runtime_task_instance, xcom = dependency_internals.trigger_runtime()
-    assert hasattr(runtime_task_instance, "get_task_states") and hasattr(xcom, "get_one")
+def test_the_secrets_masker_masks_what_it_was_told_to():
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("planted-password")
     assert dependency_internals.redact("plain text") == "plain text"
+    assert "planted-password" not in dependency_internals.redact("login with planted-password")
 
 
 @pytest.mark.parametrize("name", dependency_internals.PRODUCER_METHODS)
@@ -330,3 +332,27 @@ def test_the_states_a_task_ends_in_are_airflow_s_own():
 
     assert {"success", "failed", "skipped", "upstream_failed", "removed"} == task_states.ENDED
     assert "up_for_retry" not in task_states.ENDED and "up_for_retry" in task_states.TRY_ENDED
+
+
+def test_tasks_linked_without_airflow_s_check_serialize_as_airflow_links_them():
+    def chain(link) -> dict:
+        with DAG("linked", schedule=None) as dag:
+            first, second, third = (EmptyOperator(task_id=t) for t in ("first", "second", "third"))
+            link(first, second)
+            link(second, third)
+            link(first, third)
+        return DagSerialization.to_dict(dag)
+
+    def airflow_s(upstream, downstream):
+        upstream >> downstream
+
+    ours = chain(dependency_internals.link_tasks)
+    assert ours == chain(airflow_s)
+    tasks = {t["__var"]["task_id"]: t["__var"].get("downstream_task_ids") for t in ours["dag"]["tasks"]}
+    assert tasks == {"first": ["second", "third"], "second": ["third"], "third": None}
+
+
+def test_airflow_s_own_settings_are_read_as_its_components_read_them(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/prefix")
+    assert dependency_internals.airflow_setting("api", "base_url") == "https://airflow.example.com/prefix"
+    assert dependency_internals.airflow_setting("api", "no_such_key", fallback="/") == "/"

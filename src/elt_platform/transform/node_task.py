@@ -26,7 +26,6 @@ from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEven
 from asgiref.sync import sync_to_async
 from cosmos.config import ProfileConfig
 
-from elt_platform.dependency_internals import trigger_runtime
 from elt_platform.transform.dbt_errors import DeterministicDbtError, is_deterministic
 from elt_platform.transform.dbt_operators import (
     DbtBuildInProjectFolder,
@@ -182,20 +181,17 @@ class _RunView:
         async with self.lock:
             if time.monotonic() - self.read_at < max_age:
                 return
-            RuntimeTaskInstance, XCom = trigger_runtime()
+            # The node task's runtime instance, which the triggerer hands a trigger whose task starts
+            # there: Airflow's public RuntimeTaskInstanceProtocol (``airflow.sdk.types.TaskInstance``).
             ti = trigger.task_instance
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            states = await sync_to_async(ti.get_task_states)(
                 dag_id=ti.dag_id, task_ids=[trigger.producer_task_id], run_ids=[ti.run_id]
             )
             self.build_state = states.get(ti.run_id, {}).get(trigger.producer_task_id)
             raw = None
             if self.build_state == "running" or self.build_state in BUILD_ENDED:  # else it has published nothing
-                raw = await sync_to_async(XCom.get_one)(
-                    run_id=ti.run_id,
-                    key=RESULTS_XCOM_KEY,
-                    task_id=trigger.producer_task_id,
-                    dag_id=ti.dag_id,
-                    map_index=-1,
+                raw = await sync_to_async(ti.xcom_pull)(
+                    task_ids=trigger.producer_task_id, key=RESULTS_XCOM_KEY, map_indexes=-1, run_id=ti.run_id
                 )
             self.records = records_of(raw)
             self.read_at = time.monotonic()

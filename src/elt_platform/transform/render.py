@@ -23,7 +23,7 @@ from airflow.sdk import BaseOperator, TaskGroup, TriggerRule
 from cosmos import settings as cosmos_settings
 
 from elt_platform.dbt_manifest import Manifest
-from elt_platform.dependency_internals import cache_dir_of
+from elt_platform.dependency_internals import cache_dir_of, link_tasks
 from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeRunner
 from elt_platform.transform.producer import BuildProducer
 from elt_platform.transform.results import PRODUCER_TASK_ID
@@ -63,7 +63,7 @@ def render(
         )
     _wire(manifest, source_syncs, producer, node_tasks | inlined)
     for task in (producer, *node_tasks.values(), *inlined.values()):
-        _edge(task, outcome)
+        link_tasks(task, outcome)
     return group, {task.task_id: uid for uid, task in node_tasks.items()}
 
 
@@ -170,13 +170,4 @@ def _wire(
         if uid in by_node:
             for parent in parents:
                 if parent in by_node:
-                    _edge(by_node[parent], by_node[uid])
-
-
-def _edge(upstream: BaseOperator, downstream: BaseOperator) -> None:
-    """``upstream >> downstream`` between two tasks of the DAG being built, as Airflow records it
-    (``DependencyMixin._set_relatives``: each node's task ids), without its check that both tasks
-    share one DAG, which hashes the whole DAG once per task: over a third of the parse of a
-    1,000-model DAG. Here every task is created inside the one DAG, so the check cannot fail."""
-    upstream.downstream_task_ids.add(downstream.node_id)
-    downstream.upstream_task_ids.add(upstream.node_id)
+                    link_tasks(by_node[parent], by_node[uid])
