@@ -122,17 +122,20 @@ def quoted_table(schema: str, table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
 
 
-def count_rows(settings: Settings, tables: dict[str, tuple[str, str]], project_dir: Path) -> dict[str, int]:
+def count_rows(
+    settings: Settings, tables: dict[str, tuple[str, str]], project_dir: Path, database: Path | None = None
+) -> dict[str, int]:
     """Rows per table (name -> (schema, table)), with reads only. DuckDB only: on BigQuery, the
-    table's own metadata has the count and nothing is queried (an empty dict).
+    table's own metadata has the count and nothing is queried (an empty dict). ``database``: the
+    DuckDB file to count in, instead of the one the warehouse connection locates (``elt summary``).
 
     A view reading files by paths relative to the dbt project's folder (``read_csv('../data/x.csv')``)
     resolves them from there, as dbt did when it built it (DuckDB's ``file_search_path``)."""
-    if settings.warehouse_type != "duckdb" or not tables:
+    if (database is None and settings.warehouse_type != "duckdb") or not tables:
         return {}
     import duckdb
 
-    path = duckdb_file(settings.warehouse_conn_id)
+    path = database or duckdb_file(settings.warehouse_conn_id)
     counts = {}
     # Not read_only: a process that ran dbt in-process (``airflow dags test``) holds a connection
     # to the file already, and DuckDB refuses a second one with another configuration. The pool

@@ -9,6 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from elt_platform import dependency_internals
 from elt_platform.health import plugin
 from elt_platform.health.plugin import app, badge_token
 from tests.unit.test_health_publishing import health
@@ -20,7 +21,7 @@ SECRET = "a-badge-secret-for-unit-tests-32+bytes"
 @pytest.fixture
 def client(monkeypatch):
     """The app as a logged-in reader who may read every DAG sees it, over one stale dashboard."""
-    from airflow.api_fastapi.core_api.security import get_user
+    get_user = dependency_internals.request_user()
 
     monkeypatch.setenv("ELT_BADGE_SECRET", SECRET)
     monkeypatch.setattr(plugin, "_report", lambda dag_id=None, lineage=False: [health()])
@@ -57,7 +58,7 @@ def test_a_page_allows_only_its_own_style_sheet_and_no_script(client):
 
 
 def test_the_json_and_errors_carry_the_headers(client, monkeypatch):
-    from airflow.api_fastapi.core_api.security import get_user
+    get_user = dependency_internals.request_user()
 
     json = client.get("/api/health")
     assert json.status_code == 200 and json.json()["dashboards"][0]["name"] == "sales"

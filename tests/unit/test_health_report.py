@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from elt_platform import dependency_internals
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.health import plugin
 from elt_platform.health.publish import dashboard_asset
@@ -171,7 +172,7 @@ def test_a_dashboard_asset_not_made_by_the_factory_is_not_listed(session, manife
 
 
 def test_the_pages_and_the_json_show_the_others_and_why_one_is_unknown(session, manifest_path, monkeypatch):
-    from airflow.api_fastapi.core_api.security import get_user
+    get_user = dependency_internals.request_user()
 
     register(session, BROKEN, without(factory_extra(manifest_path, BROKEN), "group"))
     for name in OTHERS:

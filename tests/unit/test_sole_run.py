@@ -9,7 +9,7 @@ import airflow.models.dag  # noqa: F401  at collection: croniter runs `file` on 
 import pytest
 
 from elt_platform.cli.sole_run import AnotherWriter, sole_run
-from elt_platform.dependency_internals import live_scheduler
+from elt_platform.run_history import RunHistory
 
 
 @pytest.fixture
@@ -31,19 +31,19 @@ def session(tmp_path):
 def test_a_scheduler_heartbeating_is_live_and_a_silent_one_is_not(session):
     from airflow.jobs.job import Job, JobState
 
-    assert live_scheduler(session) is None
+    assert RunHistory(session).live_scheduler() is None
     job = Job(job_type="SchedulerJob")
     job.hostname, job.state, job.latest_heartbeat = "scheduler-host-1", JobState.RUNNING, datetime.now(UTC)
     session.add(job)
     session.flush()
-    assert live_scheduler(session) == "scheduler-host-1"
+    assert RunHistory(session).live_scheduler() == "scheduler-host-1"
     job.latest_heartbeat = datetime.now(UTC) - timedelta(hours=1)  # killed: no heartbeat since
     session.flush()
-    assert live_scheduler(session) is None
+    assert RunHistory(session).live_scheduler() is None
 
 
 def test_a_second_run_of_the_same_dag_is_refused_and_another_dag_is_not(monkeypatch):
-    monkeypatch.setattr("elt_platform.dependency_internals.live_scheduler", lambda: None)
+    monkeypatch.setattr("elt_platform.run_history.live_scheduler", lambda: None)
     with sole_run("shop_elt"):
         with (
             pytest.raises(AnotherWriter, match=r"Another `elt run` of DAG shop_elt is running .* Fix: wait"),
@@ -57,7 +57,7 @@ def test_a_second_run_of_the_same_dag_is_refused_and_another_dag_is_not(monkeypa
 
 
 def test_a_live_scheduler_is_named_with_the_fix(monkeypatch):
-    monkeypatch.setattr("elt_platform.dependency_internals.live_scheduler", lambda: "scheduler-host-1")
+    monkeypatch.setattr("elt_platform.run_history.live_scheduler", lambda: "scheduler-host-1")
     refused = r"A scheduler on scheduler-host-1 serves .* Fix: trigger the DAG there .*airflow dags trigger shop_elt"
     with pytest.raises(AnotherWriter, match=refused), sole_run("shop_elt"):
         pass

@@ -84,7 +84,7 @@ def _schema(_: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from elt_platform.cli.summary import print_summary
 
-    return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
+    return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir, args.dbt_project_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,15 +100,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from airflow.utils.session import create_session
-
+    from elt_platform import run_history
     from elt_platform.health.pages import plain_text
-    from elt_platform.health.report import report
+    from elt_platform.health.report import health_json, report
 
-    with create_session() as session:
-        items = report(session, dag_id=args.dag_id)
+    with run_history.reading() as history:
+        items = report(history, dag_id=args.dag_id)
     if args.json:
-        print(json.dumps({"dashboards": [h.model_dump(mode="json", exclude={"lineage"}) for h in items]}, indent=2))
+        print(health_json(items, indent=2))
     else:
         print(plain_text(items) or "No dashboards: declare dbt exposures and let Airflow parse the DAG.")
     return 0
@@ -140,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--run-id", default=None, help="defaults to the latest run")
     summary.add_argument("--warehouse", type=Path, required=True)
     summary.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
+    summary.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
     summary.set_defaults(func=_summary)
 
     run = sub.add_parser("run", help="run a DAG once, showing each task as it ends")

@@ -19,11 +19,9 @@ class AnotherWriter(RuntimeError):
 @contextmanager
 def sole_run(dag_id: str) -> Iterator[None]:
     """Hold this DAG's run lock for the metadata database in use; refuse beside a live scheduler."""
-    from airflow.configuration import conf
+    from elt_platform.run_history import database_url, live_scheduler
 
-    from elt_platform.dependency_internals import live_scheduler
-
-    database = conf.get("database", "sql_alchemy_conn")
+    database = database_url()
     key = hashlib.sha256(f"{database}\n{dag_id}".encode()).hexdigest()[:16]
     with (private_dir("locks") / f"elt-run-{key}.lock").open("a") as handle:
         try:

@@ -7,64 +7,87 @@ import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
+from airflow.sdk import DagRunState, TaskInstanceState
+
+from elt_platform import run_history
 from elt_platform.ingestion.connections import load_connections
+from elt_platform.run_history import RETURN_VALUE_KEY, Run, TaskInstanceRecord, XComSelector
 from elt_platform.settings import Settings
-from elt_platform.task_states import TRY_ENDED
+from elt_platform.task_states import SUCCEEDED, TRY_ENDED
+
+# A run that did all it should: each task succeeded or was skipped (a branch not taken).
+DONE = SUCCEEDED | {TaskInstanceState.SKIPPED}
 
 
-def task_states(dag_id: str, run_id: str | None) -> tuple[str, str, list[tuple[str, str]]]:
-    """(run_id, run state, [(task_id, state)]) of ``run_id``, or of the latest run."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+class Mark(StrEnum):
+    """How a progress line marks a task's state."""
 
-    with create_session() as session:
-        query = select(DagRun).where(DagRun.dag_id == dag_id)
-        query = query.where(DagRun.run_id == run_id) if run_id else query.order_by(DagRun.id.desc()).limit(1)
-        run = session.scalars(query).first()
+    OK = "ok"
+    FAIL = "FAIL"
+    SKIP = "skip"
+    HELD = "held"  # held back by a failure upstream
+    RETRY = "retry"
+
+
+MARKS: dict[str, Mark] = {
+    TaskInstanceState.SUCCESS: Mark.OK,
+    TaskInstanceState.FAILED: Mark.FAIL,
+    TaskInstanceState.SKIPPED: Mark.SKIP,
+    TaskInstanceState.UPSTREAM_FAILED: Mark.HELD,
+    TaskInstanceState.UP_FOR_RETRY: Mark.RETRY,
+}
+
+
+def _state(state: TaskInstanceState | DagRunState | None) -> str:
+    return state.value if state else "None"
+
+
+def task_states(dag_id: str, run_id: str | None) -> tuple[Run, list[TaskInstanceRecord]]:
+    """The run ``run_id``, or the latest run, and its task instances."""
+    with run_history.reading() as history:
+        run = history.run(dag_id, run_id) if run_id else history.latest_run(dag_id)
         if run is None:
             raise LookupError(f"no run of DAG {dag_id} found")
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
-        ).all()
-        return run.run_id, str(run.state), sorted((ti.task_id, str(ti.state)) for ti in tis)
+        return run, history.task_instances(dag_id, run.run_id)
 
 
-def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows per raw table and per mart (every other base table)."""
+def warehouse_counts(
+    warehouse: Path, raw_schemas: set[str], dbt_project_dir: Path
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per raw table and per mart (every other base table), counted as the dashboards' assets are."""
     import duckdb
 
-    from elt_platform.warehouse import quoted_table
+    from elt_platform.warehouse import count_rows
 
-    raw: dict[str, int] = {}
-    marts: dict[str, int] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and table_name not like '\\_airbyte\\_%' escape '\\' "
             "order by 1, 2"
         ).fetchall()
-        for schema, table in tables:
-            count = con.execute(f"select count(*) from {quoted_table(schema, table)}").fetchone()[0]
-            (raw if schema in raw_schemas else marts)[f"{schema}.{table}"] = count
+    named = {f"{schema}.{table}": (schema, table) for schema, table in tables}
+    counts = count_rows(Settings.from_env(), named, dbt_project_dir, database=warehouse)
+    raw = {name: counts[name] for name, (schema, _) in named.items() if schema in raw_schemas and name in counts}
+    marts = {name: counts[name] for name, (schema, _) in named.items() if schema not in raw_schemas and name in counts}
     return raw, marts
 
 
-def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path) -> int:
-    run_id, run_state, states = task_states(dag_id, run_id)
+def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path, dbt_project_dir: Path) -> int:
+    run, tasks = task_states(dag_id, run_id)
     data_root = Settings.from_env().ingestion_data_root
     raw_schemas = {c.spec.destination.raw_schema for c in load_connections(ingestion_dir, data_root=data_root)}
-    raw, marts = warehouse_counts(warehouse, raw_schemas) if warehouse.exists() else ({}, {})
-    totals = Counter(state for _, state in states)
-    width = max((len(t) for t, _ in states), default=10)
+    raw, marts = warehouse_counts(warehouse, raw_schemas, dbt_project_dir) if warehouse.exists() else ({}, {})
+    totals = Counter(_state(t.state) for t in tasks)
+    width = max((len(t.task_id) for t in tasks), default=10)
 
-    print(f"\nDAG {dag_id}, run {run_id}: {run_state.upper()}")
+    print(f"\nDAG {dag_id}, run {run.run_id}: {_state(run.state).upper()}")
     print("  " + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
     print("\nTasks")
-    for task_id, state in states:
-        print(f"  {task_id:<{width}}  {state}")
+    for task in tasks:
+        print(f"  {task.task_id:<{width}}  {_state(task.state)}")
     for title, counts in (("Raw tables (rows)", raw), ("Marts (rows)", marts)):
         print(f"\n{title}")
         for table, rows in counts.items():
@@ -76,71 +99,53 @@ def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_di
     print(f'  open it:  .venv/bin/python -c "{query}"')
     print("Airflow UI: make ui, then open http://127.0.0.1:8080 (login printed by the command)")
     print_health(dag_id)
-    ok = run_state == "success" and all(s in ("success", "skipped") for _, s in states) and all(marts.values())
+    ok = run.state == DagRunState.SUCCESS and all(t.state in DONE for t in tasks) and all(marts.values())
     return 0 if ok and marts else 1
 
 
-ENDED = TRY_ENDED
-MARKS = {"success": "ok  ", "failed": "FAIL", "skipped": "skip", "upstream_failed": "held", "up_for_retry": "retry"}
-
-
-def _ended_since(dag_id: str, started: datetime) -> list[tuple[str, str, int, float | None, object]]:
-    """(task_id, state, try, seconds, result) of each ended task of the run started after ``started``."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        run = session.scalars(
-            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_after >= started).order_by(DagRun.id.desc())
-        ).first()
+def _ended_since(dag_id: str, started: datetime) -> list[tuple[TaskInstanceRecord, object]]:
+    """Each task of the run that may run from ``started`` on whose try has ended, in the order they
+    ended, with what it returned."""
+    with run_history.reading() as history:
+        run = history.latest_run(dag_id, after=started)
         if run is None:
             return []
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
-        ).all()
-        results = dict(
-            session.execute(
-                select(XComModel.task_id, XComModel.value).where(
-                    XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
-                )
-            ).all()
-        )
-        ended = sorted((ti for ti in tis if ti.state and str(ti.state) in ENDED), key=lambda ti: ti.end_date or started)
-        return [(ti.task_id, str(ti.state), ti.try_number or 1, ti.duration, results.get(ti.task_id)) for ti in ended]
+        tasks = history.task_instances(dag_id, run.run_id, states=TRY_ENDED)
+        results = history.xcoms(dag_id, run.run_id, XComSelector(RETURN_VALUE_KEY))
+    ended = sorted(tasks, key=lambda t: t.end_date or started)
+    return [(t, results.get((t.task_id, RETURN_VALUE_KEY))) for t in ended]
 
 
-def _line(task_id: str, state: str, try_number: int, seconds: float | None, result: object) -> str:
-    details = [f"{seconds:.1f} s"] if seconds is not None else []
+def _line(task: TaskInstanceRecord, result: object) -> str:
+    details = [f"{task.duration:.1f} s"] if task.duration is not None else []
     if isinstance(result, dict) and isinstance(result.get("rows_synced"), int):
         details.append(f"{result['rows_synced']:,} rows")
-    if try_number > 1 or state == "up_for_retry":
+    try_number = task.try_number or 1
+    if try_number > 1 or task.state == TaskInstanceState.UP_FOR_RETRY:
         details.append(f"try {try_number}")
-    return f"  {MARKS.get(state, state):<5} {task_id}" + (f"  ({', '.join(details)})" if details else "")
+    mark = MARKS.get(task.state) or _state(task.state)
+    return f"  {mark:<5} {task.task_id}" + (f"  ({', '.join(details)})" if details else "")
 
 
 def follow(dag_id: str, command: list[str], log: Path, interval: float = 1.0) -> int:
     """Run ``command`` (``airflow dags test``), its output into ``log``, and print each task of
     its run as it ends: each sync, the build, each model and each dashboard."""
-    from sqlalchemy.exc import OperationalError
-
     started = datetime.now(UTC)
     print(f"Running DAG {dag_id}; Airflow's own log: {log}")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        shown: dict[str, tuple[str, int]] = {}
+        shown: dict[str, tuple[TaskInstanceState | None, int]] = {}
         while True:
             finished = proc.poll() is not None
             try:
                 ended = _ended_since(dag_id, started)
-            except OperationalError:  # SQLite busy while the run writes: ask again
+            except run_history.DatabaseUnavailable:  # SQLite busy while the run writes: ask again
                 ended = []
-            for task_id, state, try_number, seconds, result in ended:
-                if shown.get(task_id) != (state, try_number):
-                    shown[task_id] = (state, try_number)
-                    print(_line(task_id, state, try_number, seconds, result), flush=True)
+            for task, result in ended:
+                if shown.get(task.task_id) != (task.state, task.try_number):
+                    shown[task.task_id] = (task.state, task.try_number)
+                    print(_line(task, result), flush=True)
             if finished:
                 break
             time.sleep(interval)
@@ -153,12 +158,10 @@ def follow(dag_id: str, command: list[str], log: Path, interval: float = 1.0) ->
 
 def print_health(dag_id: str) -> None:
     """Each dashboard's health, in words: the last part of the summary."""
-    from airflow.utils.session import create_session
-
     from elt_platform.health.pages import plain_text
     from elt_platform.health.report import report
 
-    with create_session() as session:
-        items = report(session, dag_id=dag_id)
+    with run_history.reading() as history:
+        items = report(history, dag_id=dag_id)
     print("\nDashboards")
     print(plain_text(items) or "  (none: the dbt project declares no exposures)")

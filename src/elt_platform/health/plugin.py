@@ -29,9 +29,10 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from elt_platform import dependency_internals, run_history
 from elt_platform.health import pages
 from elt_platform.health.records import URL_PREFIX
-from elt_platform.health.report import DashboardHealth, report
+from elt_platform.health.report import DashboardHealth, health_json, report
 from elt_platform.settings import Settings
 
 BADGE_SECRET_ENV = "ELT_BADGE_SECRET"
@@ -41,13 +42,7 @@ BADGE_TOKEN_VERSION = "v1"
 app = FastAPI(title="Dashboard health", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def _get_user():
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return get_user
-
-
-User = Annotated[object, Depends(_get_user())]
+User = Annotated[object, Depends(dependency_internals.request_user())]
 
 
 @app.exception_handler(HTTPException)
@@ -55,9 +50,8 @@ async def _login_or_error(request: Request, exc: HTTPException) -> Response:
     """A browser without a valid session goes to Airflow's login page, and comes back after."""
     not_logged_in = exc.status_code == 401 or exc.detail == "Invalid JWT token"
     if not_logged_in and "text/html" in request.headers.get("accept", ""):
-        from airflow.api_fastapi.app import get_auth_manager
-
-        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=302)
+        login = dependency_internals.auth_manager().get_url_login(next_url=str(request.url))
+        return RedirectResponse(login, status_code=302)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -86,10 +80,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def _readable(user, items: list[DashboardHealth]) -> list[DashboardHealth]:
-    from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
-    manager = get_auth_manager()
+    manager = dependency_internals.auth_manager()
     allowed = {
         dag_id
         for dag_id in {h.dag_id for h in items}
@@ -102,10 +95,8 @@ def _readable(user, items: list[DashboardHealth]) -> list[DashboardHealth]:
 
 
 def _report(dag_id: str | None = None, lineage: bool = False) -> list[DashboardHealth]:
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return report(session, dag_id=dag_id, lineage=lineage)
+    with run_history.reading() as history:
+        return report(history, dag_id=dag_id, lineage=lineage)
 
 
 def _one(dag_id: str, name: str, lineage: bool = False) -> DashboardHealth:
@@ -117,7 +108,7 @@ def _one(dag_id: str, name: str, lineage: bool = False) -> DashboardHealth:
 
 def _link(path: str) -> str:
     """A path of the Airflow UI, under the API server's base URL (which may hold a prefix)."""
-    from airflow.configuration import conf
+    from airflow.sdk import conf
 
     prefix = urlparse(conf.get("api", "base_url", fallback="/")).path.rstrip("/")
     return f"{prefix}{path}" if path.startswith("/") else path
@@ -141,9 +132,8 @@ def dashboards_page(user: User) -> HTMLResponse:
 
 
 @app.get("/api/health")
-def health_json(user: User) -> JSONResponse:
-    items = _readable(user, _report())
-    return JSONResponse({"dashboards": [h.model_dump(mode="json", exclude={"lineage"}) for h in items]})
+def health_document(user: User) -> Response:
+    return Response(health_json(_readable(user, _report())), media_type="application/json")
 
 
 @app.get("/{dag_id}/{name}", response_class=HTMLResponse)

@@ -1,5 +1,8 @@
 """Every dashboard's health, read from Airflow's metadata database: for the pages, the JSON and ``elt health``.
 
+What the runs recorded comes from the read model (``elt_platform.run_history``), which alone
+reads the metadata database; here it is turned into the rules' inputs and assessed.
+
 Dashboards are found through their Airflow Assets (group ``dashboard``): the DAG factory
 declares one per dbt exposure, as the outlet of the task that publishes its health, with
 the manifest and sync tasks it was rendered from in the asset's ``extra``. So the API
@@ -14,6 +17,7 @@ manifest) shows as that one dashboard's ``unknown``, the reason its cause; the o
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk import DagRunState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from elt_platform.alerts.message import ERROR_XCOM_KEY
@@ -39,6 +44,7 @@ from elt_platform.health.rules import (
     promise_kept,
     status_since,
 )
+from elt_platform.run_history import Run, RunHistory, XComSelector
 from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 HISTORY_DAYS = 30
@@ -136,28 +142,14 @@ class Unreadable(Exception):
     """A dashboard's registration that cannot be read; the message names the asset or manifest and the fix."""
 
 
-def registrations(session) -> list[Registration]:
+def registrations(history: RunHistory | Any) -> list[Registration]:
     """Every dashboard some DAG publishes, from the assets the DAG factory declared (an ``elt`` key in
-    the extra; a ``dashboard`` asset without one is someone else's)."""
-    from airflow.models.asset import AssetActive, AssetModel, TaskOutletAssetReference
-    from sqlalchemy import select
-
-    rows = session.execute(
-        select(
-            AssetModel.id,
-            AssetModel.name,
-            AssetModel.extra,
-            TaskOutletAssetReference.dag_id,
-            TaskOutletAssetReference.task_id,
-        )
-        .join(TaskOutletAssetReference, TaskOutletAssetReference.asset_id == AssetModel.id)
-        .join(AssetActive, (AssetActive.name == AssetModel.name) & (AssetActive.uri == AssetModel.uri))
-        .where(AssetModel.group == records.ASSET_GROUP)
-    ).all()
+    the extra; a ``dashboard`` asset without one is someone else's). ``history``: the read model, or
+    a session of the metadata database the caller manages."""
     found = [
-        _registration(asset_id, name, extra["elt"], dag_id, task_id)
-        for asset_id, name, extra, dag_id, task_id in rows
-        if isinstance(extra, dict) and "elt" in extra
+        _registration(a.asset_id, a.name, a.extra["elt"], a.dag_id, a.task_id)
+        for a in RunHistory.of(history).outlet_assets(records.ASSET_GROUP)
+        if isinstance(a.extra, dict) and "elt" in a.extra
     ]
     return sorted(found, key=lambda r: (r.dag_id, r.name))
 
@@ -228,59 +220,26 @@ def lineage_of(registration: Registration) -> Dashboard:
     return every[registration.exposure]
 
 
-def _runs(session, dag_id: str, limit: int) -> list[Any]:
-    from airflow.models import DagRun
-    from sqlalchemy import select
-
-    return list(
-        session.scalars(
-            select(DagRun)
-            .where(DagRun.dag_id == dag_id)
-            .order_by(DagRun.run_after.desc(), DagRun.id.desc())
-            .limit(limit)
-        )
+def run_outcome(history: RunHistory, run: Run, group_id: str) -> RunOutcome:
+    """One run's task outcomes, their errors and the build's results."""
+    producer = f"{group_id}.{PRODUCER_TASK_ID}"
+    values = history.xcoms(
+        run.dag_id, run.run_id, XComSelector(ERROR_XCOM_KEY), XComSelector(RESULTS_XCOM_KEY, producer)
     )
-
-
-def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
-    """One run's task outcomes and the build's results. Only the columns needed: loading a thousand
-    task instances as ORM objects costs more than everything else a page does."""
-    from urllib.parse import quote
-
-    from airflow.models import TaskInstance
-    from airflow.models.xcom import XComModel
-    from sqlalchemy import select
-
-    rows = session.execute(
-        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number, TaskInstance.end_date).where(
-            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
-        )
-    ).all()
-    xcoms = session.execute(
-        select(XComModel.task_id, XComModel.key, XComModel.value).where(
-            XComModel.dag_id == run.dag_id,
-            XComModel.run_id == run.run_id,
-            (XComModel.key == ERROR_XCOM_KEY)
-            | ((XComModel.task_id == f"{group_id}.{PRODUCER_TASK_ID}") & (XComModel.key == RESULTS_XCOM_KEY)),
-        )
-    ).all()
-    values = {(task_id, key): XComModel.deserialize_value(_Row(value)) for task_id, key, value in xcoms}
-    results = values.get((f"{group_id}.{PRODUCER_TASK_ID}", RESULTS_XCOM_KEY))
-    # The task try's page in Airflow's UI (its log), relative to the API server's root.
-    base = f"/dags/{run.dag_id}/runs/{quote(run.run_id)}/tasks/"
+    results = values.get((producer, RESULTS_XCOM_KEY))
     tasks = {
-        task_id: TaskOutcome(
-            state=str(state) if state else None,
-            try_number=try_number or 0,
-            log_url=f"{base}{task_id}?try_number={try_number}" if try_number else f"{base}{task_id}",
-            ended_at=ended_at,
-            message=str(values.get((task_id, ERROR_XCOM_KEY)) or ""),
+        ti.task_id: TaskOutcome(
+            state=ti.state.value if ti.state else None,
+            try_number=ti.try_number,
+            log_url=ti.log_url,
+            ended_at=ti.end_date,
+            message=str(values.get((ti.task_id, ERROR_XCOM_KEY)) or ""),
         )
-        for task_id, state, try_number, ended_at in rows
+        for ti in history.task_instances(run.dag_id, run.run_id)
     }
     return RunOutcome(
         run_id=run.run_id,
-        state=str(run.state),
+        state=run.state.value if run.state else "",
         started_at=run.start_date,
         ended_at=run.end_date,
         tasks=tasks,
@@ -288,77 +247,39 @@ def run_outcome(session, run: Any, group_id: str) -> RunOutcome:
     )
 
 
-@dataclass
-class _Row:
-    """``XComModel.deserialize_value`` reads ``.value`` of a row."""
-
-    value: Any
-
-
-def _verdicts(session, dag_id: str, task_ids: list[str], now: datetime) -> dict[str, list[tuple[str, dict, datetime]]]:
+def _verdicts(
+    history: RunHistory, dag_id: str, task_ids: list[str], now: datetime
+) -> dict[str, list[tuple[str, dict, datetime]]]:
     """Each dashboard task's verdicts of the last 30 days, newest first: (run, verdict, run end)."""
-    from airflow.models import DagRun
-    from airflow.models.xcom import XComModel
-    from sqlalchemy import select
-
-    rows = session.execute(
-        select(XComModel.task_id, XComModel.run_id, XComModel.value, DagRun.end_date)
-        .join(DagRun, (DagRun.dag_id == XComModel.dag_id) & (DagRun.run_id == XComModel.run_id))
-        .where(
-            XComModel.dag_id == dag_id,
-            XComModel.task_id.in_(task_ids),
-            XComModel.key == records.VERDICT_KEY,
-            DagRun.end_date >= now - timedelta(days=HISTORY_DAYS),
-        )
-        .order_by(DagRun.end_date.desc())
-    ).all()
     verdicts: dict[str, list[tuple[str, dict, datetime]]] = {}
-    for task_id, run_id, value, ended_at in rows:
-        verdict = XComModel.deserialize_value(_Row(value))
+    for recorded in history.xcom_history(dag_id, task_ids, records.VERDICT_KEY, now - timedelta(days=HISTORY_DAYS)):
+        verdict = recorded.value
         if isinstance(verdict, dict) and verdict.get("status") in set(Status):
-            verdicts.setdefault(task_id, []).append((run_id, verdict, ended_at))
+            verdicts.setdefault(recorded.task_id, []).append((recorded.run_id, verdict, recorded.run_ended_at))
     return verdicts
 
 
-def _fresh_events(session, asset_ids: list[int], since: datetime) -> dict[int, list[datetime]]:
-    from airflow.models.asset import AssetEvent
-    from sqlalchemy import select
-
-    rows = session.execute(
-        select(AssetEvent.asset_id, AssetEvent.timestamp).where(
-            AssetEvent.asset_id.in_(asset_ids), AssetEvent.timestamp >= since
-        )
-    ).all()
-    events: dict[int, list[datetime]] = {}
-    for asset_id, timestamp in rows:
-        events.setdefault(asset_id, []).append(timestamp)
-    return events
-
-
-def _typical_duration(runs: list[Any]) -> timedelta | None:
-    durations = [
-        (r.end_date - r.start_date).total_seconds()
-        for r in runs
-        if str(r.state) == "success" and r.start_date and r.end_date
-    ][:TYPICAL_RUNS]
+def _typical_duration(runs: list[Run]) -> timedelta | None:
+    done = [r.duration for r in runs if r.state == DagRunState.SUCCESS and r.duration is not None]
+    durations = [d.total_seconds() for d in done][:TYPICAL_RUNS]
     return timedelta(seconds=statistics.median(durations)) if durations else None
 
 
 def report(
-    session, now: datetime | None = None, dag_id: str | None = None, lineage: bool = False
+    history: RunHistory | Any, now: datetime | None = None, dag_id: str | None = None, lineage: bool = False
 ) -> list[DashboardHealth]:
     """Every registered dashboard's health (of one DAG with ``dag_id``), as of ``now``; with
-    ``lineage``, each part's state too (for a dashboard's own page)."""
-    from airflow.models import DagModel
-
+    ``lineage``, each part's state too (for a dashboard's own page). ``history``: the read model,
+    or a session of the metadata database the caller manages."""
+    history = RunHistory.of(history)
     now = now or datetime.now(UTC)
-    regs = [r for r in registrations(session) if dag_id is None or r.dag_id == dag_id]
+    regs = [r for r in registrations(history) if dag_id is None or r.dag_id == dag_id]
     found: list[DashboardHealth] = []
-    events = _fresh_events(session, [r.asset_id for r in regs], now - timedelta(days=2))
+    events = history.asset_event_times([r.asset_id for r in regs], now - timedelta(days=2))
     for dag in sorted({r.dag_id for r in regs}):
         of_dag = [r for r in regs if r.dag_id == dag]
-        dag_model = session.get(DagModel, dag)
-        next_run = None if dag_model is None or dag_model.is_paused else dag_model.next_dagrun_create_after
+        facts = history.dag(dag)
+        next_run = facts.next_run if facts else None
         readable = []
         for reg in of_dag:
             try:
@@ -368,11 +289,11 @@ def report(
         if not readable:
             continue
         # A run not started yet (queued behind max_active_runs) has nothing to say yet.
-        history_runs = [r for r in _runs(session, dag, TYPICAL_RUNS * 3) if r.start_date is not None]
+        history_runs = [r for r in history.runs(dag, limit=TYPICAL_RUNS * 3) if r.start_date is not None]
         latest = history_runs[:2]
         group_id = readable[0][0].group_id
-        outcomes = [run_outcome(session, run, group_id) for run in latest]
-        verdicts = _verdicts(session, dag, [r.task_id for r, _ in readable], now)
+        outcomes = [run_outcome(history, run, group_id) for run in latest]
+        verdicts = _verdicts(history, dag, [r.task_id for r, _ in readable], now)
         typical = _typical_duration(history_runs)
         for reg, dashboard in readable:
             found.append(
@@ -510,4 +431,10 @@ def _health(
     )
 
 
-__all__ = ["DashboardHealth", "parse_time", "registrations", "report"]
+def health_json(items: list[DashboardHealth], indent: int | None = None) -> str:
+    """The health JSON, the one home of its shape: the API server's ``/dashboards/api/health`` and
+    ``elt health --json`` (``indent``, for people)."""
+    return json.dumps({"dashboards": [h.model_dump(mode="json", exclude={"lineage"}) for h in items]}, indent=indent)
+
+
+__all__ = ["DashboardHealth", "health_json", "parse_time", "registrations", "report"]
