@@ -35,7 +35,7 @@ BUNDLED_MODELS = (
     "stg_faker__purchases",
     "stg_support__tickets",
     "int_purchases_joined_to_products",
-    "int_tickets_aggregated_to_users",
+    "int_tickets_aggregated_to_customers",
     "orders",
     "products",
     "customers",

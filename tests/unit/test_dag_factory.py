@@ -31,7 +31,7 @@ def test_one_sync_per_connection_and_one_task_per_model_and_source(dag):
     }
     assert {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]} <= ids
     relationships = {t for t in ids if t.startswith("transform.relationships_")}
-    assert len(relationships) == 3  # tests reading two models: a task each, after both
+    assert len(relationships) == 4  # tests reading two models: a task each, after both
     own = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build", "transform.fail_run_if_a_node_failed"}
     dashboards = {f"dashboards.{d}" for d in ("marts", "customer_360", "sales_performance", "support_operations")}
     assert ids == own | relationships | dashboards | {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]}
@@ -50,7 +50,7 @@ def test_each_source_waits_for_the_sync_that_loads_it(dag):
         ("orders", {"sync_shop_faker"}),
         ("products", {"sync_shop_faker"}),
         ("tickets", {"sync_support_desk"}),
-        ("int_tickets_aggregated_to_users", {"sync_support_desk"}),
+        ("int_tickets_aggregated_to_customers", {"sync_support_desk"}),
         ("customers", {"sync_shop_faker", "sync_support_desk"}),
     ],
 )
@@ -64,7 +64,7 @@ def test_model_edges_follow_dbt_refs(dag):
     assert upstream(dag, "transform.customers") == {
         "transform.stg_faker__users",
         "transform.orders",
-        "transform.int_tickets_aggregated_to_users",
+        "transform.int_tickets_aggregated_to_customers",
     }
     assert upstream(dag, "transform.relationships_orders_product_id__product_id__ref_products_") == {
         "transform.orders",

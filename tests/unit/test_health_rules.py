@@ -95,7 +95,7 @@ def test_a_failed_sync_makes_exactly_the_dashboards_reading_it_stale_naming_the_
     tasks, results = green_run(manifest)
     tasks["sync_support_desk"] = TaskOutcome("failed", 2, "/log/sync_support_desk", T0)
     tasks["transform.support.tickets"] = TaskOutcome("upstream_failed")
-    for name in ("stg_support__tickets", "int_tickets_aggregated_to_users", "tickets", "customers"):
+    for name in ("stg_support__tickets", "int_tickets_aggregated_to_customers", "tickets", "customers"):
         tasks[f"transform.{name}"] = TaskOutcome("upstream_failed")
         results.pop(model_id(manifest, name))
     results.pop(next(uid for uid in manifest.sources if uid.endswith("support.tickets")))

@@ -23,7 +23,7 @@ from elt_platform.transform.results import NodeRecord
 from tests.conftest import REPO
 
 PRODUCER = "transform.dbt_build"
-SUPPORT_SIDE = {"stg_support__tickets", "int_tickets_aggregated_to_users", "tickets", "customers"}
+SUPPORT_SIDE = {"stg_support__tickets", "int_tickets_aggregated_to_customers", "tickets", "customers"}
 
 
 @pytest.fixture(scope="module")

@@ -135,7 +135,7 @@ def test_failed_sync_alert_names_connection_and_what_it_holds_back(runs):
     assert "Connection:* Help desk tickets (CSV export) (support_desk.yml)" in text
     assert "Backend job:* none (local backend)" in text
     assert "dbt sources held back:* support.tickets" in text
-    assert "Held back:* customers, int_tickets_aggregated_to_users, stg_support__tickets, tickets" in text
+    assert "Held back:* customers, int_tickets_aggregated_to_customers, stg_support__tickets, tickets" in text
     assert "Stale dashboards:* Customer 360, Support operations" in text
     assert "/dags/alerts_sync/runs/" in text
     [(subject, _)] = sync_run.email

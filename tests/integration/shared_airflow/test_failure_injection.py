@@ -16,7 +16,9 @@ pytestmark = pytest.mark.integration
 
 FAKER_ONLY = {"stg_faker__users", "stg_faker__products", "stg_faker__purchases"}
 FAIL_RUN = "transform.fail_run_if_a_node_failed"  # fails the run: the dashboards' tasks follow the failure
-SUPPORT_ONLY = {"stg_support__tickets", "int_tickets_aggregated_to_users", "tickets"}
+SUPPORT_ONLY = {"stg_support__tickets", "int_tickets_aggregated_to_customers", "tickets"}
+# A test reading both connections' models: held back when either side fails.
+TICKETS_TO_CUSTOMERS = "relationships_tickets_customer_id__customer_id__ref_customers_"
 
 
 def tasks(models: set[str]) -> set[str]:
@@ -32,7 +34,15 @@ def test_broken_model_fails_only_its_own_task(stack, runs):
 
     assert result.state == "failed"
     assert result.with_state("failed") == {f"transform.{BROKEN_MODEL}", FAIL_RUN}
-    held_back = tasks({"orders", "products", "customers", "relationships_orders_product_id__product_id__ref_products_"})
+    held_back = tasks(
+        {
+            "orders",
+            "products",
+            "customers",
+            "relationships_orders_product_id__product_id__ref_products_",
+            TICKETS_TO_CUSTOMERS,
+        }
+    )
     assert held_back == transform(result, "upstream_failed")  # held back by the scheduler, never started
     assert tasks(FAKER_ONLY | SUPPORT_ONLY) <= result.with_state("success")
     log = stack.task_log("alerts_models", result.run_id, f"transform.{BROKEN_MODEL}", 1)
@@ -67,7 +77,9 @@ def test_failed_sync_holds_back_only_the_models_that_read_from_it(runs):
     assert result.state == "failed"
     assert result.with_state("failed") == {"sync_support_desk", FAIL_RUN}
     # the source it loads, and what reads from it: held back, never started
-    assert result.with_state("upstream_failed") == tasks(SUPPORT_ONLY | {"customers", "support.tickets"})
+    assert result.with_state("upstream_failed") == tasks(
+        SUPPORT_ONLY | {"customers", "support.tickets", TICKETS_TO_CUSTOMERS}
+    )
     faker_side = {"orders", "products", BROKEN_MODEL} | FAKER_ONLY
     assert tasks(faker_side) <= result.with_state("success")
     assert "sync_shop_faker" in result.with_state("success")

@@ -55,7 +55,7 @@ def test_a_retry_runs_that_model_alone_then_what_dbt_skipped_after_it(stack, run
     assert log.count("START sql") == 1  # this model and no other
     assert "transient glitch" in log
     # dbt build skipped what reads from it; once it had recovered, each of those ran alone, once
-    for model in ("int_tickets_aggregated_to_users", "tickets"):
+    for model in ("int_tickets_aggregated_to_customers", "tickets"):
         ti = run.tis[f"transform.{model}"]
         assert (ti["state"], ti["try_number"]) == ("success", 1), model
     assert on_a_worker(run.tis) == {
@@ -63,7 +63,7 @@ def test_a_retry_runs_that_model_alone_then_what_dbt_skipped_after_it(stack, run
         FAIL_RUN,
         f"transform.{BROKEN_MODEL}",
         "transform.stg_support__tickets",
-        "transform.int_tickets_aggregated_to_users",
+        "transform.int_tickets_aggregated_to_customers",
         "transform.tickets",
     }
 

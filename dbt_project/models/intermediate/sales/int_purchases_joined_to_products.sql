@@ -12,11 +12,11 @@ products as (
 
 ),
 
-joined as (
+final as (
 
     select
         purchases.purchase_id,
-        purchases.user_id,
+        purchases.customer_id,
         purchases.product_id,
         products.product_name,
         purchases.purchase_status,
@@ -26,7 +26,7 @@ joined as (
         products.price,
         case
             when purchases.purchase_status = 'purchased' then products.price
-            else 0
+            else {{ money('0') }}
         end as net_revenue,
         purchases.updated_at
 
@@ -36,4 +36,4 @@ joined as (
 
 )
 
-select * from joined
+select * from final

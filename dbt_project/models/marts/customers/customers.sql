@@ -1,6 +1,6 @@
 with
 
-users as (
+customers as (
 
     select * from {{ ref('stg_faker__users') }}
 
@@ -14,35 +14,35 @@ orders as (
 
 support as (
 
-    select * from {{ ref('int_tickets_aggregated_to_users') }}
+    select * from {{ ref('int_tickets_aggregated_to_customers') }}
 
 ),
 
 order_totals as (
 
     select
-        user_id,
+        customer_id,
         count(*) as orders,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at,
         sum(net_revenue) as lifetime_value
 
     from orders
-    group by user_id
+    group by customer_id
 
 ),
 
 final as (
 
     select
-        cast(users.user_id as {{ dbt.type_int() }}) as customer_id,
-        cast(users.first_name as {{ dbt.type_string() }}) as first_name,
-        cast(users.email as {{ dbt.type_string() }}) as email,
-        cast(users.country_code as {{ dbt.type_string() }}) as country_code,
+        cast(customers.customer_id as {{ dbt.type_int() }}) as customer_id,
+        cast(customers.first_name as {{ dbt.type_string() }}) as first_name,
+        cast(customers.email as {{ dbt.type_string() }}) as email,
+        cast(customers.country_code as {{ dbt.type_string() }}) as country_code,
         cast(order_totals.first_ordered_at as {{ dbt.type_timestamp() }}) as first_ordered_at,
         cast(order_totals.last_ordered_at as {{ dbt.type_timestamp() }}) as last_ordered_at,
         cast(coalesce(order_totals.orders, 0) as {{ dbt.type_int() }}) as orders,
-        cast(coalesce(order_totals.lifetime_value, 0) as numeric) as lifetime_value,
+        {{ money('coalesce(order_totals.lifetime_value, 0)') }} as lifetime_value,
         cast(coalesce(support.support_tickets, 0) as {{ dbt.type_int() }}) as support_tickets,
         cast(coalesce(support.open_support_tickets, 0) as {{ dbt.type_int() }}) as open_support_tickets,
         cast(support.avg_satisfaction_score as {{ dbt.type_float() }}) as avg_satisfaction_score,
@@ -55,11 +55,11 @@ final as (
             end as {{ dbt.type_string() }}
         ) as customer_segment
 
-    from users
+    from customers
     left join order_totals
-        on users.user_id = order_totals.user_id
+        on customers.customer_id = order_totals.customer_id
     left join support
-        on users.user_id = support.user_id
+        on customers.customer_id = support.customer_id
 
 )
 

@@ -31,13 +31,13 @@ final as (
 
     select
         cast(purchase_id as {{ dbt.type_int() }}) as order_id,
-        cast(user_id as {{ dbt.type_int() }}) as user_id,
+        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
         cast(product_id as {{ dbt.type_int() }}) as product_id,
         cast(product_name as {{ dbt.type_string() }}) as product_name,
         cast(purchase_status as {{ dbt.type_string() }}) as order_status,
         cast(purchased_at as {{ dbt.type_timestamp() }}) as ordered_at,
         cast(returned_at as {{ dbt.type_timestamp() }}) as returned_at,
-        cast(net_revenue as numeric) as net_revenue,
+        {{ money('net_revenue') }} as net_revenue,
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
 
     from purchases

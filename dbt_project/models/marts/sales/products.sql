@@ -31,10 +31,10 @@ final as (
         cast(products.product_id as {{ dbt.type_int() }}) as product_id,
         cast(products.product_name as {{ dbt.type_string() }}) as product_name,
         cast(products.model_year as {{ dbt.type_int() }}) as model_year,
-        cast(products.price as numeric) as price,
+        {{ money('products.price') }} as price,
         cast(coalesce(sales.units_sold, 0) as {{ dbt.type_int() }}) as units_sold,
         cast(coalesce(sales.units_returned, 0) as {{ dbt.type_int() }}) as units_returned,
-        cast(coalesce(sales.net_revenue, 0) as numeric) as net_revenue
+        {{ money('coalesce(sales.net_revenue, 0)') }} as net_revenue
 
     from products
     left join sales

@@ -6,7 +6,7 @@ source as (
 
 ),
 
-renamed as (
+final as (
 
     select
         cast(id as {{ dbt.type_int() }}) as product_id,
@@ -14,7 +14,7 @@ renamed as (
         model,
         {{ dbt.concat(["make", "' '", "model"]) }} as product_name,
         cast(year as {{ dbt.type_int() }}) as model_year,
-        cast(price as {{ dbt.type_numeric() }}) as price,
+        {{ money('price') }} as price,
         cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
         _airbyte_extracted_at as loaded_at
@@ -23,4 +23,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

@@ -6,11 +6,11 @@ source as (
 
 ),
 
-renamed as (
+final as (
 
     select
         cast(id as {{ dbt.type_int() }}) as purchase_id,
-        cast(user_id as {{ dbt.type_int() }}) as user_id,
+        cast(user_id as {{ dbt.type_int() }}) as customer_id,
         cast(product_id as {{ dbt.type_int() }}) as product_id,
         cast(added_to_cart_at as {{ dbt.type_timestamp() }}) as added_to_cart_at,
         cast(purchased_at as {{ dbt.type_timestamp() }}) as purchased_at,
@@ -28,4 +28,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

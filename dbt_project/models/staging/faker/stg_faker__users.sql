@@ -6,10 +6,10 @@ source as (
 
 ),
 
-renamed as (
+final as (
 
     select
-        cast(id as {{ dbt.type_int() }}) as user_id,
+        cast(id as {{ dbt.type_int() }}) as customer_id,
         name as first_name,
         title,
         email,
@@ -30,4 +30,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

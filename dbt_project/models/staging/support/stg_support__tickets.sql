@@ -6,11 +6,11 @@ source as (
 
 ),
 
-renamed as (
+final as (
 
     select
         cast(ticket_id as {{ dbt.type_int() }}) as ticket_id,
-        cast(user_id as {{ dbt.type_int() }}) as user_id,
+        cast(user_id as {{ dbt.type_int() }}) as customer_id,
         lower(status) as status,
         lower(priority) as priority,
         lower(channel) as channel,
@@ -25,4 +25,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final

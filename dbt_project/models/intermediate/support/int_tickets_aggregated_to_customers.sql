@@ -6,18 +6,18 @@ tickets as (
 
 ),
 
-aggregated as (
+final as (
 
     select
-        user_id,
+        customer_id,
         count(*) as support_tickets,
         sum(case when status in ('open', 'pending') then 1 else 0 end) as open_support_tickets,
         avg(satisfaction_score) as avg_satisfaction_score,
         max(opened_at) as last_ticket_opened_at
 
     from tickets
-    group by user_id
+    group by customer_id
 
 )
 
-select * from aggregated
+select * from final
