@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from elt_platform.dbt_manifest import Manifest
-from elt_platform.ingestion.connections import Problem
+from elt_platform.errors import Problem
 
 # dbt-bigquery's BigQueryColumn.TYPE_LABELS, applied when a contract has alias_types on (dbt's default);
 # tests/unit/test_bigquery_types.py fails if dbt-bigquery changes them.

@@ -11,10 +11,13 @@ Two transform modes (``ELT_TRANSFORM_MODE``), with the same task id per dbt node
 
 - ``build`` (default): one ``dbt build`` per run does the work; ``transform.<model>``
   reports its model's result (model and tests) from the triggerer. See ``elt_platform.transform``.
-- ``per-model``: Cosmos LOCAL, one ``dbt build --select <node>`` per task.
+- ``per-model``: Cosmos LOCAL, one ``dbt build --select <node>`` per task
+  (``elt_platform.transform.per_model``).
 
-Parsing runs no dbt and touches no network: the manifest is built beforehand by
-``make manifest`` (``dbt parse``), or at image build.
+Then the ``dashboards`` group (``elt_platform.health.publish``) and, when a dashboard promises
+to be fresh by a time, the ``<dag_id>__fresh_by`` DAG (``elt_platform.health.promises``).
+This module only assembles them. Parsing runs no dbt and touches no network: the manifest is
+built beforehand by ``make manifest`` (``dbt parse``), or at image build.
 """
 
 from __future__ import annotations
@@ -25,36 +28,28 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import (
-    ExecutionMode,
-    InvocationMode,
-    LoadMode,
-    SourceRenderingBehavior,
-    TestBehavior,
-    TestIndirectSelection,
-)
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
 
 from elt_platform.alerts.callbacks import PipelineAlerts
 from elt_platform.bigquery_types import python_model_problems
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dbt_project_files import profile_name
-from elt_platform.dependency_internals import replace_operator_classes
+from elt_platform.errors import ConfigurationError
 from elt_platform.health import publish as health
-from elt_platform.health.promises import CHECK_SCHEDULE, CheckPromises
-from elt_platform.health.rules import parse_fresh_by
-from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec, Problem
+from elt_platform.health.promises import promises_dag
+from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.settings import Retries, Settings
-from elt_platform.transform.dbt_operators import PLATFORM_OPERATORS, DbtBuildInProjectFolder, DbtTestInProjectFolder
+from elt_platform.task_names import TRANSFORM_GROUP_ID
 from elt_platform.transform.node_task import NodeRunner
+from elt_platform.transform.per_model import render_per_model
 from elt_platform.transform.render import render
 from elt_platform.transform.results import PRODUCER_TASK_ID
-from elt_platform.warehouse import hold_for_the_task, profile_mapping, release_after_the_task
+from elt_platform.warehouse import profile_mapping
 
-TRANSFORM_GROUP_ID = "transform"
-# "build": one dbt build per run behind the per-node tasks (elt_platform.transform); "per-model": Cosmos LOCAL.
+__all__ = ["TRANSFORM_GROUP_ID", "build_elt_dag", "promises_dag", "sync_retries", "transform_group"]
 
 
 def sync_retries(spec: ConnectionSpec, defaults: Retries) -> dict[str, object]:
@@ -98,12 +93,13 @@ def transform_group(
         target_name=settings.environment,  # target.name in dbt: dev, prod, ...
         profile_mapping=profile_mapping(settings),
     )
+    duckdb_conn_id = settings.warehouse_conn_id if settings.warehouse_type == "duckdb" else None
     if settings.transform_mode == "build":
         runner = NodeRunner(
             project_dir=dbt_project_dir,
             profile_config=profile_config,
             execution_args=_execution_args(settings),
-            duckdb_conn_id=settings.warehouse_conn_id if settings.warehouse_type == "duckdb" else None,
+            duckdb_conn_id=duckdb_conn_id,
             on_warning=alerts.on_warning,
         )
         group, task_nodes = render(
@@ -114,80 +110,19 @@ def transform_group(
             poll_seconds=settings.model_poll_seconds,
             group_id=TRANSFORM_GROUP_ID,
         )
-        alerts.task_nodes.update(task_nodes)
-        return group
-
-    task_ids = {n.unique_id: n.task_id for n in (*manifest.sources.values(), *manifest.models.values())}
-    display_names = {m.unique_id: m.display_name for m in manifest.models.values()}
-    # Every dbt invocation holds the DuckDB file's lock, whatever started the run (the pool is the scheduler's).
-    locking = (
-        {"pre_execute": hold_for_the_task(settings.warehouse_conn_id), "post_execute": release_after_the_task}
-        if settings.warehouse_type == "duckdb"
-        else {}
-    )
-    transform = DbtTaskGroup(
-        group_id=TRANSFORM_GROUP_ID,
-        project_config=ProjectConfig(
-            dbt_project_path=dbt_project_dir,
-            manifest_path=manifest.path,
-            install_dbt_deps=False,
-        ),
-        profile_config=profile_config,
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
-            # A node's build runs only the tests that read it alone (as in the default mode).
-            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-            **_execution_args(settings),
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            # One `dbt build --select <node>` per node: the node and its own tests, as in the default mode.
-            test_behavior=TestBehavior.BUILD,
-            source_rendering_behavior=SourceRenderingBehavior.ALL,
-            # Tests reading two nodes get tasks of their own, below (Cosmos would name them "<test>_test").
-            should_detach_multiple_parents_tests=False,
-            ephemeral_models_as_empty_operator=True,
-            # Not tasks (Cosmos would log "Unavailable conversion function" for each, at every parse);
-            # dbt build runs the hooks whatever the selection.
-            exclude=[f"resource_type:{kind}" for kind in ("analysis", "exposure", "operation")],
-            # The same task ids as the default mode, whatever characters the dbt names hold.
-            normalize_task_id=lambda node: task_ids.get(node.unique_id) or node.name,
-            normalize_task_display_name=lambda node: display_names.get(node.unique_id) or node.resource_name,
-            emit_datasets=False,
-        ),
-        on_warning_callback=alerts.on_warning,
-        operator_args=locking,
-    )
-    # A test reading two nodes (relationships): a task of its own, once both exist.
-    for test in manifest.tests_reading_several_nodes():
-        parents = [transform.tasks_map[p] for p in manifest.nodes_read_by(test) if p in transform.tasks_map]
-        with transform:
-            test_task = DbtTestInProjectFolder(
-                task_id=test.task_id,
-                task_display_name=test.name,
-                select=test.selector,
-                project_dir=str(dbt_project_dir),
-                profile_config=profile_config,
-                install_deps=False,
-                emit_datasets=False,
-                on_warning_callback=alerts.on_warning,
-                doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}. dbt node `{test.unique_id}`.",
-                **_execution_args(settings),
-                **locking,
-            )
-        parents >> test_task
-        alerts.task_nodes[test_task.task_id] = test.unique_id
-    # dbt runs from the project's folder, as by hand; no retry where none can help (transform.dbt_operators).
-    replace_operator_classes(transform.iter_tasks(), PLATFORM_OPERATORS)
-    for unique_id, task_or_group in transform.tasks_map.items():
-        if unique_id in manifest.models and isinstance(task_or_group, DbtBuildInProjectFolder):
-            # Cosmos selects "fqn:<fqn>", which also selects a folder of the same name and reads [ ] as wildcards.
-            task_or_group.select = manifest.models[unique_id].selector
-        if unique_id in source_syncs:
-            source_syncs[unique_id] >> task_or_group
-        tasks = getattr(task_or_group, "children", {unique_id: task_or_group}).values()
-        alerts.task_nodes.update({task.task_id: unique_id for task in tasks})
-    return transform
+    else:
+        group, task_nodes = render_per_model(
+            manifest,
+            project_dir=dbt_project_dir,
+            profile_config=profile_config,
+            execution_args=_execution_args(settings),
+            duckdb_conn_id=duckdb_conn_id,
+            on_warning=alerts.on_warning,
+            source_syncs=source_syncs,
+            group_id=TRANSFORM_GROUP_ID,
+        )
+    alerts.task_nodes.update(task_nodes)
+    return group
 
 
 def _dag(dag_id: str, settings: Settings, alerts: PipelineAlerts, **kwargs: Any) -> DAG:
@@ -273,47 +208,5 @@ def build_elt_dag(
             settings=settings,
             project_dir=dbt_project_dir,
         )
-    promises_dag(dag_id, manifest, sync_task_ids, titles, start_date, settings)
-    return dag
-
-
-def promises_dag(
-    dag_id: str,
-    manifest: Manifest,
-    syncs: dict[str, str],
-    titles: dict[str, str],
-    start_date: datetime,
-    settings: Settings,
-) -> DAG | None:
-    """``<dag_id>__fresh_by``: checks every 10 minutes the dashboards that promise to be fresh by a time."""
-    promised = [e for e in manifest.exposures.values() if e.fresh_by]
-    if not promised:
-        return None
-    for exposure in promised:
-        try:
-            parse_fresh_by(exposure.fresh_by, exposure.fresh_by_timezone)
-        except ValueError as exc:
-            where = f"exposure {exposure.name}, meta.{str(exc).split('=')[0]}"
-            fix = 'e.g. meta: {fresh_by: "07:00", fresh_by_timezone: "Europe/Paris"}'
-            raise ConfigurationError([Problem(exposure.file or str(manifest.path), where, str(exc), fix)]) from None
-    with DAG(
-        dag_id=f"{dag_id}__fresh_by",
-        schedule=CHECK_SCHEDULE,
-        start_date=start_date,
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=False,  # a promise is watched from the start, with nobody to unpause it
-        tags=["elt", "dashboards"],
-        doc_md=f"Alerts each dashboard's owner once when {dag_id} has not made it fresh by its `fresh_by`.",
-    ) as dag:
-        CheckPromises(
-            task_id="check_promises",
-            watched_dag_id=dag_id,
-            manifest_path=str(manifest.path),
-            syncs=syncs,
-            transform_group=TRANSFORM_GROUP_ID,
-            settings=settings,
-            inlets=[health.dashboard_asset(dag_id, e, manifest, syncs, TRANSFORM_GROUP_ID, titles) for e in promised],
-            retries=0,
-        )
+    promises_dag(dag_id, manifest, sync_task_ids, titles, start_date, settings, TRANSFORM_GROUP_ID)
     return dag

@@ -27,3 +27,7 @@ class ConfigurationError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
+
+
+class ManifestError(ValueError):
+    """A dbt manifest this platform cannot read; the message names the file and the fix."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+# The task group of every dbt node's task: a node's task is ``transform.<its task id>``.
+TRANSFORM_GROUP_ID = "transform"
 # 250 (Airflow's limit) minus the group prefix and room for a suffix Cosmos may add.
 MAX_NAME = 200
 HASH_LENGTH = 8

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec, load_connections, resolve_config
+from elt_platform.errors import ConfigurationError
+from elt_platform.ingestion.connections import ConnectionSpec, load_connections, resolve_config
 from tests.conftest import REPO
 
 VALID = (REPO / "ingestion" / "shop_faker.yml").read_text()

@@ -2,71 +2,36 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from elt_platform.dbt_manifest import Exposure, Manifest
+from elt_platform.dbt_manifest.graph import has_own_task, marts_of, nodes_read_by, tests_of, through_ephemeral, upstream
 from elt_platform.health.rules import Dashboard, Kind, Part
 
 
 def dashboards(manifest: Manifest, syncs: dict[str, str], group_id: str) -> dict[str, Dashboard]:
     """Every exposure as a ``Dashboard``, by name. ``syncs`` maps a dbt source name to the task loading it."""
-    tests_of = _tests_of(manifest)
-    return {e.name: _dashboard(e, manifest, syncs, group_id, tests_of) for e in manifest.exposures.values()}
+    tests = tests_of(manifest)
+    return {e.name: _dashboard(e, manifest, syncs, group_id, tests) for e in manifest.exposures.values()}
 
 
 def dashboard(manifest: Manifest, name: str, syncs: dict[str, str], group_id: str) -> Dashboard:
     """One exposure as a ``Dashboard`` (its task needs only its own lineage)."""
     exposure = next(e for e in manifest.exposures.values() if e.name == name)
-    return _dashboard(exposure, manifest, syncs, group_id, _tests_of(manifest))
+    return _dashboard(exposure, manifest, syncs, group_id, tests_of(manifest))
 
 
 def tables(manifest: Manifest, marts: list[str], syncs: dict[str, str], group_id: str) -> dict[str, Dashboard]:
     """Each mart (a model a dashboard reads) with its own lineage, by name, to apply the same rules to."""
-    tests_of = _tests_of(manifest)
+    tests = tests_of(manifest)
     found = {}
     for uid in marts:
         model = manifest.models[uid]
         name = model.display_name  # unique, unlike a versioned model's name
         as_exposure = Exposure(unique_id=uid, name=name, label=name, url=None, depends_on=(uid,))
-        found[name] = _dashboard(as_exposure, manifest, syncs, group_id, tests_of)
+        found[name] = _dashboard(as_exposure, manifest, syncs, group_id, tests)
     return found
 
 
-def _tests_of(manifest: Manifest) -> dict[str, list]:
-    tests_of: dict[str, list] = defaultdict(list)
-    for test in manifest.tests.values():
-        for node in manifest.nodes_read_by(test):
-            tests_of[node].append(test)
-    return tests_of
-
-
-def upstream(manifest: Manifest, roots: tuple[str, ...]) -> set[str]:
-    """Every model, seed, snapshot and source the ``roots`` read, directly or not, the roots included."""
-    seen: set[str] = set()
-    stack = [r for r in roots if r in manifest.models or r in manifest.sources]
-    while stack:
-        uid = stack.pop()
-        if uid in seen:
-            continue
-        seen.add(uid)
-        if uid in manifest.models:
-            stack.extend(p for p in manifest.models[uid].depends_on if p in manifest.models or p in manifest.sources)
-    return seen
-
-
-def _through_ephemeral(manifest: Manifest, parents: tuple[str, ...], nodes: set[str]) -> list[str]:
-    """The nodes read, an ephemeral model (inlined by dbt, no task) replaced by what it reads."""
-    found = []
-    for parent in parents:
-        model = manifest.models.get(parent)
-        if model is not None and model.is_ephemeral:
-            found.extend(_through_ephemeral(manifest, model.depends_on, nodes))
-        elif parent in nodes:
-            found.append(parent)
-    return found
-
-
-def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], group_id: str, tests_of) -> Dashboard:
+def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], group_id: str, tests) -> Dashboard:
     # A source's own tests run in its task: a failure there holds back what reads it (stale), so
     # only the tests of models count as checks on data the run built (broken).
     nodes = upstream(manifest, exposure.depends_on)
@@ -82,12 +47,11 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
         model = manifest.models[uid]
         if model.is_ephemeral:  # inlined into its children: no task, no result of its own
             continue
-        parents = tuple(dict.fromkeys(_through_ephemeral(manifest, model.depends_on, nodes)))
+        parents = through_ephemeral(manifest, model.depends_on, nodes.__contains__)
         parts[uid] = Part(uid, Kind.MODEL, model.display_name, f"{group_id}.{model.task_id}", parents)
-        for test in tests_of.get(uid, ()):
-            read = manifest.nodes_read_by(test)
-            own_task = f"{group_id}.{test.task_id}" if len(read) > 1 else ""  # as the renderers give it one
-            checked = tuple(n for n in read if n in nodes)
+        for test in tests.get(uid, ()):
+            own_task = f"{group_id}.{test.task_id}" if has_own_task(manifest, test) else ""  # else its node's task
+            checked = tuple(n for n in nodes_read_by(manifest, test) if n in nodes)
             parts[test.unique_id] = Part(test.unique_id, Kind.TEST, test.name, own_task, checked)
     return Dashboard(
         name=exposure.name,
@@ -98,6 +62,6 @@ def _dashboard(exposure: Exposure, manifest: Manifest, syncs: dict[str, str], gr
         description=exposure.description,
         fresh_by=exposure.fresh_by,
         fresh_by_timezone=exposure.fresh_by_timezone,
-        marts=manifest.marts_of(exposure),
+        marts=marts_of(manifest, exposure),
         parts=parts,
     )

@@ -3,8 +3,10 @@ that no run made fresh in the 24 hours up to that time alerts its owner, once pe
 
 Checked where it can be known: by the dashboard's task at the end of every run (the alert
 then names the cause), and by the ``<dag>__fresh_by`` DAG every 10 minutes (a run that
-never ends, or never starts, misses a promise too). An Airflow Variable per dashboard holds
-the last deadline alerted, so the two never alert twice for one deadline.
+never ends, or never starts, misses a promise too; ``promises_dag``). An Airflow Variable per
+dashboard holds the last deadline alerted, so the two never alert twice for one deadline.
+A ``fresh_by`` that is not a time, or a ``fresh_by_timezone`` that is not a zone, keeps the
+DAG from importing, the exposure named (``check_fresh_by``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, Variable
+from airflow.sdk import DAG, Asset, BaseOperator, Variable
 
 from elt_platform.alerts.channels import send
 from elt_platform.alerts.message import Alert
+from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
+from elt_platform.dependency_internals import airflow_setting
+from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.health.records import URL_PREFIX
-from elt_platform.health.rules import Assessment, Dashboard, promise_deadline, promise_kept
+from elt_platform.health.rules import Assessment, Dashboard, parse_fresh_by, promise_deadline, promise_kept
 from elt_platform.settings import Settings
+from elt_platform.task_names import TRANSFORM_GROUP_ID
 
 CHECK_SCHEDULE = "*/10 * * * *"
 
@@ -28,9 +34,8 @@ def _variable(dag_id: str, dashboard: str) -> str:
 
 
 def page_url(dag_id: str, dashboard: str) -> str:
-    from airflow.configuration import conf
-
-    return f"{conf.get('api', 'base_url', fallback='').rstrip('/')}{URL_PREFIX}/{dag_id}/{dashboard}"
+    base_url = airflow_setting("api", "base_url", fallback="") or ""
+    return f"{base_url.rstrip('/')}{URL_PREFIX}/{dag_id}/{dashboard}"
 
 
 def check_promise(
@@ -105,7 +110,6 @@ class CheckPromises(BaseOperator):
     def execute(self, context: Any) -> list[str]:
         from pathlib import Path
 
-        from elt_platform.dbt_manifest import load_manifest
         from elt_platform.health.lineage import dashboards
 
         every = dashboards(load_manifest(Path(self.manifest_path)), self.syncs, self.transform_group)
@@ -120,3 +124,58 @@ class CheckPromises(BaseOperator):
                 alerted.append(dashboard.name)
         self.log.info("Promises missed and alerted now: %s", ", ".join(alerted) or "none")
         return alerted
+
+
+def check_fresh_by(manifest: Manifest) -> list[Exposure]:
+    """The exposures that promise to be fresh by a time; ``ConfigurationError`` naming each one whose
+    ``fresh_by`` or ``fresh_by_timezone`` cannot be read."""
+    promised = [e for e in manifest.exposures.values() if e.fresh_by]
+    problems = []
+    for exposure in promised:
+        try:
+            parse_fresh_by(exposure.fresh_by, exposure.fresh_by_timezone)
+        except ValueError as exc:
+            where = f"exposure {exposure.name}, meta.{str(exc).split('=')[0]}"
+            fix = 'e.g. meta: {fresh_by: "07:00", fresh_by_timezone: "Europe/Paris"}'
+            problems.append(Problem(exposure.file or str(manifest.path), where, str(exc), fix))
+    if problems:
+        raise ConfigurationError(problems)
+    return promised
+
+
+def promises_dag(
+    dag_id: str,
+    manifest: Manifest,
+    syncs: dict[str, str],
+    titles: dict[str, str],
+    start_date: datetime,
+    settings: Settings,
+    transform_group: str = TRANSFORM_GROUP_ID,
+) -> DAG | None:
+    """``<dag_id>__fresh_by``: checks every 10 minutes the dashboards that promise to be fresh by a time."""
+    from elt_platform.health.publish import dashboard_asset  # which reads check_promise from here
+
+    promised = check_fresh_by(manifest)
+    if not promised:
+        return None
+    with DAG(
+        dag_id=f"{dag_id}__fresh_by",
+        schedule=CHECK_SCHEDULE,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=False,  # a promise is watched from the start, with nobody to unpause it
+        tags=["elt", "dashboards"],
+        doc_md=f"Alerts each dashboard's owner once when {dag_id} has not made it fresh by its `fresh_by`.",
+    ) as dag:
+        CheckPromises(
+            task_id="check_promises",
+            watched_dag_id=dag_id,
+            manifest_path=str(manifest.path),
+            syncs=syncs,
+            transform_group=transform_group,
+            settings=settings,
+            inlets=[dashboard_asset(dag_id, e, manifest, syncs, transform_group, titles) for e in promised],
+            retries=0,
+        )
+    return dag

@@ -22,8 +22,9 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup
 from airflow.sdk.exceptions import AirflowSkipException
 
 from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
+from elt_platform.dbt_manifest.graph import marts_of, tests_with_own_task, upstream
 from elt_platform.health import lineage, records
-from elt_platform.health.lineage import tables, upstream
+from elt_platform.health.lineage import tables
 from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
 from elt_platform.settings import Settings
@@ -193,11 +194,11 @@ def render(
         "settings": settings,
         "retries": 0,
     }
-    marts = sorted({uid for e in manifest.exposures.values() for uid in manifest.marts_of(e)})
+    marts = sorted({uid for e in manifest.exposures.values() for uid in marts_of(manifest, e)})
     # A mart's task ends once its upstream tasks have (or it is held back, upstream_failed). The tests
     # reading several nodes have tasks of their own, and the build holds the DuckDB file.
-    lineage = upstream(manifest, tuple(marts))
-    checks = [t.unique_id for t in manifest.tests_reading_several_nodes() if lineage.intersection(t.depends_on)]
+    read = upstream(manifest, marts)
+    checks = [t.unique_id for t in tests_with_own_task(manifest) if read.intersection(t.depends_on)]
     with TaskGroup(GROUP_ID, tooltip="Each dashboard's health after the run; an Asset event when fresh") as group:
         publish_marts = PublishMarts(
             task_id=MARTS_TASK,
@@ -215,7 +216,7 @@ def render(
                 node_tasks[uid] >> publish_marts
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
             asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
-            reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in manifest.marts_of(exposure)]
+            reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in marts_of(manifest, exposure)]
             publish_marts >> PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
                 task_display_name=f"dashboard {exposure.label}",

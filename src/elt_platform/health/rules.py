@@ -30,6 +30,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from elt_platform.dbt_manifest.graph import children_of, walk
 from elt_platform.task_states import ENDED, FAILED, HELD_BACK, SUCCEEDED
 from elt_platform.transform.results import FAILED_STATUSES, PASSED_STATUSES
 
@@ -288,29 +289,15 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
 
 
 def _children(dashboard: Dashboard) -> dict[str, list[str]]:
-    children: dict[str, list[str]] = {}
-    for key, part in dashboard.parts.items():
-        if part.kind is not Kind.TEST:
-            for parent in part.parents:
-                children.setdefault(parent, []).append(key)
-    return children
+    return children_of({key: part.parents for key, part in dashboard.parts.items() if part.kind is not Kind.TEST})
 
 
 def _reached(key: str, dashboard: Dashboard, states: Mapping[str, PartState], children) -> bool:
     """Whether what ``key`` holds reached the dashboard: every table downstream of it (a test: of what
     it checks) was refreshed in this run."""
     arrived = {PartState.REFRESHED, PartState.TEST_FAILED}
-    stack = list(dashboard.parts[key].parents) if dashboard.parts[key].kind is Kind.TEST else [key]
-    seen: set[str] = set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if node != key and states.get(node) not in arrived:
-            return False
-        stack.extend(children.get(node, ()))
-    return True
+    start = dashboard.parts[key].parents if dashboard.parts[key].kind is Kind.TEST else (key,)
+    return all(states.get(node) in arrived for node in walk(start, lambda n: children.get(n, ())) if node != key)
 
 
 def _sources_as_of(

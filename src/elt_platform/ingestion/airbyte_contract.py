@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from elt_platform.dbt_manifest import Manifest
-from elt_platform.ingestion.connections import LoadedConnection, Problem
+from elt_platform.errors import Problem
+from elt_platform.ingestion.connections import LoadedConnection
 
 
 def check_airbyte(connections: list[LoadedConnection], manifest: Manifest, hook: Any) -> list[Problem]:

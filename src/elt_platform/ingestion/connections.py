@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.safe_yaml import read_yaml
 
+# ConfigurationError and Problem live in elt_platform.errors; re-exported for the importers of this path.
 __all__ = ["ConfigurationError", "ConnectionSpec", "LoadedConnection", "Problem", "load_connections"]
 
 CONNECTION_FILE_GLOBS = ("*.yml", "*.yaml")

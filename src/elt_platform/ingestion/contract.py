@@ -11,7 +11,8 @@ from pathlib import Path
 
 from elt_platform.dbt_manifest import Manifest, load_manifest
 from elt_platform.dbt_project_files import manifest_location
-from elt_platform.ingestion.connections import ConfigurationError, LoadedConnection, Problem, load_connections
+from elt_platform.errors import ConfigurationError, Problem
+from elt_platform.ingestion.connections import LoadedConnection, load_connections
 
 
 def check_contract(connections: list[LoadedConnection], manifest: Manifest, project_dir: Path) -> list[Problem]:
