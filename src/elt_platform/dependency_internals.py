@@ -7,6 +7,7 @@ deep in a running DAG. Nothing else in the package imports a private module of e
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import sys
@@ -165,6 +166,25 @@ def in_a_triggerer() -> bool:
     return TRIGGERER_MODULE in sys.modules
 
 
+def _patchable_triggerer() -> bool:
+    """In a triggerer of an Airflow release the triggerer patches were measured on (else says why not)."""
+    if not in_a_triggerer():
+        return False
+    import airflow
+
+    if triggerer_patch_fits(airflow.__version__):
+        return True
+    log.warning(
+        "Triggerer patch off: Airflow %s is outside %s, the releases it was measured on. Node tasks "
+        "started in the triggerer get the whole DAG, and each queues a success callback, as Airflow "
+        "does. To turn it on, run tests/unit/test_triggerer_workloads.py on this release and widen "
+        "TRIGGERER_PATCH_AIRFLOW (elt_platform/dependency_internals.py).",
+        airflow.__version__,
+        "..".join(TRIGGERER_PATCH_AIRFLOW),
+    )
+    return False
+
+
 def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8) -> bool:
     """In a triggerer, make the cost of starting a task there independent of the DAG's size.
 
@@ -182,21 +202,9 @@ def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8)
     task, and the task groups it is in (``dag_data_of_one_task``), all its trigger's context
     needs. A no-op (False) outside a triggerer, and on an Airflow the patch was not measured on.
     """
-    triggerer = sys.modules.get(TRIGGERER_MODULE)
-    if triggerer is None:
+    if not _patchable_triggerer():
         return False
-    import airflow
-
-    if not triggerer_patch_fits(airflow.__version__):
-        log.warning(
-            "Triggerer patch off: Airflow %s is outside %s, the releases it was measured on. Each node task "
-            "started in the triggerer gets the whole DAG, as Airflow does. To turn it on, run "
-            "tests/unit/test_triggerer_workloads.py on this release and widen TRIGGERER_PATCH_AIRFLOW "
-            "(elt_platform/dependency_internals.py).",
-            airflow.__version__,
-            "..".join(TRIGGERER_PATCH_AIRFLOW),
-        )
-        return False
+    triggerer = sys.modules[TRIGGERER_MODULE]
     bag = getattr(triggerer, TRIGGERER_DAG_BAG)
     if not getattr(bag, "shares_deserialized_dags", False):
         setattr(triggerer, TRIGGERER_DAG_BAG, _dag_bag_sharing_dags(bag, keep))
@@ -205,6 +213,53 @@ def lighten_the_triggerer_s_work_per_task(trigger_classpath: str, keep: int = 8)
         supervisor._create_workload = _sending_only_their_own_part(supervisor._create_workload)
     supervisor._create_workload.own_part_only.add(trigger_classpath)
     return True
+
+
+def quiet_success_callbacks_of(operators: set[str]) -> bool:
+    """In a triggerer, queue no success-callback request for a task of these operators that ends there.
+
+    Airflow 3.3's triggerer queues one for every task that ends in it with success
+    (``airflow.models.trigger.handle_event_submit``), whether or not the task has a success
+    callback, and the DAG processor parses the whole DAG file for each batch of them: about half
+    of Airflow's own CPU in a 200-model run (docs/airflow-triggerer-patch.md). The operators named
+    here must have no success callback (``DbtNodeTask`` refuses one). A no-op (False) outside a
+    triggerer, and on an Airflow the patch was not measured on.
+    """
+    if not _patchable_triggerer():
+        return False
+    from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
+    from airflow.models import trigger
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    airflow_s = trigger.handle_event_submit.dispatch(BaseTaskEndEvent)
+    if hasattr(airflow_s, "quiet_success_of"):
+        airflow_s.quiet_success_of.update(operators)
+        return True
+
+    def handle_task_end(event: Any, *, task_instance: Any, session: Any) -> None:
+        quiet = event.task_instance_state == "success" and task_instance.operator in handle_task_end.quiet_success_of
+        token = _quiet_success.set(quiet)
+        try:
+            airflow_s(event, task_instance=task_instance, session=session)
+        finally:
+            _quiet_success.reset(token)
+
+    handle_task_end.quiet_success_of = set(operators)  # type: ignore[attr-defined]
+    handle_task_end.__wrapped__ = airflow_s  # type: ignore[attr-defined]
+    trigger.handle_event_submit.register(BaseTaskEndEvent, handle_task_end)
+    send = DatabaseCallbackSink.send
+
+    @functools.wraps(send)
+    def send_unless_quiet(self: Any, callback: Any, **kwargs: Any) -> None:
+        if _quiet_success.get() and getattr(callback, "task_callback_type", None) == "success":
+            return
+        send(self, callback, **kwargs)
+
+    DatabaseCallbackSink.send = send_unless_quiet
+    return True
+
+
+_quiet_success: contextvars.ContextVar[bool] = contextvars.ContextVar("quiet_success", default=False)
 
 
 def dag_data_of_one_task(dag_data: dict[str, Any], task_id: str) -> dict[str, Any]:
@@ -311,6 +366,7 @@ __all__ = [
     "in_a_triggerer",
     "lighten_the_triggerer_s_work_per_task",
     "publish_with_backup",
+    "quiet_success_callbacks_of",
     "redact",
     "replace_operator_classes",
     "request_user",

@@ -152,7 +152,8 @@ def _dependency_private_overrides() -> dict[str, list[str]]:
                 continue
             theirs = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] in {"airflow", "cosmos"}]
             for attr in vars(cls):
-                ours = attr.startswith("_") and not attr.startswith("__") and attr != "_abc_impl"
+                # not Python's own (_abc_impl) nor a base class's name-mangled cache (_BaseOperator__...)
+                ours = attr.startswith("_") and not attr.startswith("__") and attr != "_abc_impl" and "__" not in attr
                 if ours and any(hasattr(b, attr) for b in theirs):
                     found.setdefault(f"{name}.{cls.__name__}", []).append(attr)
     return found

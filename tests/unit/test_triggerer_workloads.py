@@ -13,7 +13,7 @@ fail, the patch no longer does its job: either way the failure is here, not in a
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -28,10 +28,10 @@ BUDGET_BYTES = 20_000
 BUDGET_SECONDS = 1.0
 
 
-@pytest.fixture(scope="module")
-def started_node_tasks(tmp_path_factory):
-    """A metadata database holding a DAG of MODELS node tasks, STARTED of them deferred on their
-    trigger; yields the engine and the triggers' ids."""
+def _deferred_on_their_triggers(path, tasks: int, started: int, also=()):
+    """A metadata database (SQLite, at ``path``) holding a DAG of ``tasks`` node tasks and the
+    operators in ``also``, with the first ``started`` node tasks and every ``also`` deferred on a
+    trigger of their own; returns the engine and the triggers' ids by task id."""
     from airflow.models import import_all_models
     from airflow.models.base import Base
     from airflow.models.dag import DagModel
@@ -49,18 +49,20 @@ def started_node_tasks(tmp_path_factory):
     from sqlalchemy.orm import Session
 
     import_all_models()
-    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('triggerer') / 'airflow.db'}")
+    engine = create_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
     with DAG("many_models", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)) as dag:
-        for i in range(MODELS):
+        for i in range(tasks):
             DbtNodeTask(
                 task_id=f"model_{i}", kind="model", unique_id=f"model.shop.model_{i}", select=f"model_{i}",
                 watch=[f"model.shop.model_{i}"], runner=None, producer_task_id="build", poll_seconds=1.0,
             )  # fmt: skip
-    triggers = []
+        for make in also:
+            make()
+    triggers = {}
     with Session(engine) as session:
         session.add(DagBundleModel(name="dags"))
-        session.add(DagModel(dag_id=dag.dag_id, bundle_name="dags"))
+        session.add(DagModel(dag_id=dag.dag_id, bundle_name="dags", relative_fileloc="many_models.py"))
         session.flush()
         SerializedDagModel.write_dag(LazyDeserializedDAG.from_dag(dag), bundle_name="dags", session=session)
         version = DagVersion.get_latest_version(dag.dag_id, session=session)
@@ -70,19 +72,29 @@ def started_node_tasks(tmp_path_factory):
         )  # fmt: skip
         run.created_dag_version_id = version.id
         session.add(run)
-        for i in range(STARTED):
+        deferred = [f"model_{i}" for i in range(started)] + [
+            t.task_id for t in dag.tasks if t.task_type != "DbtNodeTask"
+        ]
+        for task_id in deferred:
             trigger = Trigger(classpath=NODE_RESULT_TRIGGER, kwargs={})
             session.add(trigger)
             session.flush()
             ti = TaskInstance(
-                task=dag.get_task(f"model_{i}"), run_id=run.run_id, dag_version_id=version.id,
+                task=dag.get_task(task_id), run_id=run.run_id, dag_version_id=version.id,
                 state=TaskInstanceState.DEFERRED,
             )  # fmt: skip
             ti.trigger_id = trigger.id
             session.add(ti)
-            triggers.append(trigger.id)
+            triggers[task_id] = trigger.id
         session.commit()
-    yield engine, triggers
+    return engine, triggers
+
+
+@pytest.fixture(scope="module")
+def started_node_tasks(tmp_path_factory):
+    """MODELS node tasks, STARTED of them deferred on their trigger: the engine and the triggers' ids."""
+    engine, triggers = _deferred_on_their_triggers(tmp_path_factory.mktemp("triggerer") / "airflow.db", MODELS, STARTED)
+    yield engine, list(triggers.values())
     engine.dispose()
 
 
@@ -167,3 +179,64 @@ def test_the_patch_stays_off_on_an_airflow_release_it_was_not_measured_on(superv
     assert not dependency_internals.lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER)
     assert not hasattr(type(supervisor)._create_workload, "own_part_only")
     assert "Triggerer patch off: Airflow 3.4.0" in caplog.text
+
+
+@pytest.fixture
+def airflow_s_own_event_handling(monkeypatch):
+    """Airflow's own handling of a task's end in the triggerer, whatever an earlier test patched; put back after."""
+    from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
+    from airflow.models import trigger
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    handler = trigger.handle_event_submit.dispatch(BaseTaskEndEvent)
+    while hasattr(handler, "__wrapped__"):
+        handler = handler.__wrapped__
+    send = DatabaseCallbackSink.send
+    while hasattr(send, "__wrapped__"):
+        send = send.__wrapped__
+    trigger.handle_event_submit.register(BaseTaskEndEvent, handler)
+    monkeypatch.setattr(DatabaseCallbackSink, "send", send)
+    yield
+    trigger.handle_event_submit.register(BaseTaskEndEvent, handler)
+
+
+def test_node_tasks_that_succeed_in_the_triggerer_queue_no_callback_other_tasks_still_do(
+    airflow_s_own_event_handling, tmp_path
+):
+    """Airflow 3.3 queues a success-callback request (a DAG file parse in the DAG processor) for
+    every task that ends in the triggerer; with the patch, a node task (which has no success
+    callback) queues none, and any other operator's task still does."""
+    from airflow.models.db_callback_request import DbCallbackRequest
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+    from airflow.triggers.base import TaskSuccessEvent
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    other = lambda: TimeDeltaSensor(task_id="other", delta=timedelta(seconds=1), deferrable=True)  # noqa: E731
+    engine, triggers = _deferred_on_their_triggers(tmp_path / "airflow.db", 2, 2, also=[other])
+
+    def succeed(task_id: str) -> int:
+        """The task's trigger fires its success: the callback requests queued since."""
+        with Session(engine) as session:
+            before = session.scalar(select(func.count()).select_from(DbCallbackRequest))
+            Trigger.submit_event(triggers[task_id], TaskSuccessEvent(), session=session)
+            session.commit()
+            state = session.scalar(select(TaskInstance.state).where(TaskInstance.task_id == task_id))
+            assert state == "success"
+            return session.scalar(select(func.count()).select_from(DbCallbackRequest)) - before
+
+    assert succeed("model_0") == 1  # Airflow alone
+    assert dependency_internals.quiet_success_callbacks_of({DbtNodeTask.__name__}) is True
+    assert succeed("model_1") == 0
+    assert succeed("other") == 1
+
+
+def test_a_node_task_refuses_a_success_callback():
+    with pytest.raises(ValueError, match=r"model_0: a dbt node's task takes no on_success_callback\. Fix: "):
+        DbtNodeTask(
+            task_id="model_0", kind="model", unique_id="model.shop.model_0", select="model_0",
+            watch=["model.shop.model_0"], runner=None, producer_task_id="build", poll_seconds=1.0,
+            on_success_callback=print,
+        )  # fmt: skip

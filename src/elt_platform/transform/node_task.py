@@ -96,6 +96,12 @@ class DbtNodeTask(BaseOperator):
         has_freshness: bool = False,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("on_success_callback"):
+            # The triggerer queues no success callback for these tasks (triggerer_plugin.py).
+            raise ValueError(
+                f"{kwargs.get('task_id')}: a dbt node's task takes no on_success_callback. Fix: put it on "
+                "the DAG (on_success_callback of the DAG runs once per run) or on a task after the transform."
+            )
         super().__init__(pool=NODE_TASK_POOL, **kwargs)
         self.kind = kind  # "model" (also seed, snapshot), "source" or "test"
         self.unique_id = unique_id
