@@ -49,3 +49,19 @@ def test_readme_links_resolve():
     missing = [t for t in relative if not (README.parent / t).resolve().exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
     assert any(t.startswith("docs/") for t in relative)
+
+
+def test_every_setting_command_and_target_is_in_the_reference():
+    """The reference pages follow the code: a new ELT_ setting, elt command or make target is documented."""
+    settings = (REPO / "docs/reference/settings.md").read_text(encoding="utf-8")
+    cli = (REPO / "docs/reference/cli.md").read_text(encoding="utf-8")
+    variables = set(re.findall(r'"(ELT_[A-Z_]+)"', (REPO / "src/elt_platform/settings.py").read_text(encoding="utf-8")))
+    commands = re.findall(r'add_parser\(\s*"([a-z-]+)"', (REPO / "src/elt_platform/cli/commands.py").read_text())
+    targets = re.findall(r"^([a-z][a-z-]*):[^\n]*## ", (REPO / "Makefile").read_text(encoding="utf-8"), re.M)
+    assert variables and commands and targets
+    missing = (
+        [f"{v} (docs/reference/settings.md)" for v in sorted(variables) if f"`{v}`" not in settings]
+        + [f"elt {c} (docs/reference/cli.md)" for c in commands if f"`elt {c}`" not in cli]
+        + [f"make {t} (docs/reference/cli.md)" for t in targets if f"`make {t}`" not in cli]
+    )
+    assert not missing, f"Undocumented: {missing}"
