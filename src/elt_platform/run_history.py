@@ -54,7 +54,7 @@ def check_airflow_version(version: str) -> None:
     from packaging.version import Version
 
     first, past_last = (Version(v) for v in TESTED_AIRFLOW)
-    if not first <= Version(version) < past_last:
+    if not first <= Version(Version(version).base_version) < past_last:  # 3.4.0rc1 is 3.4's
         raise UntestedAirflow(
             f"elt_platform.run_history reads Airflow's metadata database (not a public API) and was tested with "
             f"Airflow {first} up to {past_last} (not included), not {version}. Fix: re-check its queries against "
@@ -348,9 +348,9 @@ class RunHistory:
 
 def database_url() -> str:
     """Where Airflow's configured metadata database is (its SQLAlchemy URL, credentials included)."""
-    from airflow.configuration import conf
+    from elt_platform.dependency_internals import airflow_setting
 
-    return conf.get("database", "sql_alchemy_conn")
+    return airflow_setting("database", "sql_alchemy_conn") or ""
 
 
 @contextmanager

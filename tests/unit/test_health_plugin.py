@@ -97,3 +97,20 @@ def test_a_badge_may_be_framed_anywhere_and_cached_briefly_its_refusals_not_cach
     assert_styles_allowed(page.text, policy)
     wrong = client.get("/shop_elt/sales/badge.svg", params={"token": "v1." + "0" * 64})
     assert wrong.status_code == 403 and assert_protected(wrong, framed_by="*")
+
+
+def test_a_browser_without_a_session_goes_to_airflow_s_login_and_a_program_gets_401(monkeypatch):
+    """Through the API server's own user dependency and auth manager (the adapter's), not stand-ins."""
+    from airflow.api_fastapi.app import create_auth_manager, purge_cached_app
+
+    monkeypatch.setattr(plugin, "_report", lambda dag_id=None, lineage=False: [health()])
+    create_auth_manager()  # what the API server does at start-up
+    try:
+        client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+        page = client.get("/shop_elt/sales", headers={"accept": "text/html"})
+        assert page.status_code == 302
+        assert dependency_internals.auth_manager().get_url_login() in page.headers["location"]
+        assert "next=" in page.headers["location"] and "shop_elt" in page.headers["location"]
+        assert client.get("/api/health", headers={"accept": "application/json"}).status_code == 401
+    finally:
+        purge_cached_app()

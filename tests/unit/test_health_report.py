@@ -194,3 +194,34 @@ def test_the_pages_and_the_json_show_the_others_and_why_one_is_unknown(session, 
     detail = client.get(f"/{DAG_ID}/{BROKEN}")
     assert detail.status_code == 200 and "group: Field required" in detail.text
     assert client.get(f"/{DAG_ID}/sales_performance").status_code == 200
+
+
+def test_elt_health_json_is_the_api_s_answer(session, manifest_path, monkeypatch, capsys):
+    """The CLI and the API server read through the read model and write the one JSON shape."""
+    from contextlib import contextmanager
+
+    from elt_platform import run_history
+    from elt_platform.cli.commands import main
+
+    register(session, BROKEN, without(factory_extra(manifest_path, BROKEN), "group"))
+    for name in OTHERS:
+        register(session, name, factory_extra(manifest_path, name))
+    failed_sync_run(session)
+
+    @contextmanager
+    def reading():
+        yield run_history.RunHistory(session)
+
+    monkeypatch.setattr(run_history, "reading", reading)
+    monkeypatch.setattr(plugin, "_readable", lambda user, items: items)
+    monkeypatch.setitem(plugin.app.dependency_overrides, dependency_internals.request_user(), lambda: "reader")
+    api = TestClient(plugin.app).get("/api/health")
+    assert api.status_code == 200 and api.headers["content-type"] == "application/json"
+
+    assert main(["health", "--json", "--dag-id", DAG_ID]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == api.json()
+    assert printed.startswith('{\n  "dashboards": [')  # for people: indented
+    by_name = {d["name"]: d for d in api.json()["dashboards"]}
+    assert set(by_name) == {BROKEN, *OTHERS} and "lineage" not in by_name[BROKEN]
+    assert by_name["sales_performance"]["status"] == "stale"  # the failed sync, read from the run

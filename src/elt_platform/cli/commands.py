@@ -84,7 +84,7 @@ def _schema(_: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from elt_platform.cli.summary import print_summary
 
-    return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir, args.dbt_project_dir)
+    return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--run-id", default=None, help="defaults to the latest run")
     summary.add_argument("--warehouse", type=Path, required=True)
     summary.add_argument("--ingestion-dir", type=Path, default=repo / "ingestion")
-    summary.add_argument("--dbt-project-dir", type=Path, default=repo / "dbt_project")
     summary.set_defaults(func=_summary)
 
     run = sub.add_parser("run", help="run a DAG once, showing each task as it ends")

@@ -54,9 +54,7 @@ def task_states(dag_id: str, run_id: str | None) -> tuple[Run, list[TaskInstance
         return run, history.task_instances(dag_id, run.run_id)
 
 
-def warehouse_counts(
-    warehouse: Path, raw_schemas: set[str], dbt_project_dir: Path
-) -> tuple[dict[str, int], dict[str, int]]:
+def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, int], dict[str, int]]:
     """Rows per raw table and per mart (every other base table), counted as the dashboards' assets are."""
     import duckdb
 
@@ -69,17 +67,18 @@ def warehouse_counts(
             "order by 1, 2"
         ).fetchall()
     named = {f"{schema}.{table}": (schema, table) for schema, table in tables}
-    counts = count_rows(Settings.from_env(), named, dbt_project_dir, database=warehouse)
+    # Base tables only: no view resolves a file's path from the dbt project's folder.
+    counts = count_rows(Settings.from_env(), named, warehouse.parent, database=warehouse)
     raw = {name: counts[name] for name, (schema, _) in named.items() if schema in raw_schemas and name in counts}
     marts = {name: counts[name] for name, (schema, _) in named.items() if schema not in raw_schemas and name in counts}
     return raw, marts
 
 
-def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path, dbt_project_dir: Path) -> int:
+def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path) -> int:
     run, tasks = task_states(dag_id, run_id)
     data_root = Settings.from_env().ingestion_data_root
     raw_schemas = {c.spec.destination.raw_schema for c in load_connections(ingestion_dir, data_root=data_root)}
-    raw, marts = warehouse_counts(warehouse, raw_schemas, dbt_project_dir) if warehouse.exists() else ({}, {})
+    raw, marts = warehouse_counts(warehouse, raw_schemas) if warehouse.exists() else ({}, {})
     totals = Counter(_state(t.state) for t in tasks)
     width = max((len(t.task_id) for t in tasks), default=10)
 

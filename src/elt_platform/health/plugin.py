@@ -108,9 +108,7 @@ def _one(dag_id: str, name: str, lineage: bool = False) -> DashboardHealth:
 
 def _link(path: str) -> str:
     """A path of the Airflow UI, under the API server's base URL (which may hold a prefix)."""
-    from airflow.sdk import conf
-
-    prefix = urlparse(conf.get("api", "base_url", fallback="/")).path.rstrip("/")
+    prefix = urlparse(dependency_internals.airflow_setting("api", "base_url", fallback="/")).path.rstrip("/")
     return f"{prefix}{path}" if path.startswith("/") else path
 
 
