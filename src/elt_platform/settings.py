@@ -12,16 +12,38 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+
 # The choices of each setting that has a few, in one place (the modules that act on them import these).
-WAREHOUSES = ("duckdb", "bigquery")
-BIGQUERY_AUTHS = ("adc", "service-account")
-TRANSFORM_MODES = ("build", "per-model")
-BACKENDS = ("local", "airbyte")
+class Warehouse(StrEnum):
+    DUCKDB = "duckdb"  # the embedded default: one file
+    BIGQUERY = "bigquery"  # production
+
+
+class BigQueryAuth(StrEnum):
+    ADC = "adc"  # application default credentials, e.g. workload identity
+    SERVICE_ACCOUNT = "service-account"  # a key JSON in the Airflow connection
+
+
+class TransformMode(StrEnum):
+    BUILD = "build"  # one dbt build per run, each node's task reports its result (transform/)
+    PER_MODEL = "per-model"  # Cosmos LOCAL: one dbt invocation per task (transform/per_model.py)
+
+
+class IngestionBackend(StrEnum):
+    LOCAL = "local"  # PyAirbyte, the embedded default
+    AIRBYTE = "airbyte"  # the Airbyte API (Cloud or OSS)
+
+
+WAREHOUSES = tuple(Warehouse)
+BIGQUERY_AUTHS = tuple(BigQueryAuth)
+TRANSFORM_MODES = tuple(TransformMode)
+BACKENDS = tuple(IngestionBackend)
 
 
 class SettingsError(ValueError):
@@ -104,14 +126,14 @@ class Settings:
     # Airflow connection that locates the warehouse (ELT_WAREHOUSE_CONN_ID); Cosmos maps it to the dbt profile.
     warehouse_conn_id: str = "warehouse"
     # ELT_WAREHOUSE_TYPE: one of WAREHOUSES, "duckdb" (the embedded default) or "bigquery" (production).
-    warehouse_type: str = "duckdb"
+    warehouse_type: Warehouse = Warehouse.DUCKDB
     # ELT_WAREHOUSE_POOL: the Airflow pool every warehouse writer runs in. DuckDB allows one writer per file.
     warehouse_pool: str = "warehouse"
     # ELT_ENVIRONMENT: the dbt target's name (target.name) and the BigQuery dataset of the models.
     environment: str = "dev"
     # ELT_BIGQUERY_AUTH: one of BIGQUERY_AUTHS, "adc" (application default credentials,
     # e.g. workload identity) or "service-account" (key JSON in the Airflow connection).
-    bigquery_auth: str = "adc"
+    bigquery_auth: BigQueryAuth = BigQueryAuth.ADC
     # ELT_BIGQUERY_API_ENDPOINT: when not Google's public one (a Private Service Connect endpoint).
     bigquery_api_endpoint: str = ""
 
@@ -119,7 +141,7 @@ class Settings:
     # ELT_TRANSFORM_MODE: one of TRANSFORM_MODES, "build" (the default: one ``dbt build`` per
     # DAG run, each node's task reports its result; elt_platform.transform) or "per-model"
     # (Cosmos LOCAL: one dbt invocation per task).
-    transform_mode: str = "build"
+    transform_mode: TransformMode = TransformMode.BUILD
     # ELT_DBT_EXECUTABLE: a dbt executable in its own virtualenv; unset runs dbt in-process (dbtRunner).
     dbt_executable: Path | None = None
     # ELT_DBT_THREADS: nodes one dbt process builds at once.
@@ -133,7 +155,7 @@ class Settings:
     # --- Ingestion -------------------------------------------------------------------------
     # ELT_INGESTION_BACKEND: one of BACKENDS, "local" (PyAirbyte, the embedded default) or
     # "airbyte" (Airbyte Cloud/OSS API). Read when a sync task runs, never at parse time.
-    ingestion_backend: str = "local"
+    ingestion_backend: IngestionBackend = IngestionBackend.LOCAL
     # ELT_INGESTION_PYTHON: Python of the PyAirbyte environment that runs local syncs.
     ingestion_python: Path | None = None
     # ELT_CONNECTORS_DIR: where PyAirbyte keeps one virtualenv per source connector.
@@ -206,6 +228,8 @@ class Settings:
             )
         if problems := [p for p in problems if p]:
             raise SettingsError("\n".join(problems))
+        for attr, (_, choices) in _CHOICES.items():  # each kind as its Enum, however it was given
+            object.__setattr__(self, attr, type(choices[0])(getattr(self, attr)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

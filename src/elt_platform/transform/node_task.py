@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +36,15 @@ from elt_platform.transform.dbt_operators import (
 from elt_platform.transform.policy import BUILD_ENDED, Decision, Effect, Outcome, decide
 from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
+
+
+class NodeKind(StrEnum):
+    """What a node task stands for, which decides how it is built when it runs alone."""
+
+    MODEL = "model"  # a model, seed or snapshot, with the tests on it alone
+    SOURCE = "source"  # a source's freshness and its tests
+    TEST = "test"  # a test reading several nodes
+
 
 NODE_TASK_POOL = "default_pool"
 
@@ -63,12 +73,12 @@ class NodeRunner:
             "cache_dir": self.cache_dir,
             **self.execution_args,
         }
-        if task.kind == "test":
+        if task.kind == NodeKind.TEST:
             operators = [DbtTestInProjectFolder(select=task.select, **common)]
         else:
             # Only the tests on this node alone: a test reading two nodes has a task of its own.
             operators = [DbtBuildInProjectFolder(select=task.select, indirect_selection="cautious", **common)]
-            if task.kind == "source" and task.has_freshness:
+            if task.kind == NodeKind.SOURCE and task.has_freshness:
                 operators.insert(0, DbtSourceInProjectFolder(select=task.select, **common))
         # A failure no retry can fix raises DeterministicDbtError from the operator itself.
         with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
@@ -86,7 +96,7 @@ class DbtNodeTask(BaseOperator):
     def __init__(
         self,
         *,
-        kind: str,
+        kind: NodeKind,
         unique_id: str,
         select: str,
         watch: list[str],
@@ -103,7 +113,7 @@ class DbtNodeTask(BaseOperator):
                 "the DAG (on_success_callback of the DAG runs once per run) or on a task after the transform."
             )
         super().__init__(pool=NODE_TASK_POOL, **kwargs)
-        self.kind = kind  # "model" (also seed, snapshot), "source" or "test"
+        self.kind = NodeKind(kind)
         self.unique_id = unique_id
         self.select = select
         self.has_freshness = has_freshness

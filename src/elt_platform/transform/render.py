@@ -24,7 +24,7 @@ from cosmos import settings as cosmos_settings
 
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dependency_internals import cache_dir_of, link_tasks
-from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeRunner
+from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeKind, NodeRunner
 from elt_platform.transform.producer import BuildProducer
 from elt_platform.transform.results import PRODUCER_TASK_ID
 
@@ -110,7 +110,7 @@ def _node_tasks(
         tasks[uid] = DbtNodeTask(
             task_id=source.task_id,
             task_display_name=source.name,
-            kind="source",
+            kind=NodeKind.SOURCE,
             unique_id=uid,
             select=f"source:{source.name}",
             watch=([uid] if source.has_freshness else []) + attached.get(uid, []),
@@ -131,7 +131,7 @@ def _node_tasks(
         tasks[uid] = DbtNodeTask(
             task_id=model.task_id,
             task_display_name=model.display_name,
-            kind="model",
+            kind=NodeKind.MODEL,
             unique_id=uid,
             select=model.selector,
             watch=[uid, *attached.get(uid, [])],
@@ -142,7 +142,7 @@ def _node_tasks(
         tasks[test.unique_id] = DbtNodeTask(
             task_id=test.task_id,
             task_display_name=test.name,
-            kind="test",
+            kind=NodeKind.TEST,
             unique_id=test.unique_id,
             select=test.selector,
             watch=[test.unique_id],
