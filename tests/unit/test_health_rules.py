@@ -323,3 +323,26 @@ def test_a_deadline_in_the_hour_that_repeats_when_dst_ends_is_today_s():
     # 25 Oct 2026 in Paris: 03:00 CEST becomes 02:00 CET, so 02:30 happens at 00:30 and at 01:30 UTC.
     now = datetime(2026, 10, 25, 1, 15, tzinfo=UTC)  # 02:15 CET, the second pass
     assert promise_deadline("02:30", "Europe/Paris", now) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_every_unreadable_fresh_by_is_named_at_once_and_a_readable_one_is_promised(manifest_path):
+    import dataclasses
+
+    from elt_platform.errors import ConfigurationError
+    from elt_platform.health.promises import check_fresh_by
+
+    manifest = load_manifest(manifest_path)
+    first, second, *_ = manifest.exposures.values()
+    exposures = {
+        first.unique_id: dataclasses.replace(first, fresh_by="7 am"),
+        second.unique_id: dataclasses.replace(second, fresh_by="07:00", fresh_by_timezone="Mars/Olympus"),
+    }
+    with pytest.raises(ConfigurationError) as raised:
+        check_fresh_by(dataclasses.replace(manifest, exposures=exposures))
+    assert [p.field for p in raised.value.problems] == [
+        f"exposure {first.name}, meta.fresh_by",
+        f"exposure {second.name}, meta.fresh_by_timezone",
+    ]
+    promised = dataclasses.replace(second, fresh_by="07:00", fresh_by_timezone="Europe/Paris")
+    one_promise = dataclasses.replace(manifest, exposures={first.unique_id: first, second.unique_id: promised})
+    assert check_fresh_by(one_promise) == [promised]  # the first promises nothing
