@@ -1,17 +1,20 @@
-"""Time one parse of a DAG file in this (fresh) interpreter; writes the result as JSON.
+"""Time one parse of a DAG file in this (fresh) interpreter; prints the result as JSON, last line.
 
-Usage: ``python bench/parse_time.py DAG_FILE RESULT_JSON [--warm]``.
+Usage: ``python bench/parse_time.py DAG_FILE [--warm] [--calls PATH_PART]``.
 
-``--warm`` first imports every module the file imports at top level, so only the
-file's own work is timed (building the DAG from the manifest). Without it the
-figure includes those imports, as a cold DAG-processor child pays them.
+``--warm`` first imports every module the file imports at top level, so only the file's own
+work is timed (building the DAG from the manifest); without it the figure includes those
+imports, as a cold DAG-processor child pays them. ``--calls elt_platform/health/`` profiles
+the parse instead and lists the functions of files whose path holds that part, with their calls.
 """
 
 from __future__ import annotations
 
 import ast
+import cProfile
 import importlib
 import json
+import pstats
 import runpy
 import sys
 import time
@@ -29,20 +32,28 @@ def top_level_imports(path: Path) -> list[str]:
 
 
 def main() -> None:
-    path, result = Path(sys.argv[1]), Path(sys.argv[2])
-    warm = "--warm" in sys.argv[3:]
-    if warm:
+    path, options = Path(sys.argv[1]), sys.argv[2:]
+    if "--warm" in options or "--calls" in options:
         # Airflow first: importing cosmos.constants before it is a circular import.
         for module in ("airflow", "airflow.sdk", *top_level_imports(path)):
             importlib.import_module(module)
+    profiler = cProfile.Profile() if "--calls" in options else None
     start = time.perf_counter()
-    namespace = runpy.run_path(str(path))
-    seconds = time.perf_counter() - start
+    namespace = profiler.runcall(runpy.run_path, str(path)) if profiler else runpy.run_path(str(path))
+    result: dict = {"seconds": time.perf_counter() - start}
+    if profiler:
+        part = options[options.index("--calls") + 1]
+        stats = pstats.Stats(profiler).stats
+        result["calls"] = {
+            f"{file.split(part, 1)[1]}:{function}": calls
+            for (file, _, function), (_, calls, *_) in stats.items()
+            if part in file
+        }
 
     from airflow.sdk import DAG
 
     dags = [value for value in namespace.values() if isinstance(value, DAG)]
-    result.write_text(json.dumps({"seconds": seconds, "dags": len(dags), "tasks": sum(len(d.tasks) for d in dags)}))
+    print(json.dumps({**result, "dags": len(dags), "tasks": sum(len(d.tasks) for d in dags)}))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,7 @@
-"""Benchmark airflow DAG: Cosmos ExecutionMode.WATCHER over a generated dbt project (as it comes, or faster sensors).
-
-One producer task runs a single ``dbt build``; one deferrable sensor task per dbt node
-reports that node's result. Rendered from the manifest. The one-slot pool holds the
-producer, the one writer (DuckDB allows one writer per file); the sensors only read
-the producer's results and wait in the triggerer beside it.
-
-``OPERATOR_ARGS`` is the only difference between the configurations rendered from this
-template: Cosmos's default (none) for ``cosmos_watcher``, the sensors' ``poke_interval``
-for ``cosmos_watcher_poke_1s``.
-
-A template: bench/run.py substitutes the placeholders (string.Template).
-"""
+"""Benchmark airflow DAG (safe mode parses files naming both words): Cosmos ExecutionMode.WATCHER as it comes,
+over a generated dbt project; bench/run.py fills in the placeholders. One producer task runs ``dbt build`` in the
+one-slot pool (DuckDB allows one writer per file); one deferrable sensor per node reports its result.
+``OPERATOR_ARGS``: none, or the sensors' ``poke_interval``."""
 
 import ast
 from datetime import datetime
@@ -24,10 +15,7 @@ OPERATOR_ARGS = ast.literal_eval("${operator_args}")
 
 dag = DbtDag(
     dag_id="${dag_id}",
-    project_config=ProjectConfig(
-        dbt_project_path=PROJECT_DIR,
-        manifest_path=PROJECT_DIR / "target" / "manifest.json",
-    ),
+    project_config=ProjectConfig(dbt_project_path=PROJECT_DIR, manifest_path=PROJECT_DIR / "target" / "manifest.json"),
     profile_config=ProfileConfig(
         profile_name="${profile_name}",
         target_name="${target_name}",
