@@ -1,5 +1,6 @@
-{#- The one type of every money column, on every warehouse: DuckDB's DECIMAL(18,2), BigQuery's
-    NUMERIC(18, 2). Contracts declare it as decimal(18,2). -#}
+{#- The one type of every money column, which contracts declare as `numeric`: DuckDB's
+    DECIMAL(18,3), BigQuery's NUMERIC. Not a parameterized type such as numeric(18,2): BigQuery
+    allows those on columns only, and both this cast and dbt's contract check are casts. -#}
 {% macro money(expression) -%}
-    cast({{ expression }} as decimal(18, 2))
+    cast({{ expression }} as numeric)
 {%- endmacro %}
