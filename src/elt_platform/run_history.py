@@ -381,10 +381,18 @@ class _Row:
 
 
 def _deserialized(value: Any) -> Any:
-    """An XCom's value as the task pushed it (Airflow's own decoding: a tuple stays a tuple)."""
+    """An XCom's value as the task pushed it. A task pushes through the execution API in the Task SDK's
+    encoding (``airflow.sdk.serde``: JSON, a tuple as a tagged object), which its own ``BaseXCom``
+    decodes; a JSON text is of Airflow's own encoder (``XComModel.set``), decoded by ``XComModel``."""
     from airflow.models.xcom import XComModel
+    from airflow.sdk.serde import deserialize
 
-    return XComModel.deserialize_value(_Row(value))
+    if isinstance(value, str):
+        return XComModel.deserialize_value(_Row(value))
+    try:
+        return deserialize(value)
+    except (ImportError, TypeError, ValueError, AttributeError):  # a class this process may not load: as stored
+        return value
 
 
 __all__ = [

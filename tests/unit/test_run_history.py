@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk import DagRunState, TaskInstanceState
+from airflow.sdk.serde import serialize
 
 from elt_platform import run_history
 from elt_platform.run_history import RETURN_VALUE_KEY, RunHistory, UntestedAirflow, XComSelector
@@ -150,6 +151,7 @@ def test_the_xcoms_selected_come_back_as_pushed(session):
     add_xcom(session, "r1", "transform.dbt_build", "dbt_results", {"model.shop.orders": ["success", 0.4]})
     add_xcom(session, "r1", "transform.orders", "dbt_results", {"not": "the producer's"})
     add_xcom(session, "r1", "dashboards.sales", "health", ("a", "tuple"))  # Airflow's encoder keeps a tuple
+    add_xcom(session, "r1", "dashboards.tickets", "health", serialize(("b", 2)), serialize=False)  # the Task SDK's
     add_xcom(session, "r2", "sync_support_desk", "error", "another run's")
     history = RunHistory(session)
 
@@ -162,7 +164,10 @@ def test_the_xcoms_selected_come_back_as_pushed(session):
     assert history.xcoms(DAG_ID, "r1", XComSelector(RETURN_VALUE_KEY)) == {
         ("sync_shop_faker", RETURN_VALUE_KEY): {"rows_synced": 1200}
     }
-    assert history.xcoms(DAG_ID, "r1", XComSelector("health")) == {("dashboards.sales", "health"): ("a", "tuple")}
+    assert history.xcoms(DAG_ID, "r1", XComSelector("health")) == {
+        ("dashboards.sales", "health"): ("a", "tuple"),
+        ("dashboards.tickets", "health"): ("b", 2),
+    }
     assert history.xcoms(DAG_ID, "r1") == {}
 
 
