@@ -41,7 +41,7 @@ from elt_platform.health.promises import promises_dag
 from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
-from elt_platform.settings import Retries, Settings
+from elt_platform.settings import Retries, Settings, TransformMode, Warehouse
 from elt_platform.task_names import TRANSFORM_GROUP_ID
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.per_model import render_per_model
@@ -93,8 +93,8 @@ def transform_group(
         target_name=settings.environment,  # target.name in dbt: dev, prod, ...
         profile_mapping=profile_mapping(settings),
     )
-    duckdb_conn_id = settings.warehouse_conn_id if settings.warehouse_type == "duckdb" else None
-    if settings.transform_mode == "build":
+    duckdb_conn_id = settings.warehouse_conn_id if settings.warehouse_type == Warehouse.DUCKDB else None
+    if settings.transform_mode == TransformMode.BUILD:
         runner = NodeRunner(
             project_dir=dbt_project_dir,
             profile_config=profile_config,
@@ -161,7 +161,7 @@ def build_elt_dag(
     ingestion = None if ingestion_dir is None else Path(ingestion_dir).resolve()
     connections, manifest = load_and_check(ingestion, dbt_project_dir, manifest_path, settings.ingestion_data_root)
     manifest_path = manifest.path
-    if settings.warehouse_type == "bigquery" and (problems := python_model_problems(manifest)):
+    if settings.warehouse_type == Warehouse.BIGQUERY and (problems := python_model_problems(manifest)):
         raise ConfigurationError(problems)
 
     alerts = PipelineAlerts(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup
+from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup, TriggerRule
 from airflow.sdk.exceptions import AirflowSkipException
 
 from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
@@ -206,7 +206,7 @@ def render(
             alias=f"{dag_id}.marts",
             marts=marts,
             project_dir=str(project_dir),
-            trigger_rule="all_done",
+            trigger_rule=TriggerRule.ALL_DONE,
             pool=settings.warehouse_pool,  # counts rows: reads the warehouse once its writers are done
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
             **common,
@@ -224,7 +224,7 @@ def render(
                 outlets=[asset],
                 # Its own events tell when it was last fresh (its fresh_by promise); its marts', what it reads.
                 inlets=[asset, *reads],
-                trigger_rule="all_done",
+                trigger_rule=TriggerRule.ALL_DONE,
                 pool="default_pool",  # reads no warehouse
                 doc_md=f"Health of the dashboard **{exposure.label}**: success (and an asset event) when fresh.",
                 **common,
