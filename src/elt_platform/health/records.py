@@ -1,7 +1,8 @@
 """What the platform records, turned into the rules' inputs: a run's task outcomes and dbt's node results.
 
-Shared by the API server's pages and ``elt health`` (the metadata database, through
-Airflow's ORM) and by the tasks that publish each dashboard's health (Airflow's Task SDK).
+Shared by the API server's pages and ``elt health`` (the metadata database, through the read
+model ``elt_platform.run_history``) and by the tasks that publish each dashboard's health
+(Airflow's Task SDK).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from elt_platform.health.rules import (
     Assessment,
     Dashboard,
     Kind,
+    PartState,
     RunOutcome,
     Status,
     TaskOutcome,
@@ -49,12 +51,19 @@ from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
-# A cause's kind (beside the rules' ``Kind``) when the dashboard's own registration cannot be read.
-REGISTRATION = "registration"
+
+
+class Unregistered(StrEnum):
+    """A cause's kind beside the rules' ``Kind``: the dashboard's own registration cannot be read."""
+
+    REGISTRATION = "registration"
+
+
+REGISTRATION = Unregistered.REGISTRATION
 
 
 class CauseView(BaseModel):
-    kind: str
+    kind: Kind | Unregistered
     name: str
     task_id: str
     message: str
@@ -64,9 +73,9 @@ class CauseView(BaseModel):
 
 class NodeView(BaseModel):
     key: str
-    kind: str
+    kind: Kind
     name: str
-    state: str
+    state: PartState
     task_id: str
     log_url: str
     parents: list[str]
@@ -399,7 +408,7 @@ def _health(
         since=since,
         causes=[
             CauseView(
-                kind=str(c.kind),
+                kind=c.kind,
                 name=reg.titles.get(c.name, c.name),
                 task_id=c.task_id,
                 message=c.message,
@@ -417,9 +426,9 @@ def _health(
         lineage=[
             NodeView(
                 key=part.key,
-                kind=str(part.kind),
+                kind=part.kind,
                 name=reg.titles.get(part.name, part.name),
-                state=str(assessment.part_states.get(key, "pending")),
+                state=assessment.part_states.get(key, PartState.PENDING),
                 task_id=part.task_id,
                 log_url=(latest.tasks.get(part.task_id, TaskOutcome(None)).log_url if latest else ""),
                 parents=[p for p in part.parents if p in dashboard.parts],
