@@ -79,7 +79,7 @@ class Run:
     run_after: datetime
     start_date: datetime | None
     end_date: datetime | None
-    conf: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    conf: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)  # read-only
 
     @property
     def duration(self) -> timedelta | None:
