@@ -50,6 +50,9 @@ class SettingsError(ValueError):
     """A setting that cannot be used, named with its environment variable and the fix."""
 
 
+# Airflow's own pool: tasks that hold no warehouse connection run in it (node tasks waiting in the
+# triggerer, the dashboards' tasks), whatever pool a DAG's defaults name.
+AIRFLOW_DEFAULT_POOL = "default_pool"
 FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")  # an Airflow connection or pool id
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # target.name and part of a BigQuery dataset name

@@ -27,7 +27,7 @@ from elt_platform.health import lineage, records
 from elt_platform.health.lineage import tables
 from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
-from elt_platform.settings import Settings
+from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
 from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
 from elt_platform.warehouse import count_rows
@@ -225,7 +225,7 @@ def render(
                 # Its own events tell when it was last fresh (its fresh_by promise); its marts', what it reads.
                 inlets=[asset, *reads],
                 trigger_rule=TriggerRule.ALL_DONE,
-                pool="default_pool",  # reads no warehouse
+                pool=AIRFLOW_DEFAULT_POOL,  # reads no warehouse
                 doc_md=f"Health of the dashboard **{exposure.label}**: success (and an asset event) when fresh.",
                 **common,
             )

@@ -9,4 +9,8 @@ The data flow, one module each:
   ``decide`` function, and ``EFFECTS``, the one table from outcome to effect;
 - ``node_task``: the node's task and its trigger, which act on those effects;
 - ``render``: the task group, wired like the dbt graph.
+
+The other mode, ``per_model`` (``ELT_TRANSFORM_MODE=per-model``), renders the project with
+Cosmos LOCAL: one dbt invocation per task. Both render from the same manifest and graph rules
+(``elt_platform.dbt_manifest``).
 """

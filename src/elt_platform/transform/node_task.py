@@ -27,6 +27,7 @@ from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEven
 from asgiref.sync import sync_to_async
 from cosmos.config import ProfileConfig
 
+from elt_platform.settings import AIRFLOW_DEFAULT_POOL
 from elt_platform.transform.dbt_errors import DeterministicDbtError, is_deterministic
 from elt_platform.transform.dbt_operators import (
     DbtBuildInProjectFolder,
@@ -46,7 +47,7 @@ class NodeKind(StrEnum):
     TEST = "test"  # a test reading several nodes
 
 
-NODE_TASK_POOL = "default_pool"
+NODE_TASK_POOL = AIRFLOW_DEFAULT_POOL
 
 
 @dataclass

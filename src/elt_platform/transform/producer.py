@@ -26,6 +26,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
+from elt_platform.dbt_manifest.graph import descendants
 from elt_platform.dependency_internals import (
     _log_dbt_msg,
     build_despite_watcher_retry_guard,
@@ -91,22 +92,6 @@ class XComPublisher:
         self.thread.join()
         if (error := self._push()) is not None:
             raise AirflowException(f"Could not publish dbt results to XCom: {error}") from error
-
-
-def descendants(parents: dict[str, tuple[str, ...]], roots: set[str]) -> set[str]:
-    """Every node that depends, directly or not, on one of ``roots``."""
-    children: dict[str, set[str]] = {}
-    for node_id, node_parents in parents.items():
-        for parent in node_parents:
-            children.setdefault(parent, set()).add(node_id)
-    found: set[str] = set()
-    stack = list(roots)
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
 
 
 def _left_out_of_the_running_build(context: Any, _dag: Any, _group: Any, _nodes: Any, sources_json: Any) -> Any:

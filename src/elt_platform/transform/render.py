@@ -22,22 +22,13 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import BaseOperator, TaskGroup, TriggerRule
 from cosmos import settings as cosmos_settings
 
-from elt_platform.dbt_manifest import Manifest
+from elt_platform.dbt_manifest import Manifest, graph
 from elt_platform.dependency_internals import cache_dir_of, link_tasks
 from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeKind, NodeRunner
 from elt_platform.transform.producer import BuildProducer
 from elt_platform.transform.results import PRODUCER_TASK_ID
 
 FAIL_RUN_TASK_ID = "fail_run_if_a_node_failed"
-
-
-def own_tests(manifest: Manifest) -> dict[str, list[str]]:
-    """Each node's own tests (those reading it alone), which its task watches with it."""
-    attached: dict[str, list[str]] = {}
-    for test in manifest.tests.values():
-        if len(parents := manifest.nodes_read_by(test)) == 1:
-            attached.setdefault(parents[0], []).append(test.unique_id)
-    return attached
 
 
 def render(
@@ -101,7 +92,7 @@ def _node_tasks(
     manifest: Manifest, runner: NodeRunner, poll_seconds: float, producer_task_id: str
 ) -> tuple[dict[str, DbtNodeTask], dict[str, EmptyOperator]]:
     """A task per source, non-ephemeral model and test reading several nodes; an empty one per ephemeral model."""
-    attached = own_tests(manifest)
+    attached = graph.own_tests(manifest)
     common = {"runner": runner, "poll_seconds": poll_seconds, "producer_task_id": producer_task_id}
     tasks: dict[str, DbtNodeTask] = {}
     inlined: dict[str, EmptyOperator] = {}  # dbt inlines ephemeral models: nothing reports on them
@@ -138,7 +129,7 @@ def _node_tasks(
             doc_md=f"dbt {model.resource_type} `{model.display_name}` ({model.file}) and its tests. dbt node `{uid}`.",
             **{**common, **model.operator_kwargs},
         )
-    for test in manifest.tests_reading_several_nodes():
+    for test in graph.tests_with_own_task(manifest):
         tasks[test.unique_id] = DbtNodeTask(
             task_id=test.task_id,
             task_display_name=test.name,
@@ -165,7 +156,7 @@ def _wire(
         if uid in by_node:
             sync >> by_node[uid]
     parents_of = {uid: m.depends_on for uid, m in manifest.models.items()}
-    parents_of.update({t.unique_id: t.depends_on for t in manifest.tests_reading_several_nodes()})
+    parents_of.update({t.unique_id: t.depends_on for t in graph.tests_with_own_task(manifest)})
     for uid, parents in parents_of.items():
         if uid in by_node:
             for parent in parents:

@@ -23,7 +23,7 @@ import pytest
 
 from devstack.crash import PRODUCER, holder_of, published_results
 from elt_platform.dbt_manifest import load_manifest
-from elt_platform.transform.render import own_tests
+from elt_platform.dbt_manifest.graph import own_tests
 
 pytestmark = pytest.mark.integration
 
