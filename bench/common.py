@@ -4,6 +4,7 @@ DAG parse timing, and reports whose hand-written analysis survives a re-render."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -40,10 +41,15 @@ def context(module: str, make_target: str) -> dict:
     for dist in ("apache-airflow", "astronomer-cosmos", "dbt-core", "dbt-duckdb", "duckdb"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[dist] = metadata.version(dist)
+    # The commit measured, and whether the project's code differs from it.
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "src", "bench"], capture_output=True, text=True)
+    commit += ", with uncommitted changes in src/ or bench/" if dirty.stdout.strip() else ""
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": f"make {make_target} (runs {command})" if os.environ.get("MAKELEVEL") else command,
-        "commit": git_state(),
+        "commit": commit or "unknown (not a git checkout)",
         "machine": {
             "cores": os.cpu_count(),
             "memory_bytes": psutil.virtual_memory().total,
@@ -52,18 +58,6 @@ def context(module: str, make_target: str) -> dict:
         },
         "versions": found,
     }
-
-
-def git_state() -> str:
-    """The commit measured, and whether the project's code differs from it."""
-    try:
-        git = ["git", "-C", str(REPO)]
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "src", "bench"], capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    suffix = ", with uncommitted changes in src/ or bench/" if dirty.stdout.strip() else ""
-    return commit.stdout.strip() + suffix
 
 
 def context_lines(meta: dict) -> list[str]:
@@ -106,21 +100,17 @@ class Sampler:
 
     def __init__(self, roots: list[int], interval: float = 0.25, pss_every: int = 8):
         self.roots, self.interval, self.pss_every = roots, interval, pss_every
-        self.peak_rss = self.peak_pss = self.samples = 0
+        self.peak_rss = self.peak_pss = self.samples = 0  # peaks in bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def processes(self) -> list[psutil.Process]:
-        found: dict[int, psutil.Process] = {}
-        for pid in self.roots:
-            with contextlib.suppress(psutil.Error):
-                root = psutil.Process(pid)
-                found.update((p.pid, p) for p in (root, *root.children(recursive=True)))
-        return list(found.values())
-
     def sample(self, pss: bool = False) -> tuple[int, int]:
         rss = pss_sum = 0
-        for proc in self.processes():
+        procs: set[psutil.Process] = set()
+        for pid in self.roots:
+            with contextlib.suppress(psutil.Error):
+                procs |= {psutil.Process(pid), *psutil.Process(pid).children(recursive=True)}
+        for proc in procs:
             with contextlib.suppress(psutil.Error):
                 info = proc.memory_full_info() if pss else proc.memory_info()
                 rss += info.rss
@@ -143,21 +133,27 @@ class Sampler:
         self._thread.join()
 
 
+def last_json(env: dict[str, str], *args: object) -> dict:
+    """What a fresh interpreter running ``args`` in ``env`` printed last, as JSON; its last error if it failed."""
+    done = subprocess.run([sys.executable, *map(str, args)], env=env, cwd=REPO, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def parse_times(dag_files: dict[str, Path], runs: int, env: dict[str, str], kinds=("cold", "warm")) -> dict:
     """Parse time of each DAG file in fresh interpreters (bench/parse_time.py), the files alternating:
     *warm*, the file's imports done first; *cold*, with them."""
     found = {name: {"cold_s": [], "warm_s": [], "tasks": None, "errors": []} for name in dag_files}
     for _ in range(runs):
-        for name, dag_file in dag_files.items():
-            for kind in kinds:
-                args = [sys.executable, str(REPO / "bench" / "parse_time.py"), str(dag_file)]
-                done = subprocess.run(args + ["--warm"] * (kind == "warm"), env=env, capture_output=True, text=True)
-                if done.returncode:
-                    found[name]["errors"].append((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
-                    continue
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                found[name][f"{kind}_s"].append(result["seconds"])
-                found[name]["tasks"] = result["tasks"]
+        for (name, dag_file), kind in itertools.product(dag_files.items(), kinds):
+            try:
+                result = last_json(env, REPO / "bench" / "parse_time.py", dag_file, *["--warm"] * (kind == "warm"))
+            except RuntimeError as error:
+                found[name]["errors"].append(str(error))
+                continue
+            found[name][f"{kind}_s"].append(result["seconds"])
+            found[name]["tasks"] = result["tasks"]
     for figures in found.values():
         figures["cold_median_s"], figures["warm_median_s"] = median(figures["cold_s"]), median(figures["warm_s"])
         figures["errors"] = figures["errors"][:3]

@@ -88,13 +88,18 @@ def _model_sql(kind: str, parents: list[str], rng: random.Random) -> str:
     )
 
 
-def _layout(models: int, rng: random.Random) -> dict[str, tuple[str, list[str]]]:
-    """Model name -> (kind, parents), in build order."""
+def layer_sizes(models: int) -> list[int]:
+    """How many models each layer after staging has. They are numbered in build order: int_customers_scored_0001..."""
     if models < len(STAGING) + LAYERS:
         raise ValueError(f"at least {len(STAGING) + LAYERS} models are needed for {LAYERS} layers, got {models}")
-    layout: dict[str, tuple[str, list[str]]] = {name: ("staging", []) for name in STAGING}
     rest = models - len(STAGING)
-    per_layer = [rest // LAYERS + (1 if i < rest % LAYERS else 0) for i in range(LAYERS)]
+    return [rest // LAYERS + (1 if i < rest % LAYERS else 0) for i in range(LAYERS)]
+
+
+def _layout(models: int, rng: random.Random) -> dict[str, tuple[str, list[str]]]:
+    """Model name -> (kind, parents), in build order."""
+    layout: dict[str, tuple[str, list[str]]] = {name: ("staging", []) for name in STAGING}
+    per_layer = layer_sizes(models)
     layers: list[list[str]] = []
     number = 0
     for depth, count in enumerate(per_layer, start=1):
@@ -148,11 +153,7 @@ def generate(dest: Path, models: int, seed: int = 0, seeds: int = 0, tests: int 
     source = {"name": "raw", "schema": "raw", "loader": "bench.generate (SQL in the warehouse file)"}
     # Loaded outside the platform: no ingestion connection is expected. No freshness: the tables are static.
     source["meta"] = {"elt": {"external": True}}
-    source["tables"] = [
-        {"name": "events", "description": "One row per event."},
-        {"name": "customers", "description": "One row per customer."},
-        {"name": "products", "description": "One row per product."},
-    ]
+    source["tables"] = [{"name": t, "description": f"One row per {t.removesuffix('s')}."} for t in STAGING_COLUMNS]
     _yaml(dest / "models" / "staging" / "_raw__sources.yml", {"version": 2, "sources": [source]})
     layout = _layout(models, rng)
     # Seeds and extra tests from a random stream of their own: without them, the projects are as before.
@@ -172,7 +173,7 @@ def generate(dest: Path, models: int, seed: int = 0, seeds: int = 0, tests: int 
             for i in range(seeds)
         ]
         _yaml(dest / "seeds" / "_seeds.yml", {"version": 2, "seeds": items})
-    keys = {"stg_raw__events": "event_id", "stg_raw__customers": "customer_id", "stg_raw__products": "product_id"}
+    keys = {f"stg_raw__{table}": columns[0] for table, columns in STAGING_COLUMNS.items()}  # their grain
     entries = {"staging": [], "intermediate": []}
     for name, (kind, parents) in layout.items():
         folder = "staging" if kind == "staging" else "intermediate"

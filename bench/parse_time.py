@@ -1,11 +1,8 @@
-"""Time one parse of a DAG file in this (fresh) interpreter; prints the result as JSON, last line.
+"""Time one parse of a DAG file in this fresh interpreter; prints the result as JSON, last line.
 
-Usage: ``python bench/parse_time.py DAG_FILE [--warm] [--calls PATH_PART]``.
-
-``--warm`` first imports every module the file imports at top level, so only the file's own
-work is timed (building the DAG from the manifest); without it the figure includes those
-imports, as a cold DAG-processor child pays them. ``--calls elt_platform/health/`` profiles
-the parse instead and lists the functions of files whose path holds that part, with their calls.
+``python bench/parse_time.py DAG_FILE [--warm] [--calls PATH_PART]``. ``--warm``: the file's top-level imports
+first, so only its own work is timed; without, they are timed too, as a cold DAG-processor child pays them.
+``--calls elt_platform/health/``: the functions of files under that path the parse runs, and their calls (cProfile).
 """
 
 from __future__ import annotations
@@ -43,12 +40,8 @@ def main() -> None:
     result: dict = {"seconds": time.perf_counter() - start}
     if profiler:
         part = options[options.index("--calls") + 1]
-        stats = pstats.Stats(profiler).stats
-        result["calls"] = {
-            f"{file.split(part, 1)[1]}:{function}": calls
-            for (file, _, function), (_, calls, *_) in stats.items()
-            if part in file
-        }
+        stats = pstats.Stats(profiler).stats.items()
+        result["calls"] = {f"{f.split(part)[1]}:{fn}": n for (f, _, fn), (_, n, *_) in stats if part in f}
 
     from airflow.sdk import DAG
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import string
@@ -36,6 +35,7 @@ from devstack.crash import PRODUCER, holder_of, published_results
 from elt_platform.settings import Settings
 
 POOL = CONN_ID = "bench_warehouse"
+WAREHOUSE = "warehouse.duckdb"  # in the working directory: the one DuckDB file every configuration builds
 # States in which a task of a run marked failed may still be using the machine.
 TI_ACTIVE = {"queued", "running", "deferred", "restarting"}
 LOCK_ERRORS = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked")
@@ -48,21 +48,18 @@ CPU_PARTS = ("tasks", "scheduler", "triggerer", "api-server", "dag-processor")
 
 # Each configuration: its title in the report, its DAG file (a template in bench/dags/) and what varies between
 # those sharing one. bench/README.md says what each runs. ``project_default_crash`` kills the build's dbt mid-build.
+WATCHER, DEFAULT, POKE_1S = "cosmos_watcher.py", "project_default.py", "{'poke_interval': 1}"
 CONFIGS = {
     "dbt": ("plain `dbt build`", None, {}),
-    "cosmos_watcher": ("Cosmos WATCHER", "cosmos_watcher.py", {"operator_args": "None"}),
-    "cosmos_watcher_poke_1s": (
-        "Cosmos WATCHER, sensors poke every 1 s",
-        "cosmos_watcher.py",
-        {"operator_args": "{'poke_interval': 1}"},
-    ),
-    "project_default": ("project default", "project_default.py", {"overrides": "{}"}),
+    "cosmos_watcher": ("Cosmos WATCHER", WATCHER, {"operator_args": "None"}),
+    "cosmos_watcher_poke_1s": ("Cosmos WATCHER, sensors poke every 1 s", WATCHER, {"operator_args": POKE_1S}),
+    "project_default": ("project default", DEFAULT, {"overrides": "{}"}),
     "project_default_per_model": (
         "project default, per-model mode",
-        "project_default.py",
+        DEFAULT,
         {"overrides": "{'transform_mode': 'per-model'}"},
     ),
-    "project_default_crash": ("project default, its dbt killed mid-build", "project_default.py", {"overrides": "{}"}),
+    "project_default_crash": ("project default, its dbt killed mid-build", DEFAULT, {"overrides": "{}"}),
 }
 CRASH = "project_default_crash"
 KILL_AT = 1 / 3  # the share of the models published when the crash configuration's dbt is killed
@@ -79,8 +76,6 @@ AIRFLOW_OVERRIDES = {
     "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     "DO_NOT_TRACK": "1",
 }
-# The settings the report shows: devstack's (shared with the tests) and the overrides above.
-SHOWN_SETTINGS = ("CORE__EXECUTOR", "CORE__PARALLELISM", "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL")
 
 
 def utc(value: str | None) -> datetime | None:
@@ -90,24 +85,19 @@ def utc(value: str | None) -> datetime | None:
 # --------------------------------------------------------------------------- measuring
 
 
-class Warehouse:
-    """One warehouse file for every configuration, reset from a copy holding only the raw tables."""
-
-    def __init__(self, workdir: Path):
-        self.path, self.pristine = workdir / "warehouse.duckdb", workdir / "raw-only.duckdb"
-
-    def reset(self) -> None:
-        Path(f"{self.path}.wal").unlink(missing_ok=True)
-        shutil.copyfile(self.pristine, self.path)
+def reset_warehouse(workdir: Path) -> Path:
+    """The warehouse file every configuration builds, reset to the raw tables alone before every measured run."""
+    (workdir / f"{WAREHOUSE}.wal").unlink(missing_ok=True)
+    return shutil.copyfile(workdir / "raw-only.duckdb", workdir / WAREHOUSE)
 
 
-def run_dbt(project: Path, size: int, index: int, warehouse: Warehouse, workdir: Path) -> dict:
+def run_dbt(project: Path, size: int, index: int, workdir: Path) -> dict:
     """Plain ``dbt build``, partial-parsing from the generated project's parse as a developer's would."""
     target = workdir / "dbt-target" / str(size)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(project / "target" / "partial_parse.msgpack", target / "partial_parse.msgpack")
     (target / "run_results.json").unlink(missing_ok=True)
-    warehouse.reset()
+    reset_warehouse(workdir)
     cmd = [str(BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir", str(project)]
     cmd += ["--target-path", str(target), "--log-path", str(workdir / "dbt-logs"), "--threads", str(gen.THREADS)]
     output = workdir / f"dbt-build-{size}-{index}.log"
@@ -124,13 +114,13 @@ def run_dbt(project: Path, size: int, index: int, warehouse: Warehouse, workdir:
     expected = sum(1 for n in nodes if n["resource_type"] in ("model", "seed", "test"))
     ok = returncode == 0 and set(statuses) <= {"success", "pass"} and statuses.total() == expected
     text = output.read_text()
-    return {
-        **{"config": "dbt", "size": size, "run": index, "ok": ok, "capped": False, "returncode": returncode},
-        **{"transform_wall_s": wall, "node_statuses": statuses, "retries": 0, "command": shlex.join(cmd)},
+    record = {"config": "dbt", "size": size, "run": index, "ok": ok, "capped": False, "returncode": returncode}
+    record |= {"transform_wall_s": wall, "node_statuses": statuses, "retries": 0}
+    record |= {
         "partial_parse": "Unable to do partial parsing" not in text,
         "lock_errors": len(LOCK_ERRORS.findall(text)),
-        **{"peak_rss_bytes": sampler.peak_rss, "peak_pss_bytes": sampler.peak_pss},
     }
+    return record | {"peak_rss_bytes": sampler.peak_rss, "peak_pss_bytes": sampler.peak_pss}
 
 
 def cpu_by_part(stack: AirflowStack) -> dict[str, float]:
@@ -153,83 +143,36 @@ def cpu_by_part(stack: AirflowStack) -> dict[str, float]:
     return found
 
 
-def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict]:
-    found: list[dict] = []
-    while True:
-        params = {"limit": 100, "offset": len(found), "order_by": "id"}
-        response = stack.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params=params)
-        response.raise_for_status()
-        page = response.json()
-        found.extend(page["task_instances"])
-        if not page["task_instances"] or len(found) >= page["total_entries"]:
-            return found
-
-
-def fail_run(stack: AirflowStack, dag_id: str, run_id: str) -> None:
-    """Mark the run failed (its tasks stop); the API server can answer 500 while the scheduler holds the
-    run's rows, so try again a few times."""
-    for _ in range(10):
-        response = stack.client.patch(f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
-        if response.status_code < 500:
-            break
-        time.sleep(3)
-    response.raise_for_status()
-
-
 def task_logs(stack: AirflowStack, dag_id: str, run_id: str, task_id: str = "*") -> list[Path]:
     return list((stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").glob(f"task_id={task_id}/*.log"))
 
 
-def failure_reasons(stack: AirflowStack, dag_id: str, run_id: str, tis: list[dict]) -> list[str]:
-    """The last error logged by each failed task (the first three)."""
-    reasons = []
-    for ti in [ti for ti in tis if ti["state"] == "failed"][:3]:
-        errors = [""]
-        for log_file in task_logs(stack, dag_id, run_id, ti["task_id"]):
-            for line in log_file.read_text(errors="replace").splitlines():
-                with contextlib.suppress(ValueError, AttributeError):
-                    if (entry := json.loads(line)).get("level") == "error":
-                        errors.append(str(entry.get("event", "")).strip().splitlines()[-1][:200])
-        reasons.append(f"{ti['task_id']}: {errors[-1] or 'no error in its log'}")
-    return reasons
-
-
-class BuildKiller(threading.Thread):
-    """Kills the build's dbt once ``share`` of the models have their result published."""
-
-    def __init__(self, client: httpx.Client, dag_id: str, run_id: str, warehouse: Path, models: int, share: float):
-        super().__init__(name="build-killer", daemon=True)
-        self.client, self.dag_id, self.run_id, self.warehouse = client, dag_id, run_id, warehouse
-        self.threshold = max(1, round(models * share))
-        self.stopping = threading.Event()
-        self.killed_with: int | None = None  # models published when dbt was killed
-
-    def run(self) -> None:
-        while not self.stopping.wait(0.3):
-            with contextlib.suppress(httpx.HTTPError, psutil.Error):
-                records = published_results(self.client, self.dag_id, self.run_id) or {}
-                published = sum(1 for uid in records if uid.startswith("model."))
-                if published >= self.threshold and (dbt := holder_of(self.warehouse)):
-                    dbt.send_signal(signal.SIGKILL)
-                    self.killed_with = published
-                    return
+def kill_build(stack: AirflowStack, dag_id: str, run_id: str, ctx: dict, stop: threading.Event, killed: list) -> None:
+    """Kills the build's dbt, the process holding the warehouse file, with SIGKILL (as the kernel does on out of
+    memory) once ``KILL_AT`` of the models have their result published; ``killed`` gets how many had."""
+    while not stop.wait(0.3):
+        with contextlib.suppress(httpx.HTTPError, psutil.Error):
+            records = published_results(stack.client, dag_id, run_id) or {}
+            published = sum(1 for uid in records if uid.startswith("model."))
+            if published >= round(len(ctx["models"]) * KILL_AT) and (dbt := holder_of(ctx["workdir"] / WAREHOUSE)):
+                dbt.send_signal(signal.SIGKILL)
+                return killed.append(published)
 
 
 def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int, ctx: dict) -> dict:
     """One triggered run, timed from its first task's start to its last task's end; stopped at ``cap_s``."""
-    ctx["warehouse"].reset()
+    reset_warehouse(ctx["workdir"])
     time.sleep(5)  # the previous run's processes are gone and the scheduler is idle
     sampler = Sampler([proc.pid for proc in stack.procs])
     idle_rss, _ = sampler.sample()
     sampler.peak_rss = 0
-    capped_at, killer = None, None
+    capped_at, stop, killed = None, threading.Event(), []
     cpu_before = cpu_by_part(stack)
     with sampler:
         started = time.monotonic()
         run_id = stack.trigger(dag_id)
         if config == CRASH:
-            killer = BuildKiller(stack.client, dag_id, run_id, ctx["warehouse"].path, len(ctx["models"]), KILL_AT)
-            killer.start()
+            threading.Thread(target=kill_build, args=(stack, dag_id, run_id, ctx, stop, killed)).start()
         while True:
             time.sleep(1)
             with contextlib.suppress(httpx.HTTPError):
@@ -238,21 +181,19 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
             if time.monotonic() - started > ctx["cap_s"]:
                 capped_at = datetime.now(UTC)
                 log(f"  cap of {ctx['cap_s'] / 60:.1f} min reached: marking {run_id} failed")
-                fail_run(stack, dag_id, run_id)
+                stack.fail_run(dag_id, run_id)
                 break
-    if killer:
-        killer.stopping.set()
-        killer.join(timeout=30)
+    stop.set()
     cpu_after = cpu_by_part(stack)
     if capped_at:  # let the scheduler stop what still runs, so that the next run starts on a quiet machine
 
         def stopped() -> bool:
-            return not any(ti["state"] in TI_ACTIVE for ti in task_instances(stack, dag_id, run_id))
+            return not any(ti["state"] in TI_ACTIVE for ti in stack.all_task_instances(dag_id, run_id))
 
         with contextlib.suppress(TimeoutError):
             stack.wait_until(stopped, 180, "the capped run's tasks to stop", interval=3)
     dag_run = stack.client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
-    tis = task_instances(stack, dag_id, run_id)
+    tis = stack.all_task_instances(dag_id, run_id)
     timeline = ctx["workdir"] / "timelines" / f"{dag_id}-run{index}.json"
     timeline.parent.mkdir(parents=True, exist_ok=True)
     timeline.write_text(json.dumps(tis, indent=1))
@@ -265,7 +206,7 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
     # A node task is one whose id names a model: the model's own task, or its tests'.
     node_ends = [utc(ti["end_date"]) for ti in timed if set(ctx["models"]).intersection(ti["task_id"].split("."))]
     # The crash configuration's build task is retried once, on purpose.
-    expected_retry = {PRODUCER} if killer and killer.killed_with is not None else set()
+    expected_retry = {PRODUCER} if killed else set()
     retries = sum(max(0, (ti.get("try_number") or 0) - 1) for ti in tis if ti["task_id"] not in expected_retry)
     lock_errors = sum(1 for f in task_logs(stack, dag_id, run_id) if LOCK_ERRORS.search(f.read_text(errors="replace")))
     succeeded = {part for ti in tis if ti["state"] == "success" for part in ti["task_id"].split(".")}
@@ -276,14 +217,12 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
         and dag_run["state"] == "success"
         and set(states) <= {"success", "skipped"}
         and not (models_not_succeeded or retries or lock_errors)
-        and (killer is None or killer.killed_with is not None)
+        and (config != CRASH or bool(killed))
     )
     return {
         "config": config,
         "size": size,
         "run": index,
-        "cap_s": ctx["cap_s"],
-        "dag_id": dag_id,
         "run_id": run_id,
         "ok": ok,
         "capped": bool(capped_at),
@@ -297,10 +236,9 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
         # Last node task end - the build task's end: how long the per-node tasks lag the one dbt build.
         "tail_s": (max(node_ends) - utc(build["end_date"])).total_seconds() if build and node_ends else None,
         "retries": retries,
-        "killed_build_with_models_published": killer.killed_with if killer else None,
+        "killed_build_with_models_published": killed[0] if killed else None,
         "lock_errors": lock_errors,
-        "failure_reasons": [] if ok else failure_reasons(stack, dag_id, run_id, tis),
-        "models_not_succeeded": models_not_succeeded[:10],
+        "failed_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] not in ("success", "skipped"))[:5],
         "skipped_tasks": sorted(ti["task_id"] for ti in tis if ti["state"] == "skipped")[:5],
         "cpu_s": {part: cpu_after[part] - cpu_before[part] for part in CPU_PARTS if part in cpu_after},
         "idle_rss_bytes": idle_rss,
@@ -334,10 +272,8 @@ def summarise(report: dict, config: str, size: int) -> dict:
         "pss": median(r["peak_pss_bytes"] for r in ok),
         "idle": median(r.get("idle_rss_bytes") for r in ok),
     }
-    if dbt_s and sm["wall"] is not None:
-        sm["ratio"] = sm["wall"] / dbt_s
-    if dbt_s and sm["build"] is not None:
-        sm["build_ratio"] = sm["build"] / dbt_s
+    for key, value in (("ratio", sm["wall"]), ("build_ratio", sm["build"])):
+        sm[key] = value / dbt_s if dbt_s and value is not None else None
     normal = summarise(report, "project_default", size)["wall"] if config == CRASH else None
     if normal and sm["wall"]:
         sm["vs_normal"], sm["normal"] = sm["wall"] / normal, normal
@@ -361,7 +297,10 @@ def runs_cell(sm: dict) -> str:
         if run["capped"]:
             text += f"; run {run['run']} stopped at the cap, {run.get('tasks_succeeded_in_time')} tasks done"
         elif not run["ok"]:
-            reasons = "; ".join("`" + r.replace("`", "'").replace("|", "/") + "`" for r in run["failure_reasons"])
+            reasons = "; ".join(
+                "`" + r.replace("`", "'").replace("|", "/") + "`" for r in run.get("failure_reasons", [])
+            )
+            reasons = reasons or ", ".join(f"`{t}`" for t in run.get("failed_tasks", []))
             text += f"; run {run['run']}: {run.get('dag_run_state', 'failed')}" + (f": {reasons}" if reasons else "")
     skipped = sorted({t for r in sm["ok"] for t in r.get("skipped_tasks", [])})
     by_rule = f" (by its trigger rule: {', '.join(f'`{t}`' for t in skipped)})" if skipped else ""
@@ -462,22 +401,20 @@ def render(report: dict) -> list[str]:
         "## How it was run",
         "",
         *context_lines(meta),
-        "- Airflow: the stack the integration tests run on (`devstack/airflow_stack.py`): API server, scheduler "
-        f"(LocalExecutor), DAG processor and triggerer on 127.0.0.1, metadata on PostgreSQL; {settings}. Pool "
-        f"`{POOL}`: 1 slot (DuckDB allows one writer per file). Only the DAG under test is in the DAG folder.",
+        f"- Airflow: `devstack/airflow_stack.py`, as in the integration tests, with {settings}. Pool `{POOL}`: 1 slot "
+        "(DuckDB allows one writer per file). Only the DAG under test is in the DAG folder.",
         f"- The project default: `build_elt_dag`, `transform_mode` = {mode}. dbt: {gen.THREADS} threads everywhere, "
-        "on a DuckDB file reset to the raw tables before every run.",
-        f"- Projects: `bench/generate.py`, seed {meta['seed']}, shape `{shape}` ({SHAPES[shape]}).",
-        f"- Median of {meta['runs']} runs per configuration and size; a run that is not fully successful (the DAG "
-        "run and every model's task `success`, no retry but the crash configuration's one, no DuckDB lock error) is "
-        f"reported and left out. A run is stopped after {meta['cap_minutes']:g} min or {meta['cap_ratio']:g}x "
-        "plain `dbt build`, whichever is longer; that configuration is not run again.",
-        "- **Transform wall**: first task start to last task end (for plain `dbt build`, its process). **The dbt "
-        "build task**: the duration of the task running the one `dbt build`; **x dbt build**: either / plain `dbt "
-        "build`'s median. **Tail**: the last node task's end - the build task's end. **Peak memory**: summed over "
-        "the Airflow process tree, every 0.25 s; *idle*, before the run. **Parse**: the DAG file in fresh "
-        f"interpreters, median of {meta['parse_runs']}; *warm*, its imports done first. **CPU seconds** during the "
-        "run: *tasks*, what the scheduler starts (dbt included); each other Airflow process with its children.",
+        f"on a DuckDB file reset to the raw tables before every run. Projects: `bench/generate.py`, seed "
+        f"{meta['seed']}, {SHAPES[shape]}.",
+        f"- Median of {meta['runs']} runs; a run not fully successful (the DAG run and every model's task `success`, "
+        "no retry but the crash configuration's one, no DuckDB lock error) is left out. A run is stopped after "
+        f"{meta['cap_minutes']:g} min or {meta['cap_ratio']:g}x plain `dbt build`, whichever is longer, and its "
+        "configuration is not run again.",
+        "- **Transform wall**: first task start to last task end. **The dbt build task**: the task running the one "
+        "`dbt build` (its last try). **x dbt build**: either / plain `dbt build`. **Tail**: the last node task's end "
+        "- the build task's end. **Peak memory**: of the Airflow process tree; *idle*, before the run. **Parse**: in "
+        f"fresh interpreters, median of {meta['parse_runs']}; *warm*, the imports done first. **CPU seconds**: "
+        "*tasks*, what the scheduler starts (dbt included); each other Airflow process with its children.",
         "",
     ]
     return lines
@@ -526,31 +463,22 @@ def main(argv: list[str] | None = None) -> int:
     log(f"working in {workdir}")
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"signal {signum}"))  # the stack stops, as on Ctrl-C
 
-    warehouse = Warehouse(workdir)
-    os.environ[gen.DB_PATH_ENV] = str(warehouse.path)
+    warehouse = str(workdir / WAREHOUSE)
+    os.environ[gen.DB_PATH_ENV] = warehouse
     env = {
         **AIRFLOW_OVERRIDES,
-        gen.DB_PATH_ENV: str(warehouse.path),
+        gen.DB_PATH_ENV: warehouse,
         # Cosmos's cache of this bench alone: cold at a configuration's first run, warm after, as deployed.
         "AIRFLOW__COSMOS__CACHE_DIR": str(workdir / "cosmos-cache"),
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({"conn_type": "duckdb", "host": str(warehouse.path)}),
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({"conn_type": "duckdb", "host": warehouse}),
     }
     stack = AirflowStack(workdir / "airflow", workdir / "dags", env, pools=(POOL,))
     started = time.monotonic()
-    meta = context("bench.run", "bench") | {
-        "airflow_settings": {k.lower().replace("__", "."): stack.env[f"AIRFLOW__{k}"] for k in SHOWN_SETTINGS},
-        "project_default": {"settings": {"transform_mode": Settings.from_env().transform_mode}},
-        "sizes": sizes,
-        "configs": configs,
-        "runs": args.runs,
-        "parse_runs": args.parse_runs,
-        "cap_minutes": args.cap_minutes,
-        "cap_ratio": args.cap_ratio,
-        "seed": args.seed,
-        "shape": args.shape,
-        "nodes": {},
-        "workdir": str(workdir) if args.workdir else f"{workdir} (temporary, removed at the end)",
-    }
+    meta = context("bench.run", "bench") | {"sizes": sizes, "configs": configs, "nodes": {}}
+    meta |= {key: getattr(args, key) for key in ("runs", "parse_runs", "cap_minutes", "cap_ratio", "seed", "shape")}
+    meta["airflow_settings"] = {k: stack.env[k] for k in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__PARALLELISM")}
+    meta["project_default"] = {"settings": {"transform_mode": Settings.from_env().transform_mode}}
+    meta["workdir"] = str(workdir) if args.workdir else f"{workdir} (temporary, removed at the end)"
     report: dict = {"meta": meta, "parse": {}, "runs": [], "skipped": {}, "dbt_median_s": {}, "complete": False}
 
     def write() -> None:
@@ -560,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     capped: dict[str, int] = {}  # configuration -> the size it was stopped at
     try:
         log("creating the raw tables")
-        gen.create_raw_tables(warehouse.pristine)
+        gen.create_raw_tables(workdir / "raw-only.duckdb")
         projects, models = {}, {}
         for size in sizes:
             log(f"generating a {size}-model project")
@@ -581,12 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             for index in range(1, args.runs + 1):
                 log(f"dbt build, {size} models, run {index}")
-                report["runs"].append(result := run_dbt(projects[size], size, index, warehouse, workdir))
+                report["runs"].append(result := run_dbt(projects[size], size, index, workdir))
                 log(f"  {result['transform_wall_s']:.1f} s, ok={result['ok']}")
             if plain := summarise(report, "dbt", size)["wall"]:
                 report["dbt_median_s"][str(size)] = plain
             write()
-            ctx = {"warehouse": warehouse, "models": models[size], "workdir": workdir}
+            ctx = {"models": models[size], "workdir": workdir}
             ctx["cap_s"] = max(args.cap_minutes * 60, args.cap_ratio * report["dbt_median_s"].get(str(size), 0))
             for config in configs[1:]:
                 if config in capped:
@@ -608,8 +536,6 @@ def main(argv: list[str] | None = None) -> int:
                     if result["capped"]:  # the further runs, and larger sizes, would be no faster
                         capped[config] = size
                         break
-                with contextlib.suppress(httpx.HTTPError):
-                    stack.client.patch(f"/dags/{Path(path).stem}", json={"is_paused": True})
         report["complete"] = True
     finally:
         write()

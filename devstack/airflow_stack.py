@@ -193,3 +193,25 @@ class AirflowStack:
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             headers={"Accept": "application/json"},
         )
+
+    def all_task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of the run, page by page (``task_instances`` reads the first 500)."""
+        found: list[dict] = []
+        while True:
+            params = {"limit": 100, "offset": len(found), "order_by": "id"}
+            response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params=params)
+            response.raise_for_status()
+            page = response.json()
+            found.extend(page["task_instances"])
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
+
+    def fail_run(self, dag_id: str, run_id: str) -> None:
+        """Mark the run failed (its tasks stop). The API server can answer 500 while the scheduler holds the
+        run's rows: it is asked again, up to ten times."""
+        for _ in range(10):
+            response = self.client.patch(f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+            if response.status_code < 500:
+                break
+            time.sleep(3)
+        response.raise_for_status()
