@@ -8,6 +8,7 @@ failing on both its tries and one held back by it. Then ``elt summary`` prints i
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -172,3 +173,10 @@ def test_an_untested_airflow_is_refused_where_the_database_is_read():
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("elt_platform.run_history.UntestedAirflow: elt_platform.run_history reads"), last
     assert "not 3.4.0" in last and "Fix:" in last
+
+
+def test_elt_health_json_is_the_document_alone(airflow):
+    """What Airflow and Cosmos log as they load goes to stderr: a program reads stdout as JSON."""
+    done = run([str(BIN / "elt"), "health", "--json"], airflow["env"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"dashboards": []}  # the probe DAG publishes no dashboard

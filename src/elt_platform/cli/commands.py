@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -100,12 +101,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from elt_platform import run_history
-    from elt_platform.health.pages import plain_text
-    from elt_platform.health.report import health_json, report
+    # What loading Airflow and Cosmos logs goes to stderr (their loggers take stdout as they load):
+    # with --json, stdout is the document alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        from elt_platform import run_history
+        from elt_platform.health.pages import plain_text
+        from elt_platform.health.report import health_json, report
 
-    with run_history.reading() as history:
-        items = report(history, dag_id=args.dag_id)
+        with run_history.reading() as history:
+            items = report(history, dag_id=args.dag_id)
     if args.json:
         print(health_json(items, indent=2))
     else:
