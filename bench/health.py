@@ -9,12 +9,12 @@ status rules (``rules.assess``) for the verdicts of the history this writes thro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,24 +22,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg2
 import yaml
 
 from bench import generate as gen
 from bench.common import REPO, Sampler, context, context_lines, last_json, log, mem, parse_times, write_report
-from devstack.airflow_stack import AirflowStack
+from devstack.airflow_stack import POSTGRES, AirflowStack
 
 TARGET_MS = 300
 TEAMS = ("Customer Analytics", "Finance", "Growth", "Operations", "Sales Analytics")
 MODEL_ERROR = 'Runtime Error in model {name}: Binder Error: Referenced column "amount" not found in FROM clause!'
 TEST_FAILURE = "Got 12 results, configured to fail if != 0"
-DAG_FILE = """\"\"\"An airflow DAG of bench/health.py (Airflow's safe mode parses files naming both).\"\"\"
+DAG_FILE = '''"""An airflow DAG of bench/health.py (Airflow's safe mode parses files naming both)."""
 
 from pathlib import Path
 
 from elt_platform.dag_factory import build_elt_dag
 
 dag = build_elt_dag(dag_id="{dag_id}", dbt_project_dir=Path("{project}"), schedule="@daily")
-"""
+'''
 
 
 class ApiServerOnly(AirflowStack):
@@ -51,8 +52,9 @@ class ApiServerOnly(AirflowStack):
 
 def exposures_yaml(models: int, count: int, rng: random.Random) -> dict:
     """``count`` dashboards, each reading 2 to 4 models of the two deepest layers; every third promises a time."""
-    deepest = range(models - len(gen.STAGING) - sum(gen.layer_sizes(models)[-2:]), models - len(gen.STAGING))
-    candidates = [f"int_customers_scored_{number + 1:04d}" for number in deepest]
+    # The models after staging are numbered in build order, layer by layer: the deepest two layers come last.
+    numbered, last_two = models - len(gen.STAGING), sum(gen.layer_sizes(models)[-2:])
+    candidates = [f"int_customers_scored_{n:04d}" for n in range(numbered - last_two + 1, numbered + 1)]
     exposures = []
     for number in range(1, count + 1):
         team = TEAMS[number % len(TEAMS)]
@@ -447,16 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="elt-bench-health-"))).resolve()
     log(f"working in {workdir}")
-    # DashboardHealth's module imports Airflow, which reads its configuration from here: nothing is written.
+    # DashboardHealth's module imports Airflow, which reads its configuration from here, not from ~/airflow.
     os.environ["AIRFLOW_HOME"] = str(workdir / "airflow-home")
     started = time.monotonic()
-    postgres = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "show server_version"], capture_output=True, text=True
-    )
-    meta = context("bench.health", "bench-health") | {
-        "postgres": postgres.stdout.strip() or "?",
-        "load_start": os.getloadavg(),
-    }
+    with contextlib.closing(psycopg2.connect(**POSTGRES)) as conn, conn.cursor() as cursor:
+        cursor.execute("show server_version")
+        meta = context("bench.health", "bench-health") | {"postgres": cursor.fetchone()[0]}
+    meta["load_start"] = os.getloadavg()
     report = {"meta": meta, "sizes": [], "complete": False}
     try:
         for models in sorted(int(x) for x in args.sizes.split(",")):

@@ -143,10 +143,6 @@ def cpu_by_part(stack: AirflowStack) -> dict[str, float]:
     return found
 
 
-def task_logs(stack: AirflowStack, dag_id: str, run_id: str, task_id: str = "*") -> list[Path]:
-    return list((stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").glob(f"task_id={task_id}/*.log"))
-
-
 def kill_build(stack: AirflowStack, dag_id: str, run_id: str, ctx: dict, stop: threading.Event, killed: list) -> None:
     """Kills the build's dbt, the process holding the warehouse file, with SIGKILL (as the kernel does on out of
     memory) once ``KILL_AT`` of the models have their result published; ``killed`` gets how many had."""
@@ -208,7 +204,8 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
     # The crash configuration's build task is retried once, on purpose.
     expected_retry = {PRODUCER} if killed else set()
     retries = sum(max(0, (ti.get("try_number") or 0) - 1) for ti in tis if ti["task_id"] not in expected_retry)
-    lock_errors = sum(1 for f in task_logs(stack, dag_id, run_id) if LOCK_ERRORS.search(f.read_text(errors="replace")))
+    logs = (stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("*.log")
+    lock_errors = sum(1 for log_file in logs if LOCK_ERRORS.search(log_file.read_text(errors="replace")))
     succeeded = {part for ti in tis if ti["state"] == "success" for part in ti["task_id"].split(".")}
     models_not_succeeded = [m for m in ctx["models"] if m not in succeeded]
     # Skipped is allowed (a task whose trigger rule did not fire); a retried task is not.
@@ -229,7 +226,7 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
         "dag_run_state": dag_run["state"],
         "transform_wall_s": (last_end - first_start).total_seconds() if first_start and last_end else None,
         "tasks": len(tis),
-        "task_states": states,
+        "task_states": dict(states),
         "tasks_succeeded_in_time": len(done),
         "longest_task": build["task_id"] if build else None,
         "longest_task_s": (utc(build["end_date"]) - utc(build["start_date"])).total_seconds() if build else None,
