@@ -26,7 +26,7 @@ def on_a_worker(tis: dict[str, dict]) -> set[str]:
 def test_one_dbt_build_per_run_and_passing_nodes_never_reach_a_worker(runs):
     tis = runs["shop_elt"].tis
     nodes = {t for t in tis if t.startswith("transform.") and t not in (PRODUCER, FAIL_RUN)}
-    assert len(nodes) == 10 + 4 + 3  # models, source tables, tests reading two models
+    assert len(nodes) == 10 + 4 + 4  # models, source tables, tests reading two models
     assert {tis[t]["state"] for t in nodes} == {"success"}
     assert tis[FAIL_RUN]["state"] == "skipped"  # nothing failed
     assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
