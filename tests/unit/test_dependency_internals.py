@@ -245,20 +245,6 @@ def _ti_of(task_id: str):
     )  # fmt: skip
 
 
-@pytest.fixture
-def airflow_s_own_triggerer(monkeypatch):
-    """The triggerer's module with Airflow's own names, whatever an earlier test wrapped; put back after."""
-    from airflow.models.dagbag import DBDagBag
-
-    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
-    create_workload = supervisor._create_workload
-    while hasattr(create_workload, "__wrapped__"):
-        create_workload = create_workload.__wrapped__
-    monkeypatch.setattr(supervisor, "_create_workload", create_workload)
-    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
-    return triggerer_job_runner
-
-
 class _StoredDag:
     """What the supervisor reads of a serialized DAG model; each ``dag`` read deserializes anew."""
 

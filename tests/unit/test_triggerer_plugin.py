@@ -21,14 +21,14 @@ def test_airflow_finds_the_plugin_and_its_listener():
     assert any(isinstance(listener, ReadyTheTriggerer) for listener in get_listener_manager().pm.get_plugins())
 
 
-def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the_dag(monkeypatch):
+def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the_dag(
+    airflow_s_own_triggerer, airflow_s_own_event_handling
+):
     supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
-    airflow_s_own = getattr(supervisor._create_workload, "__wrapped__", supervisor._create_workload)
-    monkeypatch.setattr(supervisor, "_create_workload", airflow_s_own)
-    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
     ReadyTheTriggerer().on_starting(component=object())
     assert supervisor._create_workload.own_part_only == {NODE_RESULT_TRIGGER}
     assert getattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG).shares_deserialized_dags
+    assert _task_end_handler().quiet_success_of == {DbtNodeTask.__name__}  # and queue no success callback
     # The classpath the node tasks' workloads carry is the one the runner imports their trigger by.
     task = DbtNodeTask(
         task_id="a", kind="model", unique_id="model.p.a", select="a", watch=["model.p.a"], runner=None,
@@ -39,12 +39,19 @@ def test_as_the_triggerer_s_job_starts_the_node_tasks_get_only_their_part_of_the
     assert getattr(import_module(module), name) is NodeResultTrigger
 
 
-def test_the_setting_turns_the_patch_off(monkeypatch):
+def test_the_setting_turns_the_patch_off(airflow_s_own_triggerer, airflow_s_own_event_handling, monkeypatch):
     supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
-    airflow_s_own = getattr(supervisor._create_workload, "__wrapped__", supervisor._create_workload)
-    monkeypatch.setattr(supervisor, "_create_workload", airflow_s_own)
-    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
+    airflow_s_own = supervisor._create_workload
     monkeypatch.setenv("ELT_TRIGGERER_PATCH", "false")
     ReadyTheTriggerer().on_starting(component=object())
     assert supervisor._create_workload is airflow_s_own
     assert getattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG) is DBDagBag
+    assert not hasattr(_task_end_handler(), "quiet_success_of")
+
+
+def _task_end_handler():
+    """Airflow's handler of a task's end in the triggerer, as now registered."""
+    from airflow.models import trigger
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    return trigger.handle_event_submit.dispatch(BaseTaskEndEvent)

@@ -99,19 +99,10 @@ def started_node_tasks(tmp_path_factory):
 
 
 @pytest.fixture
-def supervisor(monkeypatch):
-    """Airflow's triggerer supervisor with its own names, whatever an earlier test wrapped, put back
-    after; its workloads' log files and ids are all it needs of a running triggerer here."""
-    from airflow.jobs import triggerer_job_runner
-    from airflow.models.dagbag import DBDagBag
-
-    cls = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
-    create_workload = cls._create_workload
-    while hasattr(create_workload, "__wrapped__"):
-        create_workload = create_workload.__wrapped__
-    monkeypatch.setattr(cls, "_create_workload", create_workload)
-    monkeypatch.setattr(triggerer_job_runner, dependency_internals.TRIGGERER_DAG_BAG, DBDagBag)
-    one = object.__new__(cls)
+def supervisor(airflow_s_own_triggerer):
+    """Airflow's own triggerer supervisor; its workloads' log files and ids are all it needs of a
+    running triggerer here."""
+    one = object.__new__(getattr(airflow_s_own_triggerer, dependency_internals.TRIGGERER_SUPERVISOR))
     one.logger_cache, one.job, one.id = {}, None, uuid4()
     return one
 
@@ -179,25 +170,6 @@ def test_the_patch_stays_off_on_an_airflow_release_it_was_not_measured_on(superv
     assert not dependency_internals.lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER)
     assert not hasattr(type(supervisor)._create_workload, "own_part_only")
     assert "Triggerer patch off: Airflow 3.4.0" in caplog.text
-
-
-@pytest.fixture
-def airflow_s_own_event_handling(monkeypatch):
-    """Airflow's own handling of a task's end in the triggerer, whatever an earlier test patched; put back after."""
-    from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
-    from airflow.models import trigger
-    from airflow.triggers.base import BaseTaskEndEvent
-
-    handler = trigger.handle_event_submit.dispatch(BaseTaskEndEvent)
-    while hasattr(handler, "__wrapped__"):
-        handler = handler.__wrapped__
-    send = DatabaseCallbackSink.send
-    while hasattr(send, "__wrapped__"):
-        send = send.__wrapped__
-    trigger.handle_event_submit.register(BaseTaskEndEvent, handler)
-    monkeypatch.setattr(DatabaseCallbackSink, "send", send)
-    yield
-    trigger.handle_event_submit.register(BaseTaskEndEvent, handler)
 
 
 def test_node_tasks_that_succeed_in_the_triggerer_queue_no_callback_other_tasks_still_do(
