@@ -33,11 +33,11 @@ from devstack import BIN
 from devstack.airflow_stack import TERMINAL, AirflowStack
 from devstack.crash import PRODUCER, holder_of, published_results
 from elt_platform.settings import Settings
+from elt_platform.task_states import UNDER_WAY
 
 POOL = CONN_ID = "bench_warehouse"
 WAREHOUSE = "warehouse.duckdb"  # in the working directory: the one DuckDB file every configuration builds
 # States in which a task of a run marked failed may still be using the machine.
-TI_ACTIVE = {"queued", "running", "deferred", "restarting"}
 LOCK_ERRORS = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked")
 # The task that runs the one dbt build: Cosmos WATCHER's producer, the project's build task.
 BUILD_TASKS = {"dbt_producer_watcher", "dbt_build"}
@@ -184,7 +184,7 @@ def run_dag(stack: AirflowStack, config: str, dag_id: str, size: int, index: int
     if capped_at:  # let the scheduler stop what still runs, so that the next run starts on a quiet machine
 
         def stopped() -> bool:
-            return not any(ti["state"] in TI_ACTIVE for ti in stack.all_task_instances(dag_id, run_id))
+            return not any(ti["state"] in UNDER_WAY for ti in stack.all_task_instances(dag_id, run_id))
 
         with contextlib.suppress(TimeoutError):
             stack.wait_until(stopped, 180, "the capped run's tasks to stop", interval=3)

@@ -16,6 +16,10 @@ SUCCEEDED: frozenset[str] = frozenset({TaskInstanceState.SUCCESS})
 FAILED: frozenset[str] = frozenset({TaskInstanceState.FAILED})
 # Did not run because of something upstream: Airflow's word for it, and a branch's skip.
 HELD_BACK: frozenset[str] = frozenset({TaskInstanceState.SKIPPED, TaskInstanceState.UPSTREAM_FAILED})
+# A try is under way: it holds a slot somewhere (an executor's, a triggerer's) until it ends.
+UNDER_WAY: frozenset[str] = frozenset(
+    {TaskInstanceState.QUEUED, TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED, TaskInstanceState.RESTARTING}
+)
 # A try has ended (the task may run again): what a run's progress lines report.
 TRY_ENDED: frozenset[str] = ENDED | {TaskInstanceState.UP_FOR_RETRY}
 

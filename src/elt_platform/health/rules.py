@@ -30,6 +30,8 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airflow.sdk import DagRunState
+
 from elt_platform.dbt_manifest.graph import children_of, walk
 from elt_platform.task_states import ENDED, FAILED, HELD_BACK, SUCCEEDED
 from elt_platform.transform.results import FAILED_STATUSES, PASSED_STATUSES
@@ -127,7 +129,7 @@ class RunOutcome:
 
     @property
     def in_progress(self) -> bool:
-        return self.state in {"queued", "running"}
+        return self.state in {DagRunState.QUEUED, DagRunState.RUNNING}
 
 
 @dataclass(frozen=True)

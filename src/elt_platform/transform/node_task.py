@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk import BaseOperator, TaskInstanceState, TriggerRule
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -206,7 +206,9 @@ class _RunView:
             )
             self.build_state = states.get(ti.run_id, {}).get(trigger.producer_task_id)
             raw = None
-            if self.build_state == "running" or self.build_state in BUILD_ENDED:  # else it has published nothing
+            if (
+                self.build_state == TaskInstanceState.RUNNING or self.build_state in BUILD_ENDED
+            ):  # else it has published nothing
                 raw = await sync_to_async(ti.xcom_pull)(
                     task_ids=trigger.producer_task_id, key=RESULTS_XCOM_KEY, map_indexes=-1, run_id=ti.run_id
                 )
@@ -281,5 +283,9 @@ class FailRunIfANodeFailed(BaseOperator):
     def execute(self, context: Any) -> None:
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=sorted(self.upstream_task_ids), run_ids=[ti.run_id])
-        failed = sorted(t for t, state in states.get(ti.run_id, {}).items() if state in {"failed", "upstream_failed"})
+        failed = sorted(
+            t
+            for t, state in states.get(ti.run_id, {}).items()
+            if state in {TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED}
+        )
         raise AirflowFailException(f"Failed in this run: {', '.join(failed) or 'a task of the transform group'}.")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from airflow.sdk import TaskInstanceState
+
 from elt_platform.task_states import ENDED
 from elt_platform.transform.results import NodeRecord
 
@@ -111,6 +113,6 @@ def decide(
     if not_run:
         why = "; ".join(f"{node}: {record.why_not_run}" for node, record in not_run.items())
         return Decision(Outcome.RUN_ALONE, f"dbt build did not run it ({why}); its upstream has succeeded.")
-    if build_state in {"success", "skipped"}:
+    if build_state in {TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED}:
         return Decision(Outcome.RUN_ALONE, f"dbt build ended '{build_state}' without reporting on the node.")
     return Decision(Outcome.NOT_REPORTED, f"dbt build ended '{build_state}' without reporting on the node.")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk import TaskInstanceState
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
@@ -131,7 +132,9 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         syncs = sorted(set(self.source_syncs.values()))
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=syncs, run_ids=[ti.run_id]) if syncs else {}
         sync_state = states.get(ti.run_id, {})
-        failed = {source for source, sync in self.source_syncs.items() if sync_state.get(sync) != "success"}
+        failed = {
+            source for source, sync in self.source_syncs.items() if sync_state.get(sync) != TaskInstanceState.SUCCESS
+        }
         stale = {
             r["unique_id"]
             for r in (sources_json or {}).get("results", [])
@@ -215,7 +218,9 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         ti = context["ti"]
         group_id = self.task_id.rpartition(".")[0] or None
         states = ti.get_task_states(dag_id=ti.dag_id, task_group_id=group_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        return {uid for uid, (task_id, _, _) in self.node_tasks.items() if states.get(task_id) == "success"}
+        return {
+            uid for uid, (task_id, _, _) in self.node_tasks.items() if states.get(task_id) == TaskInstanceState.SUCCESS
+        }
 
     def passed_before(self, previous: dict[str, NodeRecord]) -> set[str]:
         """On a retry: the nodes whose every watched node (the node and its own tests) dbt had
