@@ -1,8 +1,11 @@
-"""Every private symbol of Cosmos and Airflow this project relies on, in one place.
+"""Everything the platform uses past a public API of Airflow, Cosmos or dbt-duckdb, in one place:
+private symbols, non-public modules and patches, each gated by the tested release or checked by
+``tests/unit/test_dependency_internals.py`` (and ``test_triggerer_workloads.py``), so that an
+upgrade fails there, by name, instead of deep in a running DAG. Airflow's metadata database is
+read by ``elt_platform.run_history`` alone; nothing else in the package reaches past a public
+API (the same test walks every import).
 
-Public APIs do not offer these; an upgrade that moves, renames or drops one fails in
-``tests/unit/test_dependency_internals.py``, which imports each name, instead of somewhere
-deep in a running DAG. Nothing else in the package imports a private module of either.
+Each dependency is imported where it is used: importing this module loads none of them.
 """
 
 from __future__ import annotations
@@ -14,26 +17,24 @@ import sys
 from collections import OrderedDict
 from typing import Any, ClassVar
 
-from cosmos import settings as cosmos_settings
-
-# Cosmos 1.15: a task group's cache folder (where its partial-parse file lives), which the
-# node tasks that run alone share with the build.
-from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
-
-# Cosmos 1.15's watcher internals that the build's producer shares: how a dbt JSON event is
-# logged, and the lock serialising XCom pushes to the task supervisor.
-from cosmos.operators._watcher.base import _log_dbt_msg
-from cosmos.operators._watcher.state import safe_xcom_push
-
-# Cosmos 1.15's "reliable retry" for its watcher producer: every XCom the build publishes is also
-# kept in an Airflow Variable, which a retry after a crash restores (Airflow clears a retried
-# task's XComs), and which is deleted once the build has succeeded.
-from cosmos.operators._watcher.xcom import (
-    _delete_xcom_backup_variable,
-    _init_xcom_backup,
-    _restore_xcom_from_variable,
-)
-from cosmos.operators.watcher import DbtProducerWatcherOperator
+# The private names of Cosmos 1.15 used below, by module (the test imports each):
+# - a task group's cache folder (where its partial-parse file lives), shared by the node tasks
+#   that run alone with the build;
+# - the watcher internals the build's producer shares: how a dbt JSON event is logged, and the
+#   lock serialising XCom pushes to the task supervisor;
+# - the watcher producer's "reliable retry": every XCom the build publishes is also kept in an
+#   Airflow Variable, which a retry after a crash restores (Airflow clears a retried task's
+#   XComs), and which is deleted once the build has succeeded.
+COSMOS_PRIVATE_NAMES = {
+    "cosmos.cache": ("_create_cache_identifier", "_obtain_cache_dir_path"),
+    "cosmos.operators._watcher.base": ("_log_dbt_msg",),
+    "cosmos.operators._watcher.state": ("safe_xcom_push",),
+    "cosmos.operators._watcher.xcom": (
+        "_delete_xcom_backup_variable",
+        "_init_xcom_backup",
+        "_restore_xcom_from_variable",
+    ),
+}
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,29 @@ PRODUCER_ATTRIBUTES = ("_check_source_freshness", "_sources_json")
 
 def cache_dir_of(dag: Any, task_group: Any) -> Any:
     """The folder Cosmos caches a task group's dbt artefacts in."""
+    from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
+
     return _obtain_cache_dir_path(_create_cache_identifier(dag, task_group))
 
 
-def build_despite_watcher_retry_guard(producer: DbtProducerWatcherOperator, context: Any, **kwargs: Any) -> Any:
+def log_dbt_event(event: dict) -> None:
+    """Log one of dbt's JSON log events as Cosmos's watcher logs them."""
+    from cosmos.operators._watcher.base import _log_dbt_msg
+
+    _log_dbt_msg(event)
+
+
+def build_despite_watcher_retry_guard(producer: Any, context: Any, **kwargs: Any) -> Any:
     """A retry of the build, after its process died: what the watcher producer's ``execute``
     does on a first try (the freshness check, then Cosmos's LOCAL ``dbt build`` underneath).
 
     Cosmos 1.15's producer skips every retry, since it would rebuild every node; the
     platform's retry builds only the nodes not done yet (``BuildProducer.execute``).
     """
+    from cosmos import settings as cosmos_settings
+    from cosmos.operators._watcher.xcom import _init_xcom_backup
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
     _init_xcom_backup(context, persist=cosmos_settings.enable_watcher_reliable_retry)
     if producer._check_source_freshness:
         producer._apply_source_freshness(context)
@@ -87,16 +101,22 @@ def replace_operator_classes(tasks: Any, classes: dict[type, type]) -> int:
 
 def publish_with_backup(task_instance: Any, key: str, value: Any) -> None:
     """An XCom push, one at a time to the task supervisor, kept in the build's backup Variable too."""
+    from cosmos.operators._watcher.state import safe_xcom_push
+
     safe_xcom_push(task_instance=task_instance, key=key, value=value)
 
 
 def restore_previous_try(context: Any) -> bool:
     """On a retry: publish again what the crashed try had published (False: nothing was kept)."""
+    from cosmos.operators._watcher.xcom import _restore_xcom_from_variable
+
     return _restore_xcom_from_variable(context)
 
 
 def forget_previous_tries(context: Any) -> None:
     """Once the build has ended well: its backup Variable is no longer needed."""
+    from cosmos.operators._watcher.xcom import _delete_xcom_backup_variable
+
     _delete_xcom_backup_variable(context)
 
 
@@ -355,7 +375,6 @@ def auth_manager() -> Any:
 __all__ = [
     "PRODUCER_ATTRIBUTES",
     "PRODUCER_METHODS",
-    "_log_dbt_msg",
     "airflow_setting",
     "auth_manager",
     "build_despite_watcher_retry_guard",

@@ -29,9 +29,9 @@ from cosmos.operators.watcher import DbtProducerWatcherOperator
 
 from elt_platform.dbt_manifest.graph import descendants
 from elt_platform.dependency_internals import (
-    _log_dbt_msg,
     build_despite_watcher_retry_guard,
     forget_previous_tries,
+    log_dbt_event,
     publish_with_backup,
     restore_previous_try,
 )
@@ -180,7 +180,7 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                     self.log.info("%s", line)
                 return
             if event.get("info", {}).get("level") != "debug":
-                _log_dbt_msg(event)
+                log_dbt_event(event)
             name = event.get("info", {}).get("name")
             data = event.get("data") or {}
             unique_id = (data.get("node_info") or {}).get("unique_id")
