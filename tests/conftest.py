@@ -91,7 +91,7 @@ def project(tmp_path) -> tuple[Path, Path]:
 
 def contract_problems(dbt_dir: Path, ingestion_dir: Path | None, manifest: Path | None = None) -> str:
     """The contract check's error message for a project that breaks it."""
-    from elt_platform.ingestion.connections import ConfigurationError
+    from elt_platform.errors import ConfigurationError
     from elt_platform.ingestion.contract import load_and_check
 
     with pytest.raises(ConfigurationError) as caught:

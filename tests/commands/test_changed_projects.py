@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from elt_platform.dag_factory import build_elt_dag
+from elt_platform.errors import ConfigurationError
 from elt_platform.health.promises import CHECK_SCHEDULE
-from elt_platform.ingestion.connections import ConfigurationError
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.settings import Settings
 from tests.conftest import contract_problems, copy_project, dbt_parse, elt_check, write_dag_file

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from elt_platform.dbt_manifest import ManifestError, load_manifest
-from elt_platform.errors import ConfigurationError
+from elt_platform.dbt_manifest import load_manifest
+from elt_platform.errors import ConfigurationError, ManifestError
 from elt_platform.ingestion.connections import load_connections, runtime_problems
 from elt_platform.settings import Settings, SettingsError
 from tests.conftest import REPO

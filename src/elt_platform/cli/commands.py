@@ -19,8 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from elt_platform.dbt_manifest import ManifestError
-from elt_platform.ingestion.connections import ConfigurationError, ConnectionSpec
+from elt_platform.errors import ConfigurationError, ManifestError
+from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.settings import Settings, SettingsError
 
 

@@ -21,9 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.safe_yaml import read_yaml
 
-# ConfigurationError and Problem live in elt_platform.errors; re-exported for the importers of this path.
-__all__ = ["ConfigurationError", "ConnectionSpec", "LoadedConnection", "Problem", "load_connections"]
-
 CONNECTION_FILE_GLOBS = ("*.yml", "*.yaml")
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
