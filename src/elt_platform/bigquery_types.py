@@ -126,9 +126,19 @@ def contract_type_problems(manifest: Manifest) -> list[Problem]:
             if not data_type:
                 continue  # dbt itself refuses an enforced contract without data types
             error = googlesql_error(data_type, model.contract_alias_types)
+            base = re.split(r"[\s(<]", data_type.strip(), maxsplit=1)[0].upper()
+            if error is None and "(" in data_type:
+                problems.append(
+                    Problem(
+                        model.properties_file or model.file,
+                        f"models.{model.name}.columns.{column}.data_type",
+                        f"'{data_type}' has parameters; dbt checks a contract with cast(null as {data_type}), and "
+                        "BigQuery allows no parameterized type in a CAST (the emulator and DuckDB do)",
+                        f"declare {base.lower()} without its parameters",
+                    )
+                )
             if error is None:
                 continue
-            base = re.split(r"[\s(<]", data_type.strip(), maxsplit=1)[0].upper()
             problems.append(
                 Problem(
                     model.properties_file or model.file,

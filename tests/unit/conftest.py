@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+# croniter runs `file` on the interpreter as it is first imported (platform.architecture()), which
+# Airflow does for the first DAG with a schedule: loaded here, before processes are refused.
+import croniter  # noqa: F401
 import pytest
 
 

@@ -56,6 +56,15 @@ def test_the_bundled_contracts_hold_on_bigquery(manifest_path):
     assert contract_type_problems(manifest) == []
 
 
+def test_a_contract_type_with_parameters_is_refused_since_dbt_checks_it_with_a_cast(manifest_path):
+    manifest = load_manifest(manifest_path)
+    orders = next(m for m in manifest.models.values() if m.name == "orders")
+    typed = replace(orders, contract_columns=(("order_id", "string"), ("amount", "numeric(18, 2)")))
+    (problem,) = contract_type_problems(replace(manifest, models={orders.unique_id: typed}))
+    assert problem.field == "models.orders.columns.amount.data_type"
+    assert "cast(null as numeric(18, 2))" in problem.message and problem.fix == "declare numeric without its parameters"
+
+
 def test_the_dbt_target_is_the_environment(manifest_path):
     settings = replace(Settings.from_env(), environment="prod")
     dag = build_elt_dag(dag_id="prod", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion",
