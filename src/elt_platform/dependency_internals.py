@@ -173,12 +173,18 @@ TRIGGERER_DAG_BAG = "DBDagBag"
 TRIGGERER_PATCH_AIRFLOW = ("3.3.0", "3.4.0")
 
 
-def triggerer_patch_fits(airflow_version: str) -> bool:
-    """Whether the triggerer patch was measured on this Airflow release (``TRIGGERER_PATCH_AIRFLOW``)."""
+def within_releases(version: str, releases: tuple[str, str]) -> bool:
+    """Whether ``version`` is in ``releases``, [first, past the last); a pre-release counts as its
+    release (3.4.0rc1 is 3.4.0's): the gates of the adapter and of the read model use this."""
     from packaging.version import Version
 
-    first, past_last = (Version(v) for v in TRIGGERER_PATCH_AIRFLOW)
-    return first <= Version(airflow_version) < past_last
+    first, past_last = (Version(v) for v in releases)
+    return first <= Version(Version(version).base_version) < past_last
+
+
+def triggerer_patch_fits(airflow_version: str) -> bool:
+    """Whether the triggerer patch was measured on this Airflow release (``TRIGGERER_PATCH_AIRFLOW``)."""
+    return within_releases(airflow_version, TRIGGERER_PATCH_AIRFLOW)
 
 
 def in_a_triggerer() -> bool:
@@ -392,4 +398,5 @@ __all__ = [
     "restore_previous_try",
     "terminal_task_states",
     "triggerer_patch_fits",
+    "within_releases",
 ]

@@ -35,6 +35,8 @@ from urllib.parse import quote
 import airflow
 from airflow.sdk import DagRunState, TaskInstanceState
 
+from elt_platform.dependency_internals import within_releases
+
 # The key of what a task returns (Airflow's XCOM_RETURN_KEY), e.g. a sync's rows.
 RETURN_VALUE_KEY = "return_value"
 # The Airflow releases whose metadata database these reads were tested against: [first, past the last).
@@ -51,10 +53,8 @@ class DatabaseUnavailable(RuntimeError):
 
 def check_airflow_version(version: str) -> None:
     """Refuse an Airflow whose metadata database these reads were not tested against."""
-    from packaging.version import Version
-
-    first, past_last = (Version(v) for v in TESTED_AIRFLOW)
-    if not first <= Version(Version(version).base_version) < past_last:  # 3.4.0rc1 is 3.4's
+    if not within_releases(version, TESTED_AIRFLOW):
+        first, past_last = TESTED_AIRFLOW
         raise UntestedAirflow(
             f"elt_platform.run_history reads Airflow's metadata database (not a public API) and was tested with "
             f"Airflow {first} up to {past_last} (not included), not {version}. Fix: re-check its queries against "

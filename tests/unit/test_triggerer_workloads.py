@@ -166,6 +166,7 @@ def test_the_patch_stays_off_on_an_airflow_release_it_was_not_measured_on(superv
     import airflow
 
     assert dependency_internals.triggerer_patch_fits(airflow.__version__)  # the release the suite runs
+    assert not dependency_internals.triggerer_patch_fits("3.4.0rc1")  # a pre-release is its release's
     monkeypatch.setattr(airflow, "__version__", "3.4.0")
     assert not dependency_internals.lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER)
     assert not hasattr(type(supervisor)._create_workload, "own_part_only")
