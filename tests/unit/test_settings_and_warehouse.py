@@ -63,6 +63,15 @@ def test_settings_cannot_be_built_invalid_on_any_path():
         replace(Settings(), dbt_threads=0)
 
 
+def test_a_kind_given_as_text_becomes_its_enum_on_every_path():
+    from elt_platform.settings import IngestionBackend, Settings, TransformMode, Warehouse
+
+    assert replace(Settings(), warehouse_type="bigquery").warehouse_type is Warehouse.BIGQUERY
+    assert Settings(transform_mode="per-model").transform_mode is TransformMode.PER_MODEL
+    env = Settings.from_env({"ELT_INGESTION_BACKEND": "Airbyte"})
+    assert env.ingestion_backend is IngestionBackend.AIRBYTE and f"{env.ingestion_backend}" == "airbyte"
+
+
 def test_a_sync_runs_on_the_settings_of_its_dag_not_on_the_environment_s(monkeypatch, tmp_path):
     """A second DAG built with ``dataclasses.replace(settings, ...)`` syncs as it says: here the data
     root its connection file's ``local_path`` points into, which the environment does not name."""

@@ -55,3 +55,14 @@ def _task_end_handler():
     from airflow.triggers.base import BaseTaskEndEvent
 
     return trigger.handle_event_submit.dispatch(BaseTaskEndEvent)
+
+
+def test_unreadable_settings_leave_the_triggerer_running_as_airflow_ships_it(
+    airflow_s_own_triggerer, airflow_s_own_event_handling, monkeypatch, caplog
+):
+    supervisor = getattr(triggerer_job_runner, dependency_internals.TRIGGERER_SUPERVISOR)
+    airflow_s_own = supervisor._create_workload
+    monkeypatch.setenv("ELT_TRIGGERER_PATCH", "sometimes")
+    ReadyTheTriggerer().on_starting(component=object())  # no exception: the triggerer starts
+    assert supervisor._create_workload is airflow_s_own
+    assert "ELT_TRIGGERER_PATCH='sometimes' is neither true nor false" in caplog.text

@@ -36,10 +36,15 @@ class ReadyTheTriggerer:
     def on_starting(self, component: Any) -> None:
         if not in_a_triggerer():
             return
-        from elt_platform.settings import Settings
+        from elt_platform.settings import Settings, SettingsError
         from elt_platform.transform.node_task import NODE_RESULT_TRIGGER, DbtNodeTask
 
-        if not Settings.from_env().triggerer_patch:
+        try:
+            wanted = Settings.from_env().triggerer_patch
+        except SettingsError as error:  # the triggerer runs on; the DAG's own import error says the same
+            log.error("Triggerer patch off: the platform's settings cannot be read.\n%s", error)
+            return
+        if not wanted:
             log.info("Triggerer patch off (ELT_TRIGGERER_PATCH=false): node tasks are handled as Airflow does.")
         elif lighten_the_triggerer_s_work_per_task(NODE_RESULT_TRIGGER):
             log.info("%s (%s).", LIGHTENED, NODE_RESULT_TRIGGER)
