@@ -14,7 +14,7 @@ from elt_platform import dependency_internals
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.health import plugin
 from elt_platform.health.publish import dashboard_asset
-from elt_platform.health.report import REGISTRATION, report
+from elt_platform.health.report import REGISTRATION, DashboardHealth, report
 
 DAG_ID = "shop_elt"
 SYNCS = {"faker": "sync_shop_faker", "support": "sync_support_desk"}
@@ -225,3 +225,5 @@ def test_elt_health_json_is_the_api_s_answer(session, manifest_path, monkeypatch
     by_name = {d["name"]: d for d in api.json()["dashboards"]}
     assert set(by_name) == {BROKEN, *OTHERS} and "lineage" not in by_name[BROKEN]
     assert by_name["sales_performance"]["status"] == "stale"  # the failed sync, read from the run
+    # A reader (the bench, a dashboard tool) parses it back with the one model.
+    assert DashboardHealth.model_validate(by_name["sales_performance"]).status == "stale"

@@ -113,7 +113,8 @@ class DashboardHealth(BaseModel):
     needs_fix: bool
     connections: list[str]
     promise: PromiseView | None
-    lineage: list[NodeView]
+    # Only a dashboard's own page draws it: the JSON leaves it out (``health_json``), so reading the JSON back gets [].
+    lineage: list[NodeView] = []
 
 
 @dataclass(frozen=True)
