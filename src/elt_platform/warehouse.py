@@ -117,9 +117,14 @@ def release_the_file_dbt_kept_open() -> None:
     close_the_duckdb_file_dbt_keeps_open()
 
 
+def quoted_name(name: str) -> str:
+    """``"name"`` for DuckDB, whatever characters it holds (a name is data, not SQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def quoted_table(schema: str, table: str) -> str:
     """``"schema"."table"`` for DuckDB, whatever characters the names hold (a name is data, not SQL)."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+    return ".".join(quoted_name(part) for part in (schema, table))
 
 
 def count_rows(

@@ -28,6 +28,11 @@ def _config(extra: str) -> str:
     return FAKER.replace("    seed: 42\n", "    seed: 42\n" + extra)
 
 
+def _stream(item: str) -> str:
+    """The Faker file with its second stream (products) written as ``item``."""
+    return FAKER.replace("  - products\n", f"  - {item}\n")
+
+
 def ingestion_error(files: dict[str, str | bytes], setup: Callable[[Path], None] | None = None):
     def run(tmp_path: Path) -> str:
         directory = tmp_path / "ingestion"
@@ -135,7 +140,7 @@ CASES: dict[str, tuple[Callable[[Path], str], list[str]]] = {
     # --- ingestion files: the YAML itself ---
     "duplicate key": (
         ingestion_error({"shop_faker.yml": FAKER + "name: shop_other\n"}),
-        ["shop_faker.yml", "line 22", "key 'name' written twice (first on line 2)", "Fix:"],
+        ["shop_faker.yml", f"line {FAKER.count(chr(10)) + 1}", "key 'name' written twice (first on line 2)", "Fix:"],
     ),
     "duplicate key on one line": (
         ingestion_error({"shop_faker.yml": FAKER.replace("seed: 42", "seed: 42\n    retry: {count: 1, count: 2}")}),
@@ -223,6 +228,22 @@ CASES: dict[str, tuple[Callable[[Path], str], list[str]]] = {
     "stream twice": (
         ingestion_error({"shop_faker.yml": FAKER.replace("  - products\n", "  - users\n")}),
         ["shop_faker.yml", "streams", "stream listed twice", "Fix:"],
+    ),
+    "sync mode misspelt": (
+        ingestion_error({"shop_faker.yml": _stream("{name: products, sync_mode: full}")}),
+        ["shop_faker.yml", "streams.1.sync_mode", "'incremental' or 'full_refresh'", "Fix: set 'streams.1.sync_mode'"],
+    ),
+    "stream neither a name nor a mapping": (
+        ingestion_error({"shop_faker.yml": _stream("7")}),
+        ["shop_faker.yml", "streams.1", "neither a stream name nor a mapping", "sync_mode: full_refresh", "Fix:"],
+    ),
+    "stream mapping with an unknown key": (
+        ingestion_error({"shop_faker.yml": _stream("{name: products, mode: full_refresh}")}),
+        ["shop_faker.yml", "streams.1.mode", "unknown field", "Fix: remove it or fix its spelling"],
+    ),
+    "stream twice, once as a mapping": (
+        ingestion_error({"shop_faker.yml": _stream("{name: users, sync_mode: full_refresh}")}),
+        ["shop_faker.yml", "streams", "stream listed twice: ['users']", "Fix:"],
     ),
     "connector name": (
         ingestion_error({"shop_faker.yml": FAKER.replace("connector: source-faker", "connector: faker")}),

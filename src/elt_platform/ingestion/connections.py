@@ -12,11 +12,12 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.safe_yaml import read_yaml
@@ -109,6 +110,44 @@ class RetrySpec(_Spec):
     max_retry_delay_seconds: Annotated[float, Field(gt=0)] | None = None
 
 
+class SyncMode(StrEnum):
+    """How a stream is read on the embedded backend (Airbyte's sync modes)."""
+
+    # Only what is new or changed since the state kept in the connection's store, deduplicated
+    # by primary key ("incremental, append + deduped"); a full refresh where the connector cannot.
+    INCREMENTAL = "incremental"
+    # Every record, every run: the state is ignored and replaced, and the table is replaced.
+    FULL_REFRESH = "full_refresh"
+
+
+class StreamSpec(_Spec):
+    """One stream of a connection, and how it is read."""
+
+    name: Identifier = Field(description="Stream name; it lands in <raw_schema>.<table_prefix><name>.")
+    sync_mode: SyncMode = Field(
+        default=SyncMode.INCREMENTAL,
+        description=(
+            "incremental (default): only new or changed records, deduplicated by primary key, where the "
+            "connector supports it (else a full refresh). full_refresh: every record, every run."
+        ),
+    )
+
+
+def _stream_from_name(item: Any) -> Any:
+    """A bare stream name is the stream with the default sync mode."""
+    if isinstance(item, str):
+        return {"name": item}
+    if not isinstance(item, dict):
+        raise ValueError(f"{item!r} is neither a stream name nor a mapping {{name: <stream>, sync_mode: full_refresh}}")
+    return item
+
+
+def _streams_schema(schema: dict[str, Any]) -> None:
+    """In the JSON Schema an item is a name or a mapping, as the files may write it."""
+    name = {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$", "maxLength": 63, "description": "A stream name."}
+    schema["items"] = {"anyOf": [name, schema["items"]]}
+
+
 class ConnectionSpec(_Spec):
     """One ingestion connection: an Airbyte source synced into raw tables that feed one dbt source."""
 
@@ -116,21 +155,35 @@ class ConnectionSpec(_Spec):
     title: Annotated[str, StringConstraints(min_length=1)] = Field(description="Human-readable name.")
     description: str = ""
     source: SourceSpec
-    streams: Annotated[list[Identifier], Field(min_length=1)] = Field(
-        description="Streams to sync; each lands in <raw_schema>.<table_prefix><stream>."
+    # Read from the file's `streams`; `streams` is the names (what most code needs), `stream_specs` the items.
+    stream_specs: Annotated[list[Annotated[StreamSpec, BeforeValidator(_stream_from_name)]], Field(min_length=1)] = (
+        Field(
+            alias="streams",
+            description=(
+                "Streams to sync; each lands in <raw_schema>.<table_prefix><stream>. An item is a stream "
+                "name (incremental where the connector supports it) or {name: <stream>, sync_mode: full_refresh}."
+            ),
+            json_schema_extra=_streams_schema,
+        )
     )
     destination: DestinationSpec
     dbt_source: Identifier = Field(description="Name of the dbt source these raw tables are declared as.")
     production: ProductionSpec
     retries: RetrySpec = Field(default_factory=RetrySpec, description="Retry policy overrides for the sync task.")
 
-    @field_validator("streams")
+    @field_validator("stream_specs")
     @classmethod
-    def _streams_unique(cls, streams: list[str]) -> list[str]:
-        seen = [s for s in streams if streams.count(s) > 1]
+    def _streams_unique(cls, streams: list[StreamSpec]) -> list[StreamSpec]:
+        names = [s.name for s in streams]
+        seen = [n for n in names if names.count(n) > 1]
         if seen:
             raise ValueError(f"stream listed twice: {sorted(set(seen))}")
         return streams
+
+    @property
+    def streams(self) -> list[str]:
+        """The stream names, in the file's order."""
+        return [s.name for s in self.stream_specs]
 
     @property
     def task_id(self) -> str:

@@ -1,5 +1,9 @@
 """The embedded ingestion backend: real Airbyte source connectors run by PyAirbyte into DuckDB.
 
+Each connection syncs into a store of its own (:mod:`elt_platform.ingestion.sync_store`), which
+keeps its streams' incremental state; its tables then replace the warehouse's raw tables in a
+short step under the warehouse's lock, so the warehouse is never locked while a connector reads.
+
 PyAirbyte cannot share Airflow's environment, so the sync task starts
 :mod:`elt_platform.ingestion.local_sync_runner` with the ingestion environment's Python and
 talks to it over stdin/stdout. Secrets are resolved on the worker, at run time, and
@@ -13,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +26,10 @@ from airflow.sdk.exceptions import AirflowException
 
 from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.ingestion.local_sync_runner import ERROR_PREFIX, PARENT_PID_VARIABLE, RESULT_PREFIX
+from elt_platform.ingestion.sync_store import hand_over, store_path
 from elt_platform.private_dirs import task_dir
 from elt_platform.settings import Settings
+from elt_platform.warehouse import warehouse_lock
 
 # What the connector's process may inherit from the worker: locale, proxies, certificates, the
 # package indexes it installs from, and PyAirbyte's own settings. Not Airflow's connections, its
@@ -57,16 +64,61 @@ def runner_env(settings: Settings, temp_dir: Path, environ: Mapping[str, str] | 
     return env
 
 
-def sync_request(spec: ConnectionSpec, config: dict[str, Any], warehouse_path: str) -> dict[str, Any]:
-    """What the runner reads on stdin: one connection's connector, resolved config, streams and destination."""
+def sync_request(
+    spec: ConnectionSpec, config: dict[str, Any], store_path: str, full_refresh: bool = False
+) -> dict[str, Any]:
+    """What the runner reads on stdin: one connection's connector, resolved config, streams and store.
+
+    ``full_refresh``: every stream read in full, whatever its sync mode (the run's ``full_refresh`` param).
+    """
     return {
         "connector": spec.source.connector,
         "package": spec.source.package,
         "config": config,
-        "streams": spec.streams,
-        "warehouse_path": warehouse_path,
+        "streams": [{"name": s.name, "sync_mode": s.sync_mode.value} for s in spec.stream_specs],
+        "full_refresh": full_refresh,
+        "store_path": store_path,
         "raw_schema": spec.destination.raw_schema,
         "table_prefix": spec.destination.table_prefix,
+    }
+
+
+def sync_locally(
+    spec: ConnectionSpec,
+    config: dict[str, Any],
+    warehouse: Path,
+    settings: Settings,
+    log: Any,
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    """One local sync: the connector reads into the connection's store (under the store's lock
+    alone), then the store's tables replace the warehouse's raw tables under the warehouse's lock.
+
+    Returns what the sync task puts in XCom: ``rows_synced`` (records this run read), ``streams``
+    (rows per raw table once handed over) and ``reads`` (per stream, its sync mode and records)."""
+    store = store_path(warehouse, spec.name)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with warehouse_lock(store):  # one sync of a connection at a time writes its store
+        started = time.monotonic()
+        result = run_local_sync(sync_request(spec, config, str(store), full_refresh), settings, log)
+        read_seconds = time.monotonic() - started
+        reads = result["reads"]
+        log.info(
+            "Read %s records in %.1f s into %s: %s",
+            sum(r["records"] for r in reads.values()),
+            read_seconds,
+            store,
+            ", ".join(f"{name} {r['records']} ({r['sync_mode']})" for name, r in reads.items()),
+        )
+        handed = hand_over(store, warehouse, spec.destination.raw_schema, spec.tables, log)
+    return {
+        "backend": "local",
+        "raw_schema": spec.destination.raw_schema,
+        "rows_synced": sum(r["records"] for r in reads.values()),
+        "streams": {stream: handed.rows[table] for stream, table in spec.tables.items()},
+        "reads": reads,
+        "read_seconds": round(read_seconds, 3),
+        "hand_over_lock_seconds": round(handed.lock_seconds, 3),
     }
 
 

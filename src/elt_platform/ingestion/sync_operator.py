@@ -3,8 +3,10 @@
 ``ELT_INGESTION_BACKEND`` (read at run time, never at parse time, so the DAG's shape is
 the same for both):
 
-- ``local`` (default): the connector package runs under PyAirbyte into the DuckDB
-  warehouse (:mod:`elt_platform.ingestion.local_sync`).
+- ``local`` (default): the connector package runs under PyAirbyte into the connection's own
+  DuckDB store, whose tables then replace the warehouse's raw tables in a short step under the
+  warehouse's lock (:mod:`elt_platform.ingestion.local_sync`). Streams are incremental where the
+  connector allows, unless the ingestion file or the run's ``full_refresh`` param says otherwise.
 - ``airbyte``: the provider's ``AirbyteTriggerSyncOperator`` starts the job on Airbyte
   Cloud/OSS; the task then defers to :class:`~elt_platform.ingestion.airbyte_trigger.AirbyteJobTrigger`,
   freeing its worker slot while the job runs. The Airbyte connection id is read from the
@@ -34,12 +36,19 @@ from airflow.sdk.log import mask_secret
 
 from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
 from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
-from elt_platform.ingestion.local_sync import run_local_sync, sync_request
+from elt_platform.ingestion.local_sync import sync_locally
 from elt_platform.settings import Settings
-from elt_platform.warehouse import warehouse_lock
 
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
 ACTIVE = {JobStatusEnum.PENDING, JobStatusEnum.QUEUED, JobStatusEnum.RUNNING, JobStatusEnum.INCOMPLETE}
+
+
+def full_refresh_asked(context: Any) -> bool:
+    """The run's ``full_refresh`` param (or its conf, for a DAG without the param): True alone counts."""
+    params = context.get("params") or {}
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    return params.get("full_refresh", conf.get("full_refresh")) is True
 
 
 class SyncOperator(AirbyteTriggerSyncOperator):
@@ -65,11 +74,14 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         settings = self.settings
         spec = self._spec()
         self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
+        full_refresh = full_refresh_asked(context)
         if settings.ingestion_backend == "local":
-            return self._sync_locally(spec, settings)
+            return self._sync_locally(spec, settings, full_refresh)
+        if full_refresh:
+            self.log.warning("full_refresh applies to local syncs only: on Airbyte, refresh the connection there")
         return self._sync_on_airbyte(context, spec, settings)  # the only other choice Settings accepts
 
-    def _sync_locally(self, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
+    def _sync_locally(self, spec: ConnectionSpec, settings: Settings, full_refresh: bool = False) -> dict[str, Any]:
         path = Path(self.connection_file)
         config = resolve_config(
             spec.source.config,
@@ -82,10 +94,9 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         if not warehouse.host:
             raise AirflowException(f"Airflow connection '{self.warehouse_conn_id}' has no host (the DuckDB file path)")
         Path(warehouse.host).parent.mkdir(parents=True, exist_ok=True)
-        with warehouse_lock(warehouse.host):  # PyAirbyte writes straight into the DuckDB file
-            result = run_local_sync(sync_request(spec, config, warehouse.host), settings, self.log)
-        self.log.info("Rows synced per stream: %s", result["streams"])
-        return {"backend": "local", **result, "rows_synced": sum(result["streams"].values())}
+        if full_refresh:
+            self.log.info("The run asks for a full refresh: every stream is read in full")
+        return sync_locally(spec, config, Path(warehouse.host), settings, self.log, full_refresh)
 
     def _sync_on_airbyte(self, context: Any, spec: ConnectionSpec, settings: Settings) -> dict[str, Any]:
         self.connection_id = str(spec.production.airbyte_connection_id)
