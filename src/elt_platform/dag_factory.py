@@ -9,8 +9,9 @@ models that do not read from a failed sync still run. A project with nothing to 
 Two transform modes (``ELT_TRANSFORM_MODE``), with the same task id per dbt node
 (``elt_platform.task_names``):
 
-- ``build`` (default): one ``dbt build`` per run does the work; ``transform.<model>``
-  reports its model's result (model and tests) from the triggerer. See ``elt_platform.transform``.
+- ``build`` (default): one ``dbt build`` per set of loads does the work, each as soon as its
+  own syncs have ended (``elt_platform.transform.builds``); ``transform.<model>`` reports its
+  model's result (model and tests) from the triggerer. See ``elt_platform.transform``.
 - ``per-model``: Cosmos LOCAL, one ``dbt build --select <node>`` per task
   (``elt_platform.transform.per_model``).
 
@@ -41,12 +42,12 @@ from elt_platform.health.promises import promises_dag
 from elt_platform.ingestion.connections import ConnectionSpec
 from elt_platform.ingestion.contract import load_and_check
 from elt_platform.ingestion.sync_operator import SyncOperator
-from elt_platform.settings import Retries, Settings, TransformMode, Warehouse
+from elt_platform.run_params import dag_params
+from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Retries, Settings, TransformMode, Warehouse
 from elt_platform.task_names import TRANSFORM_GROUP_ID
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.per_model import render_per_model
 from elt_platform.transform.render import render
-from elt_platform.transform.results import PRODUCER_TASK_ID
 from elt_platform.warehouse import profile_mapping
 
 __all__ = ["TRANSFORM_GROUP_ID", "build_elt_dag", "promises_dag", "sync_retries", "transform_group"]
@@ -128,7 +129,8 @@ def transform_group(
 def _dag(dag_id: str, settings: Settings, alerts: PipelineAlerts, **kwargs: Any) -> DAG:
     default_args = {
         "owner": "data-platform",
-        # DuckDB allows one writer per file: syncs and dbt share one pool slot.
+        # DuckDB allows one writer per file: dbt's builds take turns in one pool slot. The syncs read
+        # into stores of their own and hand their rows over under the file's lock, so they need none.
         "pool": settings.warehouse_pool,
         # Per model: meta: {cosmos: {operator_kwargs: {retries: N}}} in dbt.
         **settings.retries.as_task_args(),
@@ -136,7 +138,9 @@ def _dag(dag_id: str, settings: Settings, alerts: PipelineAlerts, **kwargs: Any)
         "on_failure_callback": alerts.on_failure,
         "on_retry_callback": alerts.on_retry,
     }
-    return DAG(dag_id=dag_id, catchup=False, max_active_runs=1, default_args=default_args, **kwargs)
+    return DAG(
+        dag_id=dag_id, catchup=False, max_active_runs=1, default_args=default_args, params=dag_params(), **kwargs
+    )
 
 
 def build_elt_dag(
@@ -178,6 +182,7 @@ def build_elt_dag(
                 connection_file=str(conn.path),
                 settings=settings,
                 execution_timeout=settings.sync_timeout,
+                pool=AIRFLOW_DEFAULT_POOL,
                 doc_md=f"Sync **{conn.spec.title}** ({conn.path.name}) into `{conn.spec.destination.raw_schema}`.",
                 **sync_retries(conn.spec, settings.retries),
             )
@@ -199,12 +204,7 @@ def build_elt_dag(
             syncs=sync_task_ids,
             titles=titles,
             transform_group=TRANSFORM_GROUP_ID,
-            node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()}
-            | (
-                {PRODUCER_TASK_ID: dag.get_task(producer)}
-                if dag.has_task(producer := f"{TRANSFORM_GROUP_ID}.{PRODUCER_TASK_ID}")
-                else {}
-            ),
+            node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()},
             settings=settings,
             project_dir=dbt_project_dir,
         )

@@ -41,10 +41,12 @@ def test_parse_time_within_budget(dagbag):
 def test_dag_documents_on_call_and_serialises_warehouse_writers(dagbag):
     dag = dagbag.dags["shop_elt"]
     assert "On call" in dag.doc_md
-    writers = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build"}
+    writers = {"transform.dbt_build__shop_faker", "transform.dbt_build__support_desk"}
+    writers |= {"transform.dbt_build__shop_faker__support_desk"}
     readers = {"dashboards.marts"}  # counts the marts' rows: no writer meanwhile
     assert {task.task_id for task in dag.tasks if task.pool == "warehouse"} == writers | readers
-    # The node tasks write only when one runs alone, under the warehouse file lock (elt_platform.transform.node_task).
+    # The syncs read into stores of their own and the node tasks write only when one runs alone: both
+    # under the warehouse file's lock (elt_platform.warehouse.warehouse_lock), in no pool slot.
     assert {task.pool for task in dag.tasks if task.task_id not in writers | readers} == {"default_pool"}
 
 

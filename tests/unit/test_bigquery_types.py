@@ -69,4 +69,4 @@ def test_the_dbt_target_is_the_environment(manifest_path):
     settings = replace(Settings.from_env(), environment="prod")
     dag = build_elt_dag(dag_id="prod", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion",
                         settings=settings)  # fmt: skip
-    assert dag.get_task("transform.dbt_build").profile_config.target_name == "prod"
+    assert dag.get_task("transform.dbt_build__support_desk").profile_config.target_name == "prod"

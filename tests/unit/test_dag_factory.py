@@ -32,7 +32,10 @@ def test_one_sync_per_connection_and_one_task_per_model_and_source(dag):
     assert {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]} <= ids
     relationships = {t for t in ids if t.startswith("transform.relationships_")}
     assert len(relationships) == 4  # tests reading two models: a task each, after both
-    own = {"sync_shop_faker", "sync_support_desk", "transform.dbt_build", "transform.fail_run_if_a_node_failed"}
+    # one build per set of loads
+    builds = {"transform.dbt_build__shop_faker", "transform.dbt_build__support_desk"}
+    builds |= {"transform.dbt_build__shop_faker__support_desk"}
+    own = {"sync_shop_faker", "sync_support_desk", "transform.fail_run_if_a_node_failed"} | builds
     dashboards = {f"dashboards.{d}" for d in ("marts", "customer_360", "sales_performance", "support_operations")}
     assert ids == own | relationships | dashboards | {f"transform.{node}" for node in [*BUNDLED_MODELS, *SOURCES]}
 
@@ -76,5 +79,5 @@ def test_factory_renders_any_project_path(tmp_path):
     dbt_dir, ingestion_dir = copy_project(tmp_path)
     other = build_elt_dag(dag_id="copy", dbt_project_dir=dbt_dir, ingestion_dir=ingestion_dir)
     assert other.get_task("transform.orders").runner.project_dir == dbt_dir
-    assert other.get_task("transform.dbt_build").project_dir == str(dbt_dir)
+    assert other.get_task("transform.dbt_build__shop_faker").project_dir == str(dbt_dir)
     assert other.get_task("sync_support_desk").connection_file == str(ingestion_dir / "support_desk.yml")

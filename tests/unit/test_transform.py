@@ -22,7 +22,11 @@ from elt_platform.transform.producer import BuildProducer
 from elt_platform.transform.results import NodeRecord
 from tests.conftest import REPO
 
-PRODUCER = "transform.dbt_build"
+# One build per set of loads (elt_platform.transform.builds): the Faker side, the help desk side, and both.
+PRODUCER = FAKER_BUILD = "transform.dbt_build__shop_faker"
+SUPPORT_BUILD = "transform.dbt_build__support_desk"
+BOTH_BUILD = "transform.dbt_build__shop_faker__support_desk"
+BUILDS = (FAKER_BUILD, SUPPORT_BUILD, BOTH_BUILD)
 SUPPORT_SIDE = {"stg_support__tickets", "int_tickets_aggregated_to_customers", "tickets", "customers"}
 
 
@@ -100,35 +104,77 @@ def test_trigger_round_trips_through_serialisation():
 
 
 class FakeTaskInstance(SimpleNamespace):
+    """The build's view of its run: the syncs' states and the earlier builds' published results."""
+
     def get_task_states(self, dag_id, task_ids, run_ids):
         assert run_ids == [self.run_id]
         return {self.run_id: {task: self.states[task] for task in task_ids}}
 
+    def xcom_pull(self, task_ids, key):
+        assert key == "dbt_results" and task_ids in BUILDS
+        return self.results.get(task_ids)
 
-def left_out(dag, states: dict[str, str], sources_json: dict | None = None) -> set[str]:
-    """What the build leaves out, asked as Cosmos asks it after the freshness check: through the
+
+def passed_by_earlier_builds(dag, **failed: str) -> dict[str, dict]:
+    """Every earlier build's results, all passed but the nodes named in ``failed`` (name -> status)."""
+    results: dict[str, dict] = {}
+    for build in BUILDS:
+        for earlier, watched in dag.get_task(build).read_elsewhere.values():
+            for node in watched:
+                status = failed.get(node.split(".")[2], "success")
+                results.setdefault(earlier, {})[node] = {"status": status}
+    return results
+
+
+def left_out(dag, build: str, states: dict[str, str], results=None, sources_json: dict | None = None) -> set[str]:
+    """What ``build`` leaves out, asked as Cosmos asks it after the freshness check: through the
     callback of the copy of the operator that Airflow runs."""
-    running = dag.get_task(PRODUCER).prepare_for_execution()
-    context = {"ti": FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states), "task": running}
-    pairs = running._freshness_callback(context, dag, None, None, sources_json)
+    running = dag.get_task(build).prepare_for_execution()
+    ti = FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=states, results=results or {})
+    pairs = running._freshness_callback({"ti": ti, "task": running}, dag, None, None, sources_json)
     assert {state for _, state in pairs} <= {"skipped"}
     return {uid.rsplit(".", 1)[-1] for uid, _ in pairs}
 
 
-def test_the_build_leaves_out_exactly_what_reads_from_a_failed_sync(dag):
-    assert left_out(dag, {"sync_shop_faker": "success", "sync_support_desk": "success"}) == set()
-    assert left_out(dag, {"sync_shop_faker": "success", "sync_support_desk": "failed"}) == SUPPORT_SIDE
-    faker_failed = left_out(dag, {"sync_shop_faker": "upstream_failed", "sync_support_desk": "success"})
+def left_out_of_the_run(dag, states, results=None, sources_json=None) -> set[str]:
+    return set().union(*(left_out(dag, build, states, results, sources_json) for build in BUILDS))
+
+
+OK = {"sync_shop_faker": "success", "sync_support_desk": "success"}
+
+
+def test_the_builds_leave_out_exactly_what_reads_from_a_failed_sync(dag):
+    passed = passed_by_earlier_builds(dag)
+    assert left_out_of_the_run(dag, OK, passed) == set()
+    support_failed = {"sync_shop_faker": "success", "sync_support_desk": "failed"}
+    assert left_out(dag, SUPPORT_BUILD, support_failed) == SUPPORT_SIDE - {"customers"}
+    assert left_out(dag, BOTH_BUILD, support_failed, passed) == {"customers"}
+    faker_failed = left_out_of_the_run(dag, {"sync_shop_faker": "upstream_failed", "sync_support_desk": "success"})
     assert "tickets" not in faker_failed and "stg_support__tickets" not in faker_failed
     assert {"orders", "products", "customers", "stg_faker__users"} <= faker_failed
 
 
+def test_a_build_leaves_out_what_reads_a_node_an_earlier_build_did_not_pass(dag):
+    """As one dbt build skips what reads a failure: customers reads stg_faker__users, built earlier."""
+    users_failed = passed_by_earlier_builds(dag, stg_faker__users="error")
+    assert left_out(dag, BOTH_BUILD, OK, users_failed) == {"customers"}
+    test_failed = passed_by_earlier_builds(dag, **{"unique_stg_faker__users_customer_id": "fail"})
+    assert left_out(dag, BOTH_BUILD, OK, test_failed) == {"customers"}  # a model passes with its own tests
+    never_reported = {FAKER_BUILD: {}, SUPPORT_BUILD: passed_by_earlier_builds(dag)[SUPPORT_BUILD]}
+    assert left_out(dag, BOTH_BUILD, OK, never_reported) == {"customers"}
+    running = dag.get_task(BOTH_BUILD).prepare_for_execution()
+    ti = FakeTaskInstance(dag_id=dag.dag_id, run_id="r1", states=OK, results=users_failed)
+    held = {uid.split(".")[2] for uid in running.held_back({"ti": ti})}
+    assert held == {"customers", "relationships_tickets_customer_id__customer_id__ref_customers_"}
+
+
 def test_a_source_whose_freshness_errors_holds_back_what_reads_it_and_a_warning_does_not(dag):
-    ok = {"sync_shop_faker": "success", "sync_support_desk": "success"}
     error = {"results": [{"unique_id": "source.shop_analytics.support.tickets", "status": "error"}]}
     warn = {"results": [{"unique_id": "source.shop_analytics.support.tickets", "status": "warn"}]}
-    assert left_out(dag, ok, error) == SUPPORT_SIDE
-    assert left_out(dag, ok, warn) == set()
+    assert left_out(dag, SUPPORT_BUILD, OK, sources_json=error) == SUPPORT_SIDE - {"customers"}
+    assert left_out(dag, SUPPORT_BUILD, OK, sources_json=warn) == set()
+    left_out_by_support = passed_by_earlier_builds(dag, int_tickets_aggregated_to_customers="skipped")
+    assert left_out(dag, BOTH_BUILD, OK, left_out_by_support) == {"customers"}
 
 
 def test_the_compact_manifest_copy_is_rebuilt_when_the_manifest_changes(tmp_path, manifest_path):

@@ -1,12 +1,13 @@
 """The ``dashboards`` task group: each dashboard's health at the end of a run, as Airflow Assets.
 
-- ``dashboards.marts``: once every mart a dashboard reads has ended (trigger rule
-  ``all_done``), counts their rows and emits an event for each mart whose whole upstream
-  this run refreshed (through an ``AssetAlias``, so that only those get one).
-- ``dashboards.<exposure>``: then applies the status rules to this run and records the
-  verdict. A fresh dashboard ends ``success`` and so emits its Asset's event (extra: data
-  as of, rows per mart, run); a stale or broken one ends ``skipped``, its log saying why,
-  and emits nothing. A BI extract refresh or a reverse-ETL DAG can be scheduled on either.
+- ``dashboards.<exposure>``: as soon as the marts it reads have ended (trigger rule
+  ``all_done``), whatever else the run is still loading or building, applies the status
+  rules to this run and records the verdict. A fresh dashboard ends ``success`` and so emits
+  its Asset's event (extra: data as of, rows per mart, run); a stale or broken one ends
+  ``skipped``, its log saying why, and emits nothing.
+- ``dashboards.marts``: once every mart of every dashboard has ended, counts their rows and
+  emits an event for each mart whose whole upstream this run refreshed (through an
+  ``AssetAlias``, so that only those get one). A BI extract refresh or a reverse-ETL DAG can be scheduled on either.
 - A dashboard that declares ``meta: {fresh_by: "07:00"}`` and is not fresh by then alerts
   its owner, once per deadline (``promises``).
 
@@ -29,7 +30,8 @@ from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
-from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
+from elt_platform.transform.builds import builds, source_syncs
+from elt_platform.transform.results import RESULTS_XCOM_KEY
 from elt_platform.warehouse import count_rows
 
 GROUP_ID = "dashboards"
@@ -79,11 +81,13 @@ class _HealthTask(BaseOperator):
     def _manifest(self) -> Manifest:
         return load_manifest(Path(self.manifest_path))
 
-    def _outcome(self, context: Any, parts: list[Dashboard]) -> RunOutcome:
+    def _outcome(self, context: Any, manifest: Manifest, parts: list[Dashboard]) -> RunOutcome:
         ti = context["ti"]
         task_ids = sorted({p.task_id for d in parts for p in d.parts.values() if p.task_id})
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
-        raw = ti.xcom_pull(task_ids=f"{self.transform_group}.{PRODUCER_TASK_ID}", key=RESULTS_XCOM_KEY)
+        raw: dict[str, Any] = {}
+        for build in builds(manifest, source_syncs(manifest, self.syncs)):
+            raw |= ti.xcom_pull(task_ids=f"{self.transform_group}.{build.task_id}", key=RESULTS_XCOM_KEY) or {}
         return RunOutcome(
             run_id=ti.run_id,
             state="ended",  # every part this task waits for has ended
@@ -118,7 +122,7 @@ class PublishMarts(_HealthTask):
     def execute(self, context: Any) -> dict[str, int]:
         manifest = self._manifest()
         every = tables(manifest, self.marts, self.syncs, self.transform_group)
-        run = self._outcome(context, list(every.values()))
+        run = self._outcome(context, manifest, list(every.values()))
         built = {manifest.models[uid].display_name: manifest.models[uid] for uid in self.marts}
         assessed = {name: assess(table, run) for name, table in every.items()}
         fresh = [name for name, a in sorted(assessed.items()) if a.status is Status.FRESH]
@@ -137,19 +141,21 @@ class PublishMarts(_HealthTask):
 class PublishDashboardHealth(_HealthTask):
     """One dashboard's verdict for this run; its Asset's event when it is fresh."""
 
-    def __init__(self, *, exposure: str, **kwargs: Any):
+    def __init__(self, *, exposure: str, project_dir: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.exposure = exposure
+        self.project_dir = project_dir  # a view reading files by relative path resolves them from there
 
     def execute(self, context: Any) -> None:
         manifest = self._manifest()
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
-        run = self._outcome(context, [dashboard])
+        run = self._outcome(context, manifest, [dashboard])
         asset = next(o for o in self.outlets if isinstance(o, Asset))
         assessment = assess(dashboard, run, self._previous(context))
         context["ti"].xcom_push(key=records.VERDICT_KEY, value=records.verdict(assessment))
         if assessment.status is Status.FRESH:
-            rows = context["ti"].xcom_pull(task_ids=f"{GROUP_ID}.{MARTS_TASK}") or {}
+            marts = {manifest.models[uid].display_name: manifest.models[uid] for uid in dashboard.marts}
+            rows = count_rows(self.settings, {n: (m.schema, m.alias) for n, m in marts.items()}, Path(self.project_dir))
             extra = _extra(assessment, dashboard, run, rows)
             context["outlet_events"][asset].extra = extra  # emitted when this task succeeds
             self.log.info("%s is fresh: data as of %s, rows %s.", dashboard.label, extra["data_as_of"], extra["rows"])
@@ -183,8 +189,7 @@ def render(
     settings: Settings,
     project_dir: Path,
 ) -> TaskGroup | None:
-    """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids (and the
-    build, ``dbt_build``) to their tasks."""
+    """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids to their tasks."""
     if not manifest.exposures:
         return None
     common = {
@@ -195,10 +200,6 @@ def render(
         "retries": 0,
     }
     marts = sorted({uid for e in manifest.exposures.values() for uid in marts_of(manifest, e)})
-    # A mart's task ends once its upstream tasks have (or it is held back, upstream_failed). The tests
-    # reading several nodes have tasks of their own, and the build holds the DuckDB file.
-    read = upstream(manifest, marts)
-    checks = [t.unique_id for t in tests_with_own_task(manifest) if read.intersection(t.depends_on)]
     with TaskGroup(GROUP_ID, tooltip="Each dashboard's health after the run; an Asset event when fresh") as group:
         publish_marts = PublishMarts(
             task_id=MARTS_TASK,
@@ -211,25 +212,48 @@ def render(
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
             **common,
         )
-        for uid in (*marts, *checks, PRODUCER_TASK_ID):
-            if uid in node_tasks:
-                node_tasks[uid] >> publish_marts
+        for task in _ended_before(manifest, marts, node_tasks):
+            task >> publish_marts
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
             asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
             reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in marts_of(manifest, exposure)]
-            publish_marts >> PublishDashboardHealth(
+            # As soon as its own marts are done, whatever else the run is still loading or building.
+            _ended_before(manifest, list(marts_of(manifest, exposure)), node_tasks, syncs) >> PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
                 task_display_name=f"dashboard {exposure.label}",
                 exposure=exposure.name,
+                project_dir=str(project_dir),
                 outlets=[asset],
                 # Its own events tell when it was last fresh (its fresh_by promise); its marts', what it reads.
                 inlets=[asset, *reads],
                 trigger_rule=TriggerRule.ALL_DONE,
-                pool=AIRFLOW_DEFAULT_POOL,  # reads no warehouse
+                pool=AIRFLOW_DEFAULT_POOL,  # counts its marts' rows under the file's lock, in no writer's slot
                 doc_md=f"Health of the dashboard **{exposure.label}**: success (and an asset event) when fresh.",
                 **common,
             )
     return group
+
+
+def _ended_before(
+    manifest: Manifest, marts: list[str], node_tasks: dict[str, BaseOperator], syncs: dict[str, str] | None = None
+) -> list[BaseOperator]:
+    """The tasks of ``marts``, and of the tests reading several nodes upstream of them that need no
+    other load than the marts do: once they have ended, so has every part of what the marts hold (a
+    mart's task ends once its upstream tasks have, or is held back, upstream_failed).
+
+    A test that also reads what another connection loads (a relationships test from a ticket to the
+    customers of the shop) is not waited for: it runs once that load lands too, and the health pages
+    count it when it has. Without ``syncs``, every such test is waited for."""
+    loaded_by = source_syncs(manifest, syncs or {})
+    loads = {uid: set(build.loads) for build in builds(manifest, loaded_by) for uid in build.nodes}
+    needed = set().union(*(loads.get(uid, set()) for uid in marts))
+    read = upstream(manifest, marts)
+    checks = [
+        t.unique_id
+        for t in tests_with_own_task(manifest)
+        if read.intersection(t.depends_on) and loads.get(t.unique_id, set()) <= needed
+    ]
+    return [node_tasks[uid] for uid in (*marts, *checks) if uid in node_tasks]
 
 
 def _dashboard_task(exposure: Exposure) -> str:

@@ -27,6 +27,7 @@ from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEven
 from asgiref.sync import sync_to_async
 from cosmos.config import ProfileConfig
 
+from elt_platform.run_params import full_refresh_requested
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL
 from elt_platform.transform.dbt_errors import DeterministicDbtError, is_deterministic
 from elt_platform.transform.dbt_operators import (
@@ -78,7 +79,12 @@ class NodeRunner:
             operators = [DbtTestInProjectFolder(select=task.select, **common)]
         else:
             # Only the tests on this node alone: a test reading two nodes has a task of its own.
-            operators = [DbtBuildInProjectFolder(select=task.select, indirect_selection="cautious", **common)]
+            full_refresh = full_refresh_requested(context)
+            operators = [
+                DbtBuildInProjectFolder(
+                    select=task.select, indirect_selection="cautious", full_refresh=full_refresh, **common
+                )
+            ]
             if task.kind == NodeKind.SOURCE and task.has_freshness:
                 operators.insert(0, DbtSourceInProjectFolder(select=task.select, **common))
         # A failure no retry can fix raises DeterministicDbtError from the operator itself.

@@ -1,10 +1,12 @@
 """The producer: the DAG run's one ``dbt build``, publishing each node's result as dbt finishes it.
 
-``dbt_build`` is Cosmos's WATCHER producer, subclassed. It runs once every sync has ended,
-leaves out of the build everything downstream of a source whose sync did not succeed (or
-whose freshness check errored), and publishes a ``NodeRecord`` per node into one XCom
-(``results.RESULTS_XCOM_KEY``) from a background thread, so the node tasks of a run read one
-XCom instead of one per node.
+Each ``dbt_build…`` task is Cosmos's WATCHER producer, subclassed: the build of the nodes
+that read one set of loads (``elt_platform.transform.builds``). It runs once those syncs and
+the builds it reads from have ended, leaves out everything downstream of a source whose sync
+did not succeed (or whose freshness check errored) and of a node an earlier build did not
+pass, and publishes a ``NodeRecord`` per node into one XCom (``results.RESULTS_XCOM_KEY``)
+from a background thread, so the node tasks of a run read one XCom per build instead of one
+per node.
 
 **Whole after a crash.** If the build's process dies (out of memory, a lost worker), Airflow
 retries the task once. The retry builds, in one ``dbt build``, every node whose task has not
@@ -110,7 +112,9 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         *,
         source_syncs: dict[str, str],
         parents: dict[str, tuple[str, ...]],
+        checks: dict[str, tuple[str, ...]],
         node_tasks: dict[str, tuple[str, str, list[str]]],
+        read_elsewhere: dict[str, tuple[str, list[str]]],
         duckdb_conn_id: str | None,
         **kwargs: Any,
     ):
@@ -119,32 +123,61 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         kwargs |= {"on_retry_callback": None}
         super().__init__(freshness_callback=_left_out_of_the_running_build, **kwargs)
         self.source_syncs = source_syncs  # dbt source unique_id -> the sync task that loads it
-        self.parents = parents  # buildable node unique_id -> the nodes it reads
-        self.node_tasks = node_tasks  # dbt node unique_id -> (its task id, its dbt selector, the nodes it watches)
+        self.parents = parents  # model, seed, snapshot unique_id -> the nodes it reads
+        self.checks = checks  # a test with a task of its own -> the nodes it reads
+        self.node_tasks = node_tasks  # this build's nodes: unique_id -> (task id, dbt selector, nodes it watches)
+        # Nodes this build's nodes read that an earlier build builds: unique_id -> (that build's task id, watched).
+        self.read_elsewhere = read_elsewhere
         self.duckdb_conn_id = duckdb_conn_id  # whose file's lock the build holds; None on BigQuery
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
 
-    def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-        """What this build leaves out, published as ``left_out``: everything downstream of a
-        source whose sync did not succeed or whose freshness check errored (``sources_json``:
-        dbt's freshness results, once checked)."""
+    def not_loaded(self, context: Any) -> set[str]:
+        """This run's sources whose sync did not succeed."""
         ti = context["ti"]
         syncs = sorted(set(self.source_syncs.values()))
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=syncs, run_ids=[ti.run_id]) if syncs else {}
         sync_state = states.get(ti.run_id, {})
-        failed = {
+        return {
             source for source, sync in self.source_syncs.items() if sync_state.get(sync) != TaskInstanceState.SUCCESS
         }
+
+    def not_passed_elsewhere(self, context: Any) -> set[str]:
+        """Nodes built by an earlier build of this run that it did not pass with their own tests
+        (failed, skipped, left out, or never reported): what reads them is held back here, as one
+        ``dbt build`` would have skipped it."""
+        ti = context["ti"]
+        held = set()
+        for build in sorted({build for build, _ in self.read_elsewhere.values()}):
+            records = records_of(ti.xcom_pull(task_ids=build, key=RESULTS_XCOM_KEY))
+            for uid, (of_build, watched) in self.read_elsewhere.items():
+                if of_build == build and not all(node in records and records[node].passed for node in watched):
+                    held.add(uid)
+        return held
+
+    def held_back(self, context: Any, sources_json: dict[str, Any] | None = None) -> set[str]:
+        """This build's nodes that it leaves out: everything downstream of a source whose sync did
+        not succeed or whose freshness check errored (``sources_json``: dbt's freshness results,
+        once checked), or of a node an earlier build did not pass."""
+        failed = self.not_loaded(context)
         stale = {
             r["unique_id"]
             for r in (sources_json or {}).get("results", [])
             if r.get("status") in {"error", "runtime error"}
         }
-        for label, sources in (("did not sync", failed), ("errored on freshness", stale)):
-            if sources:
-                self.log.info("Sources that %s: %s; what reads them is left out.", label, ", ".join(sorted(sources)))
-        held = descendants(self.parents, failed | stale) - self.done
-        return sorted((uid, "skipped") for uid in held if uid in self.parents)
+        elsewhere = self.not_passed_elsewhere(context)
+        for label, nodes in (
+            ("Sources that did not sync", failed),
+            ("Sources that errored on freshness", stale),
+            ("Nodes an earlier build did not pass", elsewhere),
+        ):
+            if nodes:
+                self.log.info("%s: %s; what reads them is left out.", label, ", ".join(sorted(nodes)))
+        held = descendants(self.parents | self.checks, failed | stale | elsewhere) - self.done
+        return held & set(self.node_tasks)
+
+    def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+        """The models, seeds and snapshots this build leaves out (``held_back``), for Cosmos to exclude."""
+        return sorted((uid, "skipped") for uid in self.held_back(context, sources_json) if uid in self.parents)
 
     def _push_node_state_xcom(self, ti: Any, unique_id: str, state: str) -> None:
         """Cosmos publishes what the build leaves out here: into ``dbt_results`` instead."""
@@ -239,7 +272,6 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
             if restore_previous_try(context):
                 previous = records_of(ti.xcom_pull(task_ids=ti.task_id, key=RESULTS_XCOM_KEY))
             self.done = self.succeeded_before(context) | self.passed_before(previous)
-            pending = self.pending_selectors(self.done)
             self.log.warning(
                 "Try %s: the previous try ended without finishing (its process died, or it was cleared). "
                 "Building what is not done yet; %s of %s nodes had already succeeded or passed in dbt.",
@@ -247,17 +279,26 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                 len(self.done),
                 len(self.node_tasks),
             )
-            if not pending:
-                raise AirflowSkipException("Nothing left to build: every node's task had succeeded.")
-            self.select = " ".join(pending)
-        left_out = self.left_out(context)
-        if not resuming and self.parents and {uid for uid, _ in left_out} >= set(self.parents):
-            raise AirflowSkipException("Nothing to build: every dbt model reads from a sync that did not succeed.")
+        held = self.held_back(context)
+        pending = self.pending_selectors(self.done | held | self.not_loaded(context))
+        if not pending:
+            raise AirflowSkipException(
+                "Nothing left to build: every node's task had succeeded."
+                if resuming
+                else "Nothing to build: every node of this build reads from a sync, or a node, that did not succeed."
+            )
+        # The nodes left to build, by name: a test reading two nodes already built is built too
+        # (excluding its parents would drop it).
+        self.select = " ".join(pending)
         self.publisher = XComPublisher(ti, records=previous)
         try:
+            for uid in sorted(held - set(self.parents)):  # tests of several nodes; Cosmos publishes the models
+                self._push_node_state_xcom(ti, uid, "skipped")
             with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
                 if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
-                    self._apply_node_state_tokens(context, left_out)
+                    self._apply_node_state_tokens(
+                        context, sorted((uid, "skipped") for uid in held if uid in self.parents)
+                    )
                 if resuming:
                     result = build_despite_watcher_retry_guard(self, context, **kwargs)
                 else:
@@ -268,6 +309,5 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         return result
 
     def pending_selectors(self, done: set[str]) -> list[str]:
-        """dbt selectors of every node whose task has not succeeded: selected by name, so that a
-        test reading two nodes already built is built too (excluding its parents would drop it)."""
+        """dbt selectors of this build's nodes but ``done``."""
         return sorted(selector for uid, (_, selector, _) in self.node_tasks.items() if uid not in done)

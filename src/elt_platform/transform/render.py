@@ -1,7 +1,8 @@
 """The renderer: the ``transform`` task group, wired like the dbt graph, from the compact manifest.
 
-- ``transform.dbt_build``: the producer, after every sync whatever its outcome, in the
-  warehouse pool (DuckDB: one writer per file);
+- ``transform.dbt_build__<connection>…``: the producers, one per set of loads
+  (``elt_platform.transform.builds``), each after its own syncs and the builds it reads from,
+  whatever their outcome, in the warehouse pool (DuckDB: one writer per file);
 - ``transform.<model>``: a model (seed, snapshot) and its own tests;
 - ``transform.<source>.<table>``: a source's freshness check and tests, after its sync;
 - ``transform.<test>``: a test reading several nodes, after each of them;
@@ -24,9 +25,10 @@ from cosmos import settings as cosmos_settings
 
 from elt_platform.dbt_manifest import Manifest, graph
 from elt_platform.dependency_internals import cache_dir_of, link_tasks
+from elt_platform.run_params import FULL_REFRESH_TEMPLATE
+from elt_platform.transform.builds import Build, build_of, builds
 from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeKind, NodeRunner
 from elt_platform.transform.producer import BuildProducer
-from elt_platform.transform.results import PRODUCER_TASK_ID
 
 FAIL_RUN_TASK_ID = "fail_run_if_a_node_failed"
 
@@ -46,54 +48,87 @@ def render(
         # it, every build would parse the whole project again.
         if cosmos_settings.enable_cache:
             runner = replace(runner, cache_dir=cache_dir_of(group.dag, group))
-        node_tasks, inlined = _node_tasks(manifest, runner, poll_seconds, group.child_id(PRODUCER_TASK_ID))
-        producer = _producer(manifest, runner, warehouse_pool, source_syncs, node_tasks)
+        loaded_by = {uid: sync.task_id for uid, sync in source_syncs.items()}
+        run_builds = builds(manifest, loaded_by)
+        reported_by = {uid: group.child_id(task_id) for uid, task_id in build_of(run_builds).items()}
+        node_tasks, inlined = _node_tasks(manifest, runner, poll_seconds, reported_by)
+        producers = {
+            build.task_id: _producer(build, manifest, runner, warehouse_pool, loaded_by, node_tasks, reported_by)
+            for build in run_builds
+        }
         outcome = FailRunIfANodeFailed(
             task_id=FAIL_RUN_TASK_ID,
             doc_md="Fails the DAG run when a dbt node's task failed (its downstream ends upstream_failed).",
         )
-    _wire(manifest, source_syncs, producer, node_tasks | inlined)
-    for task in (producer, *node_tasks.values(), *inlined.values()):
+    _wire(manifest, source_syncs, run_builds, producers, node_tasks | inlined)
+    for task in (*producers.values(), *node_tasks.values(), *inlined.values()):
         link_tasks(task, outcome)
     return group, {task.task_id: uid for uid, task in node_tasks.items()}
 
 
 def _producer(
+    build: Build,
     manifest: Manifest,
     runner: NodeRunner,
     warehouse_pool: str,
-    source_syncs: dict[str, BaseOperator],
+    loaded_by: dict[str, str],
     node_tasks: dict[str, DbtNodeTask],
+    reported_by: dict[str, str],
 ) -> BuildProducer:
+    mine = {uid: node_tasks[uid] for uid in build.nodes if uid in node_tasks}
+    read = {p for uid in mine for p in _reads(manifest, uid)} - set(mine)
+    # What this build's nodes read that another build builds: what did not pass there is held back here.
+    read_elsewhere = {uid: (reported_by[uid], node_tasks[uid].watch) for uid in sorted(read) if uid in node_tasks}
     return BuildProducer(
-        task_id=PRODUCER_TASK_ID,
-        task_display_name="dbt build",
+        task_id=build.task_id,
+        task_display_name=build.display_name,
         project_dir=str(runner.project_dir),
         profile_config=runner.profile_config,
         cache_dir=runner.cache_dir,
-        source_syncs={uid: sync.task_id for uid, sync in source_syncs.items()},
+        source_syncs=loaded_by,
         parents={uid: m.depends_on for uid, m in manifest.models.items()},
-        node_tasks={uid: (task.task_id, task.select, task.watch) for uid, task in node_tasks.items()},
+        checks={t.unique_id: t.depends_on for t in graph.tests_with_own_task(manifest)},
+        node_tasks={uid: (task.task_id, task.select, task.watch) for uid, task in mine.items()},
+        read_elsewhere=read_elsewhere,
         duckdb_conn_id=runner.duckdb_conn_id,
+        # Only this build's nodes, and of their tests only those reading selected nodes alone: a test
+        # reading several nodes is selected by name, in the build of the last of them.
+        select=" ".join(sorted(task.select for task in mine.values())),
+        indirect_selection="cautious",
+        full_refresh=FULL_REFRESH_TEMPLATE,
         # The per-node results come from dbt's events: no aggregation of tests per model.
         tests_per_model={},
-        _check_source_freshness=any(s.has_freshness for s in manifest.sources.values()),
+        _check_source_freshness=any(
+            manifest.sources[uid].has_freshness for uid in build.nodes if uid in manifest.sources
+        ),
         install_deps=False,
         emit_datasets=False,
         pool=warehouse_pool,
         trigger_rule=TriggerRule.ALL_DONE,  # whatever the syncs' outcome; it leaves out what they hold back
-        doc_md="Runs this DAG run's one `dbt build`; each dbt node's task reports its node's result. "
-        "Retried once, building only what is not done, if its process dies.",
+        doc_md="Runs the `dbt build` of the nodes that read "
+        + (", ".join(f"`{load}`" for load in build.loads) if build.loads else "no sync")
+        + "; each dbt node's task reports its node's result. Retried once, building only what is not done, "
+        "if its process dies.",
         **runner.execution_args,
     )
 
 
+def _reads(manifest: Manifest, uid: str) -> tuple[str, ...]:
+    """The nodes with a build that ``uid`` reads directly, once dbt has inlined ephemeral models."""
+    model = manifest.models.get(uid)
+    test = manifest.tests.get(uid)
+    parents = model.depends_on if model else graph.nodes_read_by(manifest, test) if test else ()
+    return graph.through_ephemeral(
+        manifest, parents, lambda p: p in manifest.sources or (p in manifest.models and p != uid)
+    )
+
+
 def _node_tasks(
-    manifest: Manifest, runner: NodeRunner, poll_seconds: float, producer_task_id: str
+    manifest: Manifest, runner: NodeRunner, poll_seconds: float, reported_by: dict[str, str]
 ) -> tuple[dict[str, DbtNodeTask], dict[str, EmptyOperator]]:
     """A task per source, non-ephemeral model and test reading several nodes; an empty one per ephemeral model."""
     attached = graph.own_tests(manifest)
-    common = {"runner": runner, "poll_seconds": poll_seconds, "producer_task_id": producer_task_id}
+    common = {"runner": runner, "poll_seconds": poll_seconds}
     tasks: dict[str, DbtNodeTask] = {}
     inlined: dict[str, EmptyOperator] = {}  # dbt inlines ephemeral models: nothing reports on them
     for uid, source in manifest.sources.items():
@@ -107,6 +142,7 @@ def _node_tasks(
             watch=([uid] if source.has_freshness else []) + attached.get(uid, []),
             has_freshness=source.has_freshness,
             doc_md=f"Freshness and tests of dbt source `{source.name}` ({source.file}), {loaded_by}. dbt node `{uid}`.",
+            producer_task_id=reported_by[uid],
             **common,
         )
     for uid, model in manifest.models.items():
@@ -127,6 +163,7 @@ def _node_tasks(
             select=model.selector,
             watch=[uid, *attached.get(uid, [])],
             doc_md=f"dbt {model.resource_type} `{model.display_name}` ({model.file}) and its tests. dbt node `{uid}`.",
+            producer_task_id=reported_by[uid],
             **{**common, **model.operator_kwargs},
         )
     for test in graph.tests_with_own_task(manifest):
@@ -138,6 +175,7 @@ def _node_tasks(
             select=test.selector,
             watch=[test.unique_id],
             doc_md=f"dbt test `{test.name}`, on {', '.join(test.depends_on)}.",
+            producer_task_id=reported_by[test.unique_id],
             **common,
         )
     return tasks, inlined
@@ -146,12 +184,18 @@ def _node_tasks(
 def _wire(
     manifest: Manifest,
     source_syncs: dict[str, BaseOperator],
-    producer: BuildProducer,
+    run_builds: list[Build],
+    producers: dict[str, BuildProducer],
     by_node: dict[str, BaseOperator],
 ) -> None:
-    """Syncs before the build and before their sources' tasks; every node after the nodes it reads."""
-    for sync in {s.task_id: s for s in source_syncs.values()}.values():
-        sync >> producer
+    """Each build after its own syncs and the builds it reads from; syncs before their sources'
+    tasks; every node after the nodes it reads."""
+    syncs = {s.task_id: s for s in source_syncs.values()}
+    for build in run_builds:
+        for load in build.loads:
+            syncs[load] >> producers[build.task_id]
+        for earlier in build.after:
+            producers[earlier] >> producers[build.task_id]
     for uid, sync in source_syncs.items():
         if uid in by_node:
             sync >> by_node[uid]
