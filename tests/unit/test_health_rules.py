@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from elt_platform.dbt_manifest import load_manifest
-from elt_platform.dbt_manifest.graph import has_own_task
+from elt_platform.dbt_manifest.graph import downstream, has_own_task
 from elt_platform.health.lineage import dashboards, tables
 from elt_platform.health.rules import (
     Kind,
@@ -232,6 +232,31 @@ def test_a_run_in_progress_keeps_the_last_status_until_it_fails_or_refreshes_eve
     ended = assess(every["sales_performance"], run({**tasks, "sync_shop_faker": TaskOutcome("success")}, results))
     assert ended.status is Status.STALE  # the run ended without refreshing orders
     assert ended.causes[0].message == "the run ended before it ran"
+
+
+def test_while_one_load_still_runs_the_dashboards_that_do_not_read_it_are_fresh_and_the_others_say_what_they_wait_for(
+    project,
+):
+    """The help desk's sync is still running: the shop's dashboard is fresh from this run; the other
+    two keep their last status, refreshing, and name the load they wait for."""
+    manifest, every = project
+    tasks, results = green_run(manifest)
+    help_desk = {uid for uid, source in manifest.sources.items() if source.source_name == "support"}
+    help_desk |= downstream(manifest, help_desk)
+    help_desk |= {uid for uid, test in manifest.tests.items() if help_desk.intersection(test.depends_on)}
+    nodes = {**manifest.models, **manifest.sources, **manifest.tests}
+    for uid in help_desk:  # not started: the scheduler waits for the sync
+        tasks[f"transform.{nodes[uid].task_id}"] = TaskOutcome("scheduled")
+        results.pop(uid, None)
+    tasks["sync_support_desk"] = TaskOutcome("running")
+    running = run(tasks, results, "r2", "running")
+    before = {name: assess(d, run(*green_run(manifest))) for name, d in every.items()}
+    now = {name: assess(d, running, before[name]) for name, d in every.items()}
+    assert (now["sales_performance"].status, now["sales_performance"].run_id) == (Status.FRESH, "r2")
+    assert not now["sales_performance"].refreshing and now["sales_performance"].waiting_for == ()
+    for name in ("support_operations", "customer_360"):
+        assert (now[name].status, now[name].run_id, now[name].refreshing) == (Status.FRESH, "r1", True)
+        assert now[name].waiting_for == ("sync_support_desk",)
 
 
 def test_a_node_dbt_built_counts_as_refreshed_before_its_task_reports_it(project):

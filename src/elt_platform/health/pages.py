@@ -67,10 +67,13 @@ def cause_sentence(cause) -> str:
 def next_refresh(h: DashboardHealth) -> str:
     if h.needs_fix:
         return "Needs a fix: an engineer must correct the cause; a new run alone will not"
+    waiting = f"waiting for the data load {', '.join(h.waiting_for)}" if h.waiting_for else "rebuilding its tables"
     if h.refreshing and h.expected_fresh:
-        return f"A refresh is running; expected by {when(h.expected_fresh)}"
+        return f"A refresh is running, {waiting}; expected by {when(h.expected_fresh)}"
     if h.refreshing:
-        return "A refresh is running"
+        return f"A refresh is running, {waiting}"
+    if h.status == "fresh" and h.run_in_progress and h.run_id:
+        return "Refreshed by the run in progress, which is still loading data for other dashboards"
     if h.status == "fresh":
         return f"Next refresh: {when(h.next_run, 'not scheduled')}"
     if h.expected_fresh:
@@ -327,9 +330,11 @@ def plain_text(items: list[DashboardHealth]) -> str:
     for h in items:
         head = f"  {h.label:<{width}}  {h.status.upper():<7}  data as of {when(h.data_as_of, 'never')}"
         lines.append(head + (" (refreshing now)" if h.refreshing else ""))
+        if h.refreshing or h.run_in_progress:
+            lines.append(f"  {'':<{width}}  {next_refresh(h)}")
         for cause in h.causes:
             lines.append(f"  {'':<{width}}  - {cause_sentence(cause)}: {cause.message.splitlines()[0][:160]}")
-        if h.status != "fresh":
+        if h.status != "fresh" and not (h.refreshing or h.run_in_progress):
             lines.append(f"  {'':<{width}}  {next_refresh(h)}")
         if h.promise and h.promise.missed:
             lines.append(f"  {'':<{width}}  Missed its promise: fresh by {h.promise.fresh_by} {h.promise.timezone}")

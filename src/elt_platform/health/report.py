@@ -47,7 +47,7 @@ from elt_platform.health.rules import (
     status_since,
 )
 from elt_platform.run_history import Run, RunHistory, XComSelector
-from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY
+from elt_platform.transform.results import RESULTS_XCOM_KEY
 
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
@@ -101,6 +101,10 @@ class DashboardHealth(BaseModel):
     owner_email: str
     status: Status
     refreshing: bool
+    # While refreshing: the data loads (connection titles) this run has not finished yet.
+    waiting_for: list[str] = []
+    # The latest run is still going (a fresh dashboard may already hold its data).
+    run_in_progress: bool = False
     run_id: str | None
     data_as_of: datetime | None
     sources_as_of: dict[str, datetime]
@@ -231,12 +235,12 @@ def lineage_of(registration: Registration) -> Dashboard:
 
 
 def run_outcome(history: RunHistory, run: Run, group_id: str) -> RunOutcome:
-    """One run's task outcomes, their errors and the build's results."""
-    producer = f"{group_id}.{PRODUCER_TASK_ID}"
-    values = history.xcoms(
-        run.dag_id, run.run_id, XComSelector(ERROR_XCOM_KEY), XComSelector(RESULTS_XCOM_KEY, producer)
-    )
-    results = values.get((producer, RESULTS_XCOM_KEY))
+    """One run's task outcomes, their errors and its builds' results (one build per set of loads)."""
+    values = history.xcoms(run.dag_id, run.run_id, XComSelector(ERROR_XCOM_KEY), XComSelector(RESULTS_XCOM_KEY))
+    results: dict = {}
+    for (task_id, key), value in sorted(values.items()):
+        if key == RESULTS_XCOM_KEY and task_id.startswith(f"{group_id}.") and isinstance(value, dict):
+            results |= value
     tasks = {
         ti.task_id: TaskOutcome(
             state=ti.state.value if ti.state else None,
@@ -253,7 +257,7 @@ def run_outcome(history: RunHistory, run: Run, group_id: str) -> RunOutcome:
         started_at=run.start_date,
         ended_at=run.end_date,
         tasks=tasks,
-        results=node_results(results if isinstance(results, dict) else None),
+        results=node_results(results),
     )
 
 
@@ -403,6 +407,8 @@ def _health(
         owner_email=dashboard.owner_email,
         status=assessment.status,
         refreshing=assessment.refreshing,
+        waiting_for=[reg.titles.get(name, name) for name in assessment.waiting_for],
+        run_in_progress=latest is not None and latest.in_progress,
         run_id=assessment.run_id,
         data_as_of=assessment.data_as_of,
         sources_as_of=dict(assessment.sources_as_of),

@@ -13,8 +13,10 @@ source tables, every model upstream of it, and the tests on those. For one run:
 - **fresh**: every upstream sync, source check, model and test succeeded in the run.
 - **unknown**: no run has reached it yet.
 
-While a run is in progress the status stays the previous run's (``refreshing`` is set)
-until this run has shown a failure or refreshed everything upstream.
+While a run is in progress the status stays the previous run's (``refreshing`` is set, and
+``waiting_for`` names the loads not ended yet) until this run has shown a failure or
+refreshed everything upstream: a dashboard whose own loads and models are done is fresh
+while the run goes on loading what other dashboards read.
 
 The same rules whatever the transform mode: they read Airflow task states, plus dbt's
 per-node results where the mode records them (``build``), which tell a failed test on
@@ -156,6 +158,8 @@ class Assessment:
     refreshing: bool = False
     # Per source table, the newest loaded_at value that reached the dashboard.
     sources_as_of: Mapping[str, datetime] = field(default_factory=dict)
+    # While refreshing: the connections whose load has not ended yet in this run.
+    waiting_for: tuple[str, ...] = ()
 
     @property
     def data_as_of(self) -> datetime | None:
@@ -286,7 +290,16 @@ def assess(dashboard: Dashboard, run: RunOutcome | None, previous: Assessment | 
         return Assessment(status, run.run_id, tuple(broken + stale), held_back, states, pending, sources_as_of)
     if pending:
         before = previous or Assessment(Status.UNKNOWN, None)
-        return Assessment(before.status, before.run_id, before.causes, before.held_back, states, True, sources_as_of)
+        loading = tuple(
+            sorted(
+                part.name
+                for key, part in dashboard.parts.items()
+                if part.kind is Kind.CONNECTION and states.get(key) is PartState.PENDING
+            )
+        )
+        return Assessment(
+            before.status, before.run_id, before.causes, before.held_back, states, True, sources_as_of, loading
+        )
     return Assessment(Status.FRESH, run.run_id, (), (), states, False, sources_as_of)
 
 
