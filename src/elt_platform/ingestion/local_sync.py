@@ -118,6 +118,7 @@ def sync_locally(
         "streams": {stream: handed.rows[table] for stream, table in spec.tables.items()},
         "reads": reads,
         "read_seconds": round(read_seconds, 3),
+        "hand_over_wait_seconds": round(handed.wait_seconds, 3),
         "hand_over_lock_seconds": round(handed.lock_seconds, 3),
     }
 
