@@ -6,7 +6,8 @@
 - ``elt check-airbyte``: the production Airbyte connections exist and sync what dbt reads.
 - ``elt schema``: print the JSON Schema of an ingestion file.
 - ``elt summary``: task states, rows per raw table and per mart, and the dashboards' health, after a run.
-- ``elt run``: run a DAG once (``airflow dags test``), showing each task as it ends.
+- ``elt run``: run a DAG once (``airflow dags test``), showing each task as it ends; ``--full-refresh``
+  resyncs every stream in full.
 - ``elt health``: every dashboard's health (``--json`` for programs).
 """
 
@@ -88,13 +89,19 @@ def _summary(args: argparse.Namespace) -> int:
     return print_summary(args.dag_id, args.run_id, args.warehouse, args.ingestion_dir)
 
 
+def run_command(dag_id: str, full_refresh: bool = False) -> list[str]:
+    """``airflow dags test``; with ``full_refresh``, the run's ``full_refresh`` param set (every stream resynced)."""
+    conf = ["--conf", json.dumps({"full_refresh": True})] if full_refresh else []
+    return ["airflow", "dags", "test", *conf, dag_id]
+
+
 def _run(args: argparse.Namespace) -> int:
     from elt_platform.cli.sole_run import AnotherWriter, sole_run
     from elt_platform.cli.summary import follow
 
     try:
         with sole_run(args.dag_id):
-            return follow(args.dag_id, ["airflow", "dags", "test", args.dag_id], args.log)
+            return follow(args.dag_id, run_command(args.dag_id, args.full_refresh), args.log)
     except AnotherWriter as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -148,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a DAG once, showing each task as it ends")
     run.add_argument("--dag-id", default="shop_elt")
     run.add_argument("--log", type=Path, required=True, help="where Airflow's own output goes")
+    run.add_argument(
+        "--full-refresh", action="store_true", help="resync every stream in full (the run's full_refresh param)"
+    )
     run.set_defaults(func=_run)
 
     health = sub.add_parser("health", help="every dashboard's health: fresh, stale, broken or unknown, and why")
