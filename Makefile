@@ -130,8 +130,13 @@ ui: install manifest $(AIRFLOW_HOME)/.migrated ## Start the Airflow UI, schedule
 	AIRFLOW__API__HOST=$(UI_HOST) $(BIN)/airflow standalone
 
 .PHONY: bench
-bench: install manifest ## Benchmark the transform phase (2 to 4 hours): docs/benchmarks/transform.md
+bench: install manifest ## Benchmark the transform phase (2 to 4 hours), then per-load freshness: docs/benchmarks/
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.loads $(BENCH_LOADS_ARGS)
+
+.PHONY: bench-loads
+bench-loads: install manifest ## Benchmark per-load freshness and incremental syncs (about 20 minutes): docs/benchmarks/loads.md
+	$(BIN)/python -m bench.loads $(BENCH_LOADS_ARGS)
 
 .PHONY: bench-health
 bench-health: $(VENV)/.installed ## Benchmark the dashboard health pages (about 15 minutes): docs/benchmarks/health.md

@@ -12,7 +12,8 @@ import psutil
 
 from elt_platform.transform.results import PRODUCER_TASK_ID, RESULTS_XCOM_KEY, NodeRecord, records_of
 
-# The producer's task id in a DAG built by build_elt_dag (its transform group).
+# The producer's task id in a DAG built by build_elt_dag whose nodes share one set of loads (the
+# benchmark's projects); with several, each build is ``transform.dbt_build__<connection>…``.
 PRODUCER = f"transform.{PRODUCER_TASK_ID}"
 
 
@@ -27,10 +28,12 @@ def holder_of(path: Path) -> psutil.Process | None:
     return None
 
 
-def published_results(client: httpx.Client, dag_id: str, run_id: str) -> dict[str, NodeRecord] | None:
+def published_results(
+    client: httpx.Client, dag_id: str, run_id: str, producer: str = PRODUCER
+) -> dict[str, NodeRecord] | None:
     """The build's ``dbt_results`` as published so far, through the REST API; None before any."""
     response = client.get(
-        f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{PRODUCER}/xcomEntries/{RESULTS_XCOM_KEY}",
+        f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{producer}/xcomEntries/{RESULTS_XCOM_KEY}",
         params={"deserialize": True},
     )
     if response.status_code != 200:

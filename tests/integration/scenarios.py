@@ -91,6 +91,8 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
     return {
         "alerts_models": _scenario(root, dags, "alerts_models", change_project=alerts_project),
         "crash_recovery": _scenario(root, dags, "crash_recovery", change_project=slow_down),
+        # Unchanged: its test makes the shop's load as slow as it needs (tests/.../test_per_source_timing.py).
+        "one_slow_load": _scenario(root, dags, "one_slow_load"),
         "alerts_sync": _scenario(
             root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})
         ),

@@ -114,9 +114,10 @@ def test_failed_and_cancelled_jobs_fail_their_sync_and_hold_back_their_models(ai
 
     assert state == "failed"
     assert tis["sync_shop_faker"]["state"] == tis["sync_support_desk"]["state"] == "failed"
-    assert tis["transform.dbt_build"]["state"] == "skipped"  # nothing left to build
+    builds = {t for t in tis if t.startswith("transform.dbt_build")}
+    assert len(builds) == 3 and {tis[b]["state"] for b in builds} == {"skipped"}  # nothing left to build
     assert tis["transform.fail_run_if_a_node_failed"]["state"] == "failed"
-    own = {"transform.dbt_build", "transform.fail_run_if_a_node_failed"}
+    own = {*builds, "transform.fail_run_if_a_node_failed"}
     nodes = {t: ti["state"] for t, ti in tis.items() if t.startswith("transform.") and t not in own}
     sources = {t for t in nodes if t.count(".") == 2}  # transform.<source>.<table>
     assert {nodes[t] for t in sources} == {"upstream_failed"}, nodes

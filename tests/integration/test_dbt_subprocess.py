@@ -24,7 +24,7 @@ def test_dbt_as_a_subprocess_publishes_every_node_s_result_and_logs_at_info(tmp_
     project = tmp_path / "seeds_only"
     shutil.copytree(REPO / "tests" / "corpus" / "seeds_only", project)
     dag = build_elt_dag(dag_id="subprocess", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion")
-    producer = dag.get_task("transform.dbt_build")
+    producer = dag.get_task("transform.dbt_build__shop_faker")
     published: dict[str, dict] = {}
     producer.publisher = SimpleNamespace(put=published.__setitem__)
     command = [str(IMAGE_DBT), "build", "--log-format", "json", "--profiles-dir", str(project), "--project-dir"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from devstack.crash import PRODUCER, holder_of, published_results
+from devstack.crash import holder_of, published_results
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.dbt_manifest.graph import own_tests
 
@@ -30,6 +30,8 @@ pytestmark = pytest.mark.integration
 DAG = "crash_recovery"
 FAIL_RUN = "transform.fail_run_if_a_node_failed"
 SLOW_MART = "transform.orders"
+PRODUCER = "transform.dbt_build__shop_faker"  # the build of the shop's side, orders included
+BUILDS = {PRODUCER, "transform.dbt_build__support_desk", "transform.dbt_build__shop_faker__support_desk"}
 
 
 def orders(warehouse: Path) -> tuple[int, int]:
@@ -66,7 +68,7 @@ def crash(stack, receivers):
     def mid_build():
         """dbt has passed at least three models with all their own tests, and not the slow mart:
         kill it now. (A model whose tests have not all passed yet is rightly built again.)"""
-        records = published_results(stack.client, DAG, run_id)
+        records = published_results(stack.client, DAG, run_id, PRODUCER)
         if records is None:
             return None
         passed = {uid for uid, record in records.items() if record.status in {"success", "pass"}}
@@ -106,7 +108,8 @@ def test_a_run_whose_build_crashed_recovers_and_ends_success(crash):
     tis = crash["tis"]
     assert crash["state"] == "success"
     assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 2)
-    nodes = {t for t in tis if t.startswith("transform.") and t not in (PRODUCER, FAIL_RUN)}
+    assert {tis[b]["try_number"] for b in BUILDS - {PRODUCER}} == {1}  # the other builds did not crash
+    nodes = {t for t in tis if t.startswith("transform.") and t not in {*BUILDS, FAIL_RUN}}
     assert {tis[t]["state"] for t in nodes} == {"success"}
     assert {t: ti["state"] for t, ti in tis.items() if t.startswith("dashboards.")} == {
         "dashboards.marts": "success",
@@ -128,7 +131,7 @@ def test_the_retry_builds_only_what_was_not_done_and_no_node_runs_alone(crash):
     # what dbt had passed, with its tests, before the kill stays built: not the whole project again
     assert not built_again & crash["done_before"], (built_again, crash["done_before"])
     assert built_again < crash["models"]
-    assert on_a_worker(crash["tis"]) == {PRODUCER}  # every node passed from the build's results
+    assert on_a_worker(crash["tis"]) == BUILDS  # every node passed from its build's results
 
 
 def test_no_alert_for_a_run_that_recovered(crash):

@@ -14,7 +14,9 @@ from tests.integration.scenarios import BROKEN_MODEL
 
 pytestmark = pytest.mark.integration
 
-PRODUCER = "transform.dbt_build"
+# One build per set of loads; the shop's side holds the broken and the slow models of the scenarios.
+PRODUCER = "transform.dbt_build__shop_faker"
+BUILDS = {PRODUCER, "transform.dbt_build__support_desk", "transform.dbt_build__shop_faker__support_desk"}
 FAIL_RUN = "transform.fail_run_if_a_node_failed"
 
 
@@ -23,14 +25,14 @@ def on_a_worker(tis: dict[str, dict]) -> set[str]:
     return {t for t, ti in tis.items() if t.startswith("transform.") and ti["queued_when"] is not None}
 
 
-def test_one_dbt_build_per_run_and_passing_nodes_never_reach_a_worker(runs):
+def test_one_dbt_build_per_set_of_loads_and_passing_nodes_never_reach_a_worker(runs):
     tis = runs["shop_elt"].tis
-    nodes = {t for t in tis if t.startswith("transform.") and t not in (PRODUCER, FAIL_RUN)}
+    nodes = {t for t in tis if t.startswith("transform.") and t not in {*BUILDS, FAIL_RUN}}
     assert len(nodes) == 10 + 4 + 4  # models, source tables, tests reading two models
     assert {tis[t]["state"] for t in nodes} == {"success"}
     assert tis[FAIL_RUN]["state"] == "skipped"  # nothing failed
-    assert (tis[PRODUCER]["state"], tis[PRODUCER]["try_number"]) == ("success", 1)
-    assert on_a_worker(tis) == {PRODUCER}
+    assert {(tis[b]["state"], tis[b]["try_number"]) for b in BUILDS} == {("success", 1)}
+    assert on_a_worker(tis) == BUILDS
 
 
 def test_the_triggerer_readied_itself_for_the_node_tasks_as_it_started(stack, runs):
