@@ -114,7 +114,7 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         parents: dict[str, tuple[str, ...]],
         checks: dict[str, tuple[str, ...]],
         node_tasks: dict[str, tuple[str, str, list[str]]],
-        read_elsewhere: dict[str, tuple[str, list[str]]],
+        read_elsewhere: dict[str, tuple[str, str, list[str]]],
         duckdb_conn_id: str | None,
         **kwargs: Any,
     ):
@@ -126,7 +126,7 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         self.parents = parents  # model, seed, snapshot unique_id -> the nodes it reads
         self.checks = checks  # a test with a task of its own -> the nodes it reads
         self.node_tasks = node_tasks  # this build's nodes: unique_id -> (task id, dbt selector, nodes it watches)
-        # Nodes this build's nodes read that an earlier build builds: unique_id -> (that build's task id, watched).
+        # What this build's nodes read that an earlier build builds: unique_id -> (that build, its task, watched).
         self.read_elsewhere = read_elsewhere
         self.duckdb_conn_id = duckdb_conn_id  # whose file's lock the build holds; None on BigQuery
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
@@ -142,15 +142,26 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         }
 
     def not_passed_elsewhere(self, context: Any) -> set[str]:
-        """Nodes built by an earlier build of this run that it did not pass with their own tests
-        (failed, skipped, left out, or never reported): what reads them is held back here, as one
-        ``dbt build`` would have skipped it."""
+        """Nodes an earlier build of this run built that neither it passed with their own tests nor
+        their own task has since (run alone): what reads them is held back here, as one ``dbt build``
+        skips what reads a failure."""
         ti = context["ti"]
+        if not self.read_elsewhere:
+            return set()
+        tasks = sorted({task_id for _, task_id, _ in self.read_elsewhere.values()})
+        succeeded = {
+            task_id
+            for task_id, state in ti.get_task_states(dag_id=ti.dag_id, task_ids=tasks, run_ids=[ti.run_id])
+            .get(ti.run_id, {})
+            .items()
+            if state == TaskInstanceState.SUCCESS
+        }
         held = set()
-        for build in sorted({build for build, _ in self.read_elsewhere.values()}):
+        for build in sorted({build for build, _, _ in self.read_elsewhere.values()}):
             records = records_of(ti.xcom_pull(task_ids=build, key=RESULTS_XCOM_KEY))
-            for uid, (of_build, watched) in self.read_elsewhere.items():
-                if of_build == build and not all(node in records and records[node].passed for node in watched):
+            for uid, (of_build, task_id, watched) in self.read_elsewhere.items():
+                passed = all(node in records and records[node].passed for node in watched)
+                if of_build == build and not passed and task_id not in succeeded:
                     held.add(uid)
         return held
 
@@ -165,15 +176,16 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
             if r.get("status") in {"error", "runtime error"}
         }
         elsewhere = self.not_passed_elsewhere(context)
-        for label, nodes in (
-            ("Sources that did not sync", failed),
-            ("Sources that errored on freshness", stale),
-            ("Nodes an earlier build did not pass", elsewhere),
+        parents = self.parents | self.checks
+        held = (descendants(parents, failed | stale | elsewhere) - self.done) & set(self.node_tasks)
+        for label, roots in (
+            ("sources that did not sync", failed),
+            ("sources that errored on freshness", stale),
+            ("nodes an earlier build did not pass", elsewhere),
         ):
-            if nodes:
-                self.log.info("%s: %s; what reads them is left out.", label, ", ".join(sorted(nodes)))
-        held = descendants(self.parents | self.checks, failed | stale | elsewhere) - self.done
-        return held & set(self.node_tasks)
+            if causes := sorted(root for root in roots if descendants(parents, {root}) & held):
+                self.log.info("Left out of this build: what reads %s: %s.", label, ", ".join(causes))
+        return held
 
     def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
         """The models, seeds and snapshots this build leaves out (``held_back``), for Cosmos to exclude."""

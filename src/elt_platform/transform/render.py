@@ -78,7 +78,11 @@ def _producer(
     mine = {uid: node_tasks[uid] for uid in build.nodes if uid in node_tasks}
     read = {p for uid in mine for p in _reads(manifest, uid)} - set(mine)
     # What this build's nodes read that another build builds: what did not pass there is held back here.
-    read_elsewhere = {uid: (reported_by[uid], node_tasks[uid].watch) for uid in sorted(read) if uid in node_tasks}
+    read_elsewhere = {
+        uid: (reported_by[uid], task.task_id, task.watch)
+        for uid in sorted(read)
+        if (task := node_tasks.get(uid)) is not None
+    }
     return BuildProducer(
         task_id=build.task_id,
         task_display_name=build.display_name,
