@@ -45,6 +45,7 @@ from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.run_params import dag_params
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Retries, Settings, TransformMode, Warehouse
 from elt_platform.task_names import TRANSFORM_GROUP_ID
+from elt_platform.transform.builds import build_of, builds
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.per_model import render_per_model
 from elt_platform.transform.render import render
@@ -189,6 +190,7 @@ def build_elt_dag(
             for conn in connections
         }
         source_syncs = {uid: syncs[s.source_name] for uid, s in manifest.sources.items() if s.source_name in syncs}
+        sync_task_ids_by_source = {uid: sync.task_id for uid, sync in source_syncs.items()}
         transform_group(
             dbt_project_dir=dbt_project_dir,
             manifest=manifest,
@@ -205,6 +207,11 @@ def build_elt_dag(
             titles=titles,
             transform_group=TRANSFORM_GROUP_ID,
             node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()},
+            built_by={
+                uid: dag.get_task(f"{TRANSFORM_GROUP_ID}.{task_id}")
+                for uid, task_id in build_of(builds(manifest, sync_task_ids_by_source)).items()
+                if settings.transform_mode == TransformMode.BUILD
+            },
             settings=settings,
             project_dir=dbt_project_dir,
         )

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import re
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowSkipException
 
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.health.pages import badge_svg, list_page, plain_text
@@ -26,36 +28,79 @@ def dag(manifest_path):
     return build_elt_dag(dag_id="health", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion")
 
 
-def test_each_dashboard_publishes_as_soon_as_its_own_marts_have_ended(dag):
-    """Not after the run's other loads: a dashboard of the help desk only waits for nothing of the shop."""
+def test_each_dashboard_starts_once_the_builds_of_its_own_marts_have_ended(dag):
+    """Not after the run's other loads: the help desk's dashboard waits for nothing of the shop."""
     marts = dag.get_task("dashboards.marts")
     assert type(marts) is PublishMarts
     assert marts.pool == "warehouse" and marts.trigger_rule == "all_done"  # counts rows once writers are done
     relationships = "transform.relationships_orders_product_id__product_id__ref_products_"
     assert {relationships, "transform.orders", "transform.customers", "transform.tickets"} <= marts.upstream_task_ids
     waits_for = {
-        # not the tickets -> customers relationships test: it waits for the shop's load too
-        "support_operations": {"transform.tickets"},
-        "sales_performance": {
-            "transform.orders",
-            "transform.products",
-            "transform.relationships_stg_faker__purchases_customer_id__customer_id__ref_stg_faker__users_",
-            "transform.relationships_stg_faker__purchases_product_id__product_id__ref_stg_faker__products_",
-            relationships,
-        },
-        "customer_360": {
-            "transform.customers",
-            "transform.relationships_stg_faker__purchases_customer_id__customer_id__ref_stg_faker__users_",
-            "transform.relationships_stg_faker__purchases_product_id__product_id__ref_stg_faker__products_",
-            "transform.relationships_tickets_customer_id__customer_id__ref_customers_",
-            relationships,
-        },
+        # not the build of the tickets -> customers relationships test: it waits for the shop's load too
+        "support_operations": {"transform.dbt_build__support_desk"},
+        "sales_performance": {"transform.dbt_build__shop_faker"},
+        "customer_360": {"transform.dbt_build__shop_faker", "transform.dbt_build__shop_faker__support_desk"},
     }
     for name in DASHBOARDS:
         task = dag.get_task(f"dashboards.{name}")
         assert type(task) is PublishDashboardHealth
         assert task.upstream_task_ids == waits_for[name]
         assert (task.trigger_rule, task.pool, task.retries) == ("all_done", "default_pool", 0)
+        assert (task.mode, task.poke_interval) == ("reschedule", 5)  # waits for a retry without a worker
+
+
+class RunSoFar(SimpleNamespace):
+    """What a dashboard's task reads of its run: task states and the builds' results; what it records."""
+
+    def get_task_states(self, dag_id, task_ids, run_ids):
+        return {self.run_id: {task: self.states.get(task, "deferred") for task in task_ids}}
+
+    def xcom_pull(self, task_ids, key, include_prior_dates=False):
+        return self.results.get(task_ids) if key == "dbt_results" else None
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def poke_support_dashboard(dag, monkeypatch, states, failed=()):
+    """``dashboards.support_operations`` poked once: dbt passed every node of the help desk but ``failed``."""
+    from elt_platform.health import publish
+
+    monkeypatch.setattr(publish, "count_rows", lambda settings, tables, project_dir: dict.fromkeys(tables, 400))
+    task = dag.get_task("dashboards.support_operations")
+    manifest = task._manifest()
+    results = {}
+    for build in ("dbt_build__support_desk",):
+        nodes = dag.get_task(f"transform.{build}").node_tasks
+        for uid, (_, _, watched) in nodes.items():
+            for node in watched or [uid]:
+                status = "error" if node.split(".")[2] in failed else "pass"
+                results.setdefault(f"transform.{build}", {})[node] = {"status": status}
+    assert manifest.sources["source.shop_analytics.support.tickets"].has_freshness
+    ti = RunSoFar(dag_id=dag.dag_id, run_id="r1", task_id=task.task_id, states=states, results=results, pushed={})
+    events = {asset: SimpleNamespace(extra=None) for asset in task.outlets}
+    context = {"ti": ti, "outlet_events": events, "inlet_events": dict.fromkeys(task.outlets, []), "dag_run": None}
+    return task.poke(context), ti.pushed, events
+
+
+def test_a_dashboard_is_fresh_as_soon_as_dbt_passed_what_it_reads_before_the_node_tasks_report(dag, monkeypatch):
+    decided, pushed, events = poke_support_dashboard(dag, monkeypatch, {"sync_support_desk": "success"})
+    assert decided and pushed["health"]["status"] == "fresh"
+    (event,) = events.values()
+    assert event.extra["rows"] == {"tickets": 400}
+
+
+def test_a_failure_waits_for_every_part_to_end_before_the_verdict(dag, monkeypatch):
+    """A model's task may yet pass on a retry: no verdict while it has not ended."""
+    decided, pushed, _ = poke_support_dashboard(
+        dag, monkeypatch, {"sync_support_desk": "success"}, failed={"stg_support__tickets"}
+    )
+    assert not decided and pushed == {}
+    ended = {"sync_support_desk": "success", "transform.support.tickets": "success"}
+    ended |= {"transform.stg_support__tickets": "failed", "transform.tickets": "upstream_failed"}
+    ended |= {"transform.relationships_tickets_customer_id__customer_id__ref_customers_": "upstream_failed"}
+    with pytest.raises(AirflowSkipException, match="stale"):
+        poke_support_dashboard(dag, monkeypatch, ended, failed={"stg_support__tickets"})
 
 
 def test_each_dashboard_is_an_asset_that_says_where_its_lineage_comes_from(dag):

@@ -16,10 +16,11 @@ Parsing adds only these tasks and their edges: the rules run when the task does.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup, TriggerRule
+from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseSensorOperator, TaskGroup, TriggerRule
 from airflow.sdk.exceptions import AirflowSkipException
 
 from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
@@ -30,12 +31,15 @@ from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
+from elt_platform.task_states import ENDED
 from elt_platform.transform.builds import builds, source_syncs
 from elt_platform.transform.results import RESULTS_XCOM_KEY
 from elt_platform.warehouse import count_rows
 
 GROUP_ID = "dashboards"
 MARTS_TASK = "marts"
+# How often a dashboard's task looks again while a part it reads has not ended (a retry, a held-back model).
+RECHECK_SECONDS = 5
 
 
 def dashboard_asset(
@@ -81,7 +85,8 @@ class _HealthTask(BaseOperator):
     def _manifest(self) -> Manifest:
         return load_manifest(Path(self.manifest_path))
 
-    def _outcome(self, context: Any, manifest: Manifest, parts: list[Dashboard]) -> RunOutcome:
+    def _outcome(self, context: Any, manifest: Manifest, parts: list[Dashboard], state: str = "ended") -> RunOutcome:
+        """This run as far as ``parts`` go; ``state`` "ended" once every part's task has ended."""
         ti = context["ti"]
         task_ids = sorted({p.task_id for d in parts for p in d.parts.values() if p.task_id})
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
@@ -90,7 +95,7 @@ class _HealthTask(BaseOperator):
             raw |= ti.xcom_pull(task_ids=f"{self.transform_group}.{build.task_id}", key=RESULTS_XCOM_KEY) or {}
         return RunOutcome(
             run_id=ti.run_id,
-            state="ended",  # every part this task waits for has ended
+            state=state,
             started_at=None,
             ended_at=None,
             tasks={task_id: TaskOutcome(state) for task_id, state in states.items()},
@@ -138,20 +143,40 @@ class PublishMarts(_HealthTask):
         return rows
 
 
-class PublishDashboardHealth(_HealthTask):
-    """One dashboard's verdict for this run; its Asset's event when it is fresh."""
+class PublishDashboardHealth(_HealthTask, BaseSensorOperator):
+    """One dashboard's verdict for this run; its Asset's event when it is fresh.
+
+    It starts once the builds of its marts have ended, and decides as soon as it can: fresh at
+    once when dbt passed every part it reads (their tasks report the same a few scheduler turns
+    later), else once every part's task has ended, so that a model's retry is counted before it
+    is called stale or broken. Until then it waits without a worker (reschedule mode)."""
 
     def __init__(self, *, exposure: str, project_dir: str, **kwargs: Any):
+        kwargs |= {"mode": "reschedule", "poke_interval": RECHECK_SECONDS}
         super().__init__(**kwargs)
         self.exposure = exposure
         self.project_dir = project_dir  # a view reading files by relative path resolves them from there
 
-    def execute(self, context: Any) -> None:
+    def poke(self, context: Any) -> bool:
         manifest = self._manifest()
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
-        run = self._outcome(context, manifest, [dashboard])
-        asset = next(o for o in self.outlets if isinstance(o, Asset))
+        run = self._outcome(context, manifest, [dashboard], state="running")
+        waiting = sorted(
+            p.task_id for p in dashboard.parts.values() if p.task_id and run.tasks[p.task_id].state not in ENDED
+        )
+        if not waiting:
+            run = replace(run, state="ended")
         assessment = assess(dashboard, run, self._previous(context))
+        if waiting and (assessment.status is not Status.FRESH or assessment.refreshing):
+            self.log.info("Not decided yet: waiting for %s to end.", ", ".join(waiting))
+            return False
+        self._publish(context, manifest, dashboard, run, assessment)
+        return True
+
+    def _publish(
+        self, context: Any, manifest: Manifest, dashboard: Dashboard, run: RunOutcome, assessment: Assessment
+    ) -> None:
+        asset = next(o for o in self.outlets if isinstance(o, Asset))
         context["ti"].xcom_push(key=records.VERDICT_KEY, value=records.verdict(assessment))
         if assessment.status is Status.FRESH:
             marts = {manifest.models[uid].display_name: manifest.models[uid] for uid in dashboard.marts}
@@ -186,10 +211,12 @@ def render(
     titles: dict[str, str],
     transform_group: str,
     node_tasks: dict[str, BaseOperator],
+    built_by: dict[str, BaseOperator],
     settings: Settings,
     project_dir: Path,
 ) -> TaskGroup | None:
-    """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids to their tasks."""
+    """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids to their
+    tasks, ``built_by`` to the build that builds them (none in the per-model mode)."""
     if not manifest.exposures:
         return None
     common = {
@@ -212,13 +239,14 @@ def render(
             doc_md="Counts each mart's rows; an asset event for each mart whose whole upstream the run refreshed.",
             **common,
         )
-        for task in _ended_before(manifest, marts, node_tasks):
+        for task in _tasks(_read_by(manifest, marts), node_tasks):
             task >> publish_marts
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
             asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
             reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in marts_of(manifest, exposure)]
-            # As soon as its own marts are done, whatever else the run is still loading or building.
-            _ended_before(manifest, list(marts_of(manifest, exposure)), node_tasks, syncs) >> PublishDashboardHealth(
+            # Once the builds of its own marts are done, whatever else the run is still loading or building.
+            read = _read_by(manifest, list(marts_of(manifest, exposure)), syncs)
+            _tasks(read, built_by or node_tasks) >> PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
                 task_display_name=f"dashboard {exposure.label}",
                 exposure=exposure.name,
@@ -234,16 +262,14 @@ def render(
     return group
 
 
-def _ended_before(
-    manifest: Manifest, marts: list[str], node_tasks: dict[str, BaseOperator], syncs: dict[str, str] | None = None
-) -> list[BaseOperator]:
-    """The tasks of ``marts``, and of the tests reading several nodes upstream of them that need no
-    other load than the marts do: once they have ended, so has every part of what the marts hold (a
-    mart's task ends once its upstream tasks have, or is held back, upstream_failed).
+def _read_by(manifest: Manifest, marts: list[str], syncs: dict[str, str] | None = None) -> list[str]:
+    """``marts``, and the tests reading several nodes upstream of them that need no other load than
+    the marts do: once their tasks have ended, so has every part of what the marts hold (a mart's
+    task ends once its upstream tasks have, or is held back, upstream_failed).
 
     A test that also reads what another connection loads (a relationships test from a ticket to the
-    customers of the shop) is not waited for: it runs once that load lands too, and the health pages
-    count it when it has. Without ``syncs``, every such test is waited for."""
+    customers of the shop) is not among them: it runs once that load lands too, and the health pages
+    count it when it has. Without ``syncs``, every such test is."""
     loaded_by = source_syncs(manifest, syncs or {})
     loads = {uid: set(build.loads) for build in builds(manifest, loaded_by) for uid in build.nodes}
     needed = set().union(*(loads.get(uid, set()) for uid in marts))
@@ -253,7 +279,12 @@ def _ended_before(
         for t in tests_with_own_task(manifest)
         if read.intersection(t.depends_on) and loads.get(t.unique_id, set()) <= needed
     ]
-    return [node_tasks[uid] for uid in (*marts, *checks) if uid in node_tasks]
+    return [*marts, *checks]
+
+
+def _tasks(uids: list[str], by_node: dict[str, BaseOperator]) -> list[BaseOperator]:
+    """The tasks of ``uids`` in ``by_node``, each once."""
+    return list({id(task): task for uid in uids if (task := by_node.get(uid)) is not None}.values())
 
 
 def _dashboard_task(exposure: Exposure) -> str:
