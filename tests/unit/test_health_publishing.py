@@ -79,7 +79,8 @@ def poke_support_dashboard(dag, monkeypatch, states, failed=()):
     assert manifest.sources["source.shop_analytics.support.tickets"].has_freshness
     ti = RunSoFar(dag_id=dag.dag_id, run_id="r1", task_id=task.task_id, states=states, results=results, pushed={})
     events = {asset: SimpleNamespace(extra=None) for asset in task.outlets}
-    context = {"ti": ti, "outlet_events": events, "inlet_events": dict.fromkeys(task.outlets, []), "dag_run": None}
+    inlets = {asset: [] for asset in task.outlets}
+    context = {"ti": ti, "outlet_events": events, "inlet_events": inlets, "dag_run": None}
     return task.poke(context), ti.pushed, events
 
 
