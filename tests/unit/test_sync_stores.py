@@ -95,8 +95,10 @@ def test_the_full_refresh_param(context, expected):
 def test_the_store_is_beside_the_warehouse_and_has_a_lock_of_its_own(tmp_path):
     warehouse = tmp_path / "warehouse" / "analytics.duckdb"
     store = store_path(warehouse, "shop_faker")
-    assert store == tmp_path / "warehouse" / "sync_stores" / "shop_faker.duckdb"
+    assert store == tmp_path / "warehouse" / "sync_stores" / "analytics.duckdb" / "shop_faker.duckdb"
     assert lock_file(store) != lock_file(warehouse)
+    # another warehouse in the same folder (another DAG): a store, and incremental state, of its own
+    assert store_path(tmp_path / "warehouse" / "staging.duckdb", "shop_faker") != store
 
 
 def _raw_table(con, schema: str, table: str, ids: list[int]) -> None:

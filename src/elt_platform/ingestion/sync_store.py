@@ -24,11 +24,13 @@ STORE_ALIAS = "elt_sync_store"
 
 
 def store_path(warehouse: str | Path, connection: str) -> Path:
-    """Where connection ``connection`` syncs to: ``<warehouse file's folder>/sync_stores/<connection>.duckdb``.
+    """Where ``connection`` syncs to: ``<warehouse folder>/sync_stores/<warehouse file>/<connection>.duckdb``.
 
-    Derived from the warehouse file, so nothing more is configured; deleting it makes the next sync
-    of that connection a full one (its state is in it)."""
-    return Path(warehouse).parent / STORES_FOLDER / f"{connection}.duckdb"
+    Derived from the warehouse file, so nothing more is configured, and one per warehouse: two
+    warehouses in one folder (two DAGs, two environments) never share a connection's incremental
+    state. Deleting it makes the next sync of that connection a full one (its state is in it)."""
+    warehouse = Path(warehouse)
+    return warehouse.parent / STORES_FOLDER / warehouse.name / f"{connection}.duckdb"
 
 
 @dataclass(frozen=True)
