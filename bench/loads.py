@@ -85,7 +85,13 @@ def measure(stack: AirflowStack, repeat: int, kind: str) -> dict:
     fast_end, slow_end = tis[FAST]["end_date"], tis[SLOW]["end_date"]
     lag = seconds(fast_end, tis[FAST_DASHBOARD]["end_date"])
     syncs = {task: sync_result(stack, run_id, task) for task in (FAST, SLOW)}
+    run_start = min(ti["start_date"] for ti in tis.values() if ti["start_date"])
     result = {
+        # Each task's start and end, in seconds from the run's first task's start.
+        "timeline": {
+            task: [seconds(run_start, ti["start_date"]), seconds(run_start, ti["end_date"])]
+            for task, ti in sorted(tis.items(), key=lambda item: item[1]["start_date"] or "~")
+        },
         "repeat": repeat,
         "kind": kind,
         "run_id": run_id,
@@ -169,13 +175,13 @@ def render(report: dict) -> list[str]:
                 f"| {r['repeat']} | {r['kind']} | {task} | {records(r['reads'].get(task))} "
                 f"| {f(r['read_seconds'].get(task))} | {f(r['hand_over_lock_seconds'].get(task), 2)} |"
             )
-    return lines
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loads", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="first and second runs, each (default 3)")
-    parser.add_argument("--slow-count", type=int, default=60000, help="the shop's records per stream (default 60000)")
+    parser.add_argument("--slow-count", type=int, default=400000, help="the shop's records per stream (default 400000)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "loads.md")
     parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the report from the .json beside it")

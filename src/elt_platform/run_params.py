@@ -28,6 +28,8 @@ def dag_params() -> dict[str, Param]:
 
 
 def full_refresh_requested(context: Mapping[str, Any]) -> bool:
-    """Whether this run asked for a full refresh (``params`` may lack it: a DAG of another shape)."""
+    """Whether this run asked for a full refresh: its param, else its conf (a DAG without the
+    param, triggered with ``{"full_refresh": true}``); only ``True`` counts."""
     params = context.get("params") or {}
-    return params.get(FULL_REFRESH) is True
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return params.get(FULL_REFRESH, conf.get(FULL_REFRESH)) is True

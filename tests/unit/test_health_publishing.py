@@ -162,6 +162,20 @@ def test_the_list_page_and_the_terminal_say_why_in_words():
     assert "Traceback" not in text  # the first line of the message only
 
 
+def test_during_a_run_the_pages_and_the_terminal_say_which_load_a_dashboard_waits_for():
+    """One dashboard still waits for the shop's load (hostile title, escaped); another is already fresh."""
+    waiting = health(label="Sales", status="fresh").model_copy(
+        update={"refreshing": True, "waiting_for": ["Shop <i>storefront</i>"], "run_in_progress": True}
+    )
+    done = health(label="Support", status="fresh").model_copy(update={"run_in_progress": True, "causes": []})
+    page = list_page([waiting, done], datetime(2026, 11, 27, tzinfo=UTC))
+    assert "A refresh is running, waiting for the data load Shop &lt;i&gt;storefront&lt;/i&gt;" in page
+    assert "Refreshed by the run in progress, which is still loading data for other dashboards" in page
+    text = plain_text([waiting, done])
+    assert "Sales    FRESH" in text and "waiting for the data load Shop <i>storefront</i>" in text
+    assert text.count("Refreshed by the run in progress") == 1
+
+
 def test_a_badge_token_in_any_text_is_refused_not_a_server_error(monkeypatch):
     from fastapi import HTTPException
 

@@ -12,8 +12,8 @@ import pytest
 
 from elt_platform.ingestion.connections import ConnectionSpec, SyncMode, load_connections
 from elt_platform.ingestion.local_sync import sync_request
-from elt_platform.ingestion.sync_operator import full_refresh_asked
 from elt_platform.ingestion.sync_store import hand_over, store_path
+from elt_platform.run_params import full_refresh_requested
 from elt_platform.warehouse import lock_file, quoted_name, quoted_table
 from tests.conftest import REPO
 
@@ -89,7 +89,7 @@ class _Run:
     ],
 )
 def test_the_full_refresh_param(context, expected):
-    assert full_refresh_asked(context) is expected
+    assert full_refresh_requested(context) is expected
 
 
 def test_the_store_is_beside_the_warehouse_and_has_a_lock_of_its_own(tmp_path):

@@ -37,18 +37,11 @@ from airflow.sdk.log import mask_secret
 from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
 from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
 from elt_platform.ingestion.local_sync import sync_locally
+from elt_platform.run_params import full_refresh_requested
 from elt_platform.settings import Settings
 
 # A job in one of these states still holds its connection (incomplete: an attempt failed, Airbyte retries).
 ACTIVE = {JobStatusEnum.PENDING, JobStatusEnum.QUEUED, JobStatusEnum.RUNNING, JobStatusEnum.INCOMPLETE}
-
-
-def full_refresh_asked(context: Any) -> bool:
-    """The run's ``full_refresh`` param (or its conf, for a DAG without the param): True alone counts."""
-    params = context.get("params") or {}
-    dag_run = context.get("dag_run")
-    conf = getattr(dag_run, "conf", None) or {}
-    return params.get("full_refresh", conf.get("full_refresh")) is True
 
 
 class SyncOperator(AirbyteTriggerSyncOperator):
@@ -74,7 +67,7 @@ class SyncOperator(AirbyteTriggerSyncOperator):
         settings = self.settings
         spec = self._spec()
         self.log.info("Syncing %s (%s) on the %s backend", spec.name, spec.title, settings.ingestion_backend)
-        full_refresh = full_refresh_asked(context)
+        full_refresh = full_refresh_requested(context)
         if settings.ingestion_backend == "local":
             return self._sync_locally(spec, settings, full_refresh)
         if full_refresh:
