@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from elt_platform.errors import ConfigurationError, Problem
 from elt_platform.safe_yaml import read_yaml
@@ -144,7 +153,7 @@ def _stream_from_name(item: Any) -> Any:
 
 def _streams_schema(schema: dict[str, Any]) -> None:
     """In the JSON Schema an item is a name or a mapping, as the files may write it."""
-    name = {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$", "maxLength": 63, "description": "A stream name."}
+    name = TypeAdapter(Identifier).json_schema() | {"description": "A stream name."}
     schema["items"] = {"anyOf": [name, schema["items"]]}
 
 
