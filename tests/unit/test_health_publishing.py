@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException, TaskDeferred
 
 from elt_platform.dag_factory import build_elt_dag
 from elt_platform.health.pages import badge_svg, list_page, plain_text
@@ -28,8 +28,9 @@ def dag(manifest_path):
     return build_elt_dag(dag_id="health", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion")
 
 
-def test_each_dashboard_starts_once_the_builds_of_its_own_marts_have_ended(dag):
-    """Not after the run's other loads: the help desk's dashboard waits for nothing of the shop."""
+def test_each_dashboard_waits_for_the_builds_of_its_own_marts_and_follows_its_marts_tasks(dag):
+    """Not after the run's other loads: the help desk's dashboard waits for nothing of the shop. Its
+    marts' tasks are upstream of it too, so that clearing one with its downstream runs it again."""
     marts = dag.get_task("dashboards.marts")
     assert type(marts) is PublishMarts
     assert marts.pool == "warehouse" and marts.trigger_rule == "all_done"  # counts rows once writers are done
@@ -37,16 +38,18 @@ def test_each_dashboard_starts_once_the_builds_of_its_own_marts_have_ended(dag):
     assert {relationships, "transform.orders", "transform.customers", "transform.tickets"} <= marts.upstream_task_ids
     waits_for = {
         # not the build of the tickets -> customers relationships test: it waits for the shop's load too
-        "support_operations": {"transform.dbt_build__support_desk"},
-        "sales_performance": {"transform.dbt_build__shop_faker"},
-        "customer_360": {"transform.dbt_build__shop_faker", "transform.dbt_build__shop_faker__support_desk"},
+        "support_operations": ["transform.dbt_build__support_desk"],
+        "sales_performance": ["transform.dbt_build__shop_faker"],
+        "customer_360": ["transform.dbt_build__shop_faker", "transform.dbt_build__shop_faker__support_desk"],
     }
+    follows = {"support_operations": {"transform.tickets"}, "sales_performance": {"transform.orders", relationships}}
     for name in DASHBOARDS:
         task = dag.get_task(f"dashboards.{name}")
         assert type(task) is PublishDashboardHealth
-        assert task.upstream_task_ids == waits_for[name]
-        assert (task.trigger_rule, task.pool, task.retries) == ("all_done", "default_pool", 0)
-        assert (task.mode, task.poke_interval) == ("reschedule", 5)  # waits for a retry without a worker
+        assert task.waits_for == waits_for[name] and set(waits_for[name]) < task.upstream_task_ids
+        assert follows.get(name, {"transform.customers"}) < task.upstream_task_ids
+        assert (task.trigger_rule, task.pool, task.retries) == ("always", "default_pool", 0)
+        assert task.start_from_trigger and task.start_trigger_args.trigger_kwargs["task_ids"] == waits_for[name]
 
 
 class RunSoFar(SimpleNamespace):
@@ -62,46 +65,82 @@ class RunSoFar(SimpleNamespace):
         self.pushed[key] = value
 
 
-def poke_support_dashboard(dag, monkeypatch, states, failed=()):
-    """``dashboards.support_operations`` poked once: dbt passed every node of the help desk but ``failed``."""
+def support_dashboard(dag, monkeypatch, states, failed=()):
+    """``dashboards.support_operations`` and a context where dbt passed every node of the help desk but ``failed``."""
     from elt_platform.health import publish
 
     monkeypatch.setattr(publish, "count_rows", lambda settings, tables, project_dir: dict.fromkeys(tables, 400))
     task = dag.get_task("dashboards.support_operations")
-    manifest = task._manifest()
-    results = {}
-    for build in ("dbt_build__support_desk",):
-        nodes = dag.get_task(f"transform.{build}").node_tasks
-        for uid, (_, _, watched) in nodes.items():
-            for node in watched or [uid]:
-                status = "error" if node.split(".")[2] in failed else "pass"
-                results.setdefault(f"transform.{build}", {})[node] = {"status": status}
-    assert manifest.sources["source.shop_analytics.support.tickets"].has_freshness
+    build = "transform.dbt_build__support_desk"
+    results = {build: {}}
+    for uid, (_, _, watched) in dag.get_task(build).node_tasks.items():
+        for node in watched or [uid]:
+            results[build][node] = {"status": "error" if node.split(".")[2] in failed else "pass"}
     ti = RunSoFar(dag_id=dag.dag_id, run_id="r1", task_id=task.task_id, states=states, results=results, pushed={})
     events = {asset: SimpleNamespace(extra=None) for asset in task.outlets}
     inlets = {asset: [] for asset in task.outlets}
-    context = {"ti": ti, "outlet_events": events, "inlet_events": inlets, "dag_run": None}
-    return task.poke(context), ti.pushed, events
+    return task, {"ti": ti, "outlet_events": events, "inlet_events": inlets, "dag_run": None}
+
+
+BUILT = {"sync_support_desk": "success", "transform.dbt_build__support_desk": "success"}
 
 
 def test_a_dashboard_is_fresh_as_soon_as_dbt_passed_what_it_reads_before_the_node_tasks_report(dag, monkeypatch):
-    decided, pushed, events = poke_support_dashboard(dag, monkeypatch, {"sync_support_desk": "success"})
-    assert decided and pushed["health"]["status"] == "fresh"
-    (event,) = events.values()
+    task, context = support_dashboard(dag, monkeypatch, BUILT)
+    task.execute_complete(context, {"ended": task.waits_for})
+    assert context["ti"].pushed["health"]["status"] == "fresh"
+    (event,) = context["outlet_events"].values()
     assert event.extra["rows"] == {"tickets": 400}
 
 
-def test_a_failure_waits_for_every_part_to_end_before_the_verdict(dag, monkeypatch):
+def test_a_failure_waits_in_the_triggerer_for_every_part_to_end_before_the_verdict(dag, monkeypatch):
     """A model's task may yet pass on a retry: no verdict while it has not ended."""
-    decided, pushed, _ = poke_support_dashboard(
-        dag, monkeypatch, {"sync_support_desk": "success"}, failed={"stg_support__tickets"}
-    )
-    assert not decided and pushed == {}
-    ended = {"sync_support_desk": "success", "transform.support.tickets": "success"}
-    ended |= {"transform.stg_support__tickets": "failed", "transform.tickets": "upstream_failed"}
+    task, context = support_dashboard(dag, monkeypatch, BUILT, failed={"stg_support__tickets"})
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute_complete(context, {"ended": task.waits_for})
+    assert context["ti"].pushed == {}
+    waiting = deferred.value.trigger.task_ids
+    assert "transform.stg_support__tickets" in waiting and "sync_support_desk" not in waiting
+    ended = BUILT | {"transform.support.tickets": "success", "transform.stg_support__tickets": "failed"}
+    ended |= {"transform.tickets": "upstream_failed"}
     ended |= {"transform.relationships_tickets_customer_id__customer_id__ref_customers_": "upstream_failed"}
+    task, context = support_dashboard(dag, monkeypatch, ended, failed={"stg_support__tickets"})
     with pytest.raises(AirflowSkipException, match="stale"):
-        poke_support_dashboard(dag, monkeypatch, ended, failed={"stg_support__tickets"})
+        task.execute_complete(context, {"ended": waiting})
+    assert context["ti"].pushed["health"]["status"] == "stale"
+
+
+def test_without_the_triggerer_a_dashboard_waits_for_its_builds_by_rescheduling(dag, monkeypatch):
+    task, context = support_dashboard(dag, monkeypatch, {"sync_support_desk": "success"})
+    with pytest.raises(AirflowRescheduleException):
+        task.execute(context)  # its build has not ended
+    task, context = support_dashboard(dag, monkeypatch, BUILT)
+    task.execute(context)
+    assert context["ti"].pushed["health"]["status"] == "fresh"
+
+
+def test_the_dashboards_trigger_fires_once_every_task_it_waits_for_has_ended():
+    import asyncio
+
+    from elt_platform.health.tasks_ended import TasksEndedTrigger
+
+    trigger = TasksEndedTrigger(["b", "a"], poll_seconds=0.01)
+    assert TasksEndedTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()
+    seen = iter([{"a": "running", "b": "success"}, {"a": "failed", "b": None}, {"a": "failed", "b": "skipped"}])
+    polls = []
+
+    def get_task_states(dag_id, task_ids, run_ids):
+        polls.append(task_ids)
+        return {"r1": next(seen)}
+
+    ti = {"dag_id": "d", "run_id": "r1", "task_id": "dashboards.x", "map_index": -1, "try_number": 1}
+    trigger.task_instance = SimpleNamespace(**ti, get_task_states=get_task_states)
+
+    async def first_event():
+        return await anext(trigger.run())
+
+    event = asyncio.run(first_event())
+    assert event.payload == {"ended": ["a", "b"]} and len(polls) == 3
 
 
 def test_each_dashboard_is_an_asset_that_says_where_its_lineage_comes_from(dag):

@@ -16,19 +16,24 @@ Parsing adds only these tasks and their edges: the rules run when the task does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseSensorOperator, TaskGroup, TriggerRule
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Asset, AssetAlias, BaseOperator, TaskGroup, TriggerRule
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+from airflow.triggers.base import StartTriggerArgs
 
 from elt_platform.dbt_manifest import Exposure, Manifest, load_manifest
 from elt_platform.dbt_manifest.graph import marts_of, tests_with_own_task, upstream
+from elt_platform.dependency_internals import link_tasks
 from elt_platform.health import lineage, records
 from elt_platform.health.lineage import tables
 from elt_platform.health.promises import check_promise
 from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
+from elt_platform.health.tasks_ended import TASKS_ENDED_TRIGGER, TasksEndedTrigger
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
 from elt_platform.task_states import ENDED
@@ -38,8 +43,10 @@ from elt_platform.warehouse import count_rows
 
 GROUP_ID = "dashboards"
 MARTS_TASK = "marts"
-# How often a dashboard's task looks again while a part it reads has not ended (a retry, a held-back model).
-RECHECK_SECONDS = 5
+# How often a dashboard's task looks again, without a triggerer (``airflow dags test``).
+RECHECK_SECONDS = 2
+# Between reads of the task states it waits for, in the triggerer.
+DASHBOARD_POLL_SECONDS = 1.0
 
 
 def dashboard_asset(
@@ -143,32 +150,63 @@ class PublishMarts(_HealthTask):
         return rows
 
 
-class PublishDashboardHealth(_HealthTask, BaseSensorOperator):
+class PublishDashboardHealth(_HealthTask):
     """One dashboard's verdict for this run; its Asset's event when it is fresh.
 
-    It starts once the builds of its marts have ended, and decides as soon as it can: fresh at
-    once when dbt passed every part it reads (their tasks report the same a few scheduler turns
-    later), else once every part's task has ended, so that a model's retry is counted before it
-    is called stale or broken. Until then it waits without a worker (reschedule mode)."""
+    It waits in the triggerer (no worker) for the builds of its marts to end, then decides as
+    soon as it can: fresh at once when dbt passed every part it reads (their tasks report the
+    same a few scheduler turns later); else it waits there again for every part's task to end,
+    so that a model's retry is counted before the dashboard is called stale or broken. Its
+    upstream tasks (the builds, its marts' and checks' tasks) only place it in the graph, so that
+    clearing a model with its downstream runs it again: it starts at once (trigger rule
+    ``always``) and waits for what it must."""
 
-    def __init__(self, *, exposure: str, project_dir: str, **kwargs: Any):
-        kwargs |= {"mode": "reschedule", "poke_interval": RECHECK_SECONDS}
-        super().__init__(**kwargs)
+    def __init__(self, *, exposure: str, project_dir: str, waits_for: list[str], poll_seconds: float, **kwargs: Any):
+        super().__init__(trigger_rule=TriggerRule.ALWAYS, **kwargs)
         self.exposure = exposure
         self.project_dir = project_dir  # a view reading files by relative path resolves them from there
+        self.waits_for = sorted(waits_for)  # the builds of its marts (per-model mode: their tasks)
+        self.poll_seconds = poll_seconds
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=TASKS_ENDED_TRIGGER,
+            trigger_kwargs={"task_ids": self.waits_for, "poll_seconds": poll_seconds},
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
 
-    def poke(self, context: Any) -> bool:
+    def execute(self, context: Any) -> None:
+        """Reached only when the task did not start in the triggerer (``airflow dags test``)."""
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=self.waits_for, run_ids=[ti.run_id])
+        if any(states.get(ti.run_id, {}).get(t) not in ENDED for t in self.waits_for) or not self.decide(context):
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=RECHECK_SECONDS))
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        """On a worker, once what it waited for has ended: decide, or wait in the triggerer again."""
+        if not self.decide(context, waiting_for=lambda task_ids: self._wait_for(task_ids)):
+            raise AssertionError("unreachable: _wait_for defers")
+
+    def _wait_for(self, task_ids: list[str]) -> None:
+        self.defer(trigger=TasksEndedTrigger(task_ids, self.poll_seconds), method_name="execute_complete")
+
+    def decide(self, context: Any, waiting_for: Callable[[list[str]], None] | None = None) -> bool:
+        """Publish the verdict if it can be told now, and say so; else hand the parts that have not
+        ended to ``waiting_for`` (or return False)."""
         manifest = self._manifest()
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
         run = self._outcome(context, manifest, [dashboard], state="running")
         waiting = sorted(
-            p.task_id for p in dashboard.parts.values() if p.task_id and run.tasks[p.task_id].state not in ENDED
+            {p.task_id for p in dashboard.parts.values() if p.task_id and run.tasks[p.task_id].state not in ENDED}
         )
         if not waiting:
             run = replace(run, state="ended")
         assessment = assess(dashboard, run, self._previous(context))
         if waiting and (assessment.status is not Status.FRESH or assessment.refreshing):
             self.log.info("Not decided yet: waiting for %s to end.", ", ".join(waiting))
+            if waiting_for is not None:
+                waiting_for(waiting)
             return False
         self._publish(context, manifest, dashboard, run, assessment)
         return True
@@ -244,21 +282,26 @@ def render(
         for exposure in sorted(manifest.exposures.values(), key=lambda e: e.name):
             asset = dashboard_asset(dag_id, exposure, manifest, syncs, transform_group, titles)
             reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in marts_of(manifest, exposure)]
-            # Once the builds of its own marts are done, whatever else the run is still loading or building.
+            # It waits for the builds of its own marts, whatever else the run is still loading or building;
+            # it follows its marts' tasks too, so that clearing one with its downstream runs it again.
             read = _read_by(manifest, list(marts_of(manifest, exposure)), syncs)
-            _tasks(read, built_by or node_tasks) >> PublishDashboardHealth(
+            waits_for = _tasks(read, built_by or node_tasks)
+            task = PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
                 task_display_name=f"dashboard {exposure.label}",
                 exposure=exposure.name,
                 project_dir=str(project_dir),
+                waits_for=[t.task_id for t in waits_for],
+                poll_seconds=DASHBOARD_POLL_SECONDS,
                 outlets=[asset],
                 # Its own events tell when it was last fresh (its fresh_by promise); its marts', what it reads.
                 inlets=[asset, *reads],
-                trigger_rule=TriggerRule.ALL_DONE,
                 pool=AIRFLOW_DEFAULT_POOL,  # counts its marts' rows under the file's lock, in no writer's slot
                 doc_md=f"Health of the dashboard **{exposure.label}**: success (and an asset event) when fresh.",
                 **common,
             )
+            for upstream_task in {id(t): t for t in (*waits_for, *_tasks(read, node_tasks))}.values():
+                link_tasks(upstream_task, task)
     return group
 
 
