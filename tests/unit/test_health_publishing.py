@@ -101,6 +101,7 @@ def test_a_failure_waits_in_the_triggerer_for_every_part_to_end_before_the_verdi
     assert context["ti"].pushed == {}
     waiting = deferred.value.trigger.task_ids
     assert "transform.stg_support__tickets" in waiting and "sync_support_desk" not in waiting
+    assert deferred.value.trigger.not_before_seconds >= 5  # the scheduler reads the worker's exit first
     ended = BUILT | {"transform.support.tickets": "success", "transform.stg_support__tickets": "failed"}
     ended |= {"transform.tickets": "upstream_failed"}
     ended |= {"transform.relationships_tickets_customer_id__customer_id__ref_customers_": "upstream_failed"}
@@ -124,7 +125,7 @@ def test_the_dashboards_trigger_fires_once_every_task_it_waits_for_has_ended():
 
     from elt_platform.health.tasks_ended import TasksEndedTrigger
 
-    trigger = TasksEndedTrigger(["b", "a"], poll_seconds=0.01)
+    trigger = TasksEndedTrigger(["b", "a"], poll_seconds=0.01, not_before_seconds=0.01)
     assert TasksEndedTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()
     seen = iter([{"a": "running", "b": "success"}, {"a": "failed", "b": None}, {"a": "failed", "b": "skipped"}])
     polls = []

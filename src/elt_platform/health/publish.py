@@ -47,6 +47,9 @@ MARTS_TASK = "marts"
 RECHECK_SECONDS = 2
 # Between reads of the task states it waits for, in the triggerer.
 DASHBOARD_POLL_SECONDS = 1.0
+# Deferred again from a worker, it resumes no sooner: the scheduler must first have read that worker's
+# exit (the executor's "success" for a task already queued again fails it in Airflow 3.3).
+RESUME_AFTER_SECONDS = 5.0
 
 
 def dashboard_asset(
@@ -189,7 +192,8 @@ class PublishDashboardHealth(_HealthTask):
             raise AssertionError("unreachable: _wait_for defers")
 
     def _wait_for(self, task_ids: list[str]) -> None:
-        self.defer(trigger=TasksEndedTrigger(task_ids, self.poll_seconds), method_name="execute_complete")
+        trigger = TasksEndedTrigger(task_ids, self.poll_seconds, not_before_seconds=RESUME_AFTER_SECONDS)
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def decide(self, context: Any, waiting_for: Callable[[list[str]], None] | None = None) -> bool:
         """Publish the verdict if it can be told now, and say so; else hand the parts that have not
