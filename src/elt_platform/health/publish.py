@@ -188,8 +188,7 @@ class PublishDashboardHealth(_HealthTask):
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
         """On a worker, once what it waited for has ended: decide, or wait in the triggerer again."""
-        if not self.decide(context, waiting_for=lambda task_ids: self._wait_for(task_ids)):
-            raise AssertionError("unreachable: _wait_for defers")
+        self.decide(context, waiting_for=self._wait_for)  # publishes, or defers
 
     def _wait_for(self, task_ids: list[str]) -> None:
         trigger = TasksEndedTrigger(task_ids, self.poll_seconds, not_before_seconds=RESUME_AFTER_SECONDS)
@@ -202,7 +201,11 @@ class PublishDashboardHealth(_HealthTask):
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
         run = self._outcome(context, manifest, [dashboard], state="running")
         waiting = sorted(
-            {p.task_id for p in dashboard.parts.values() if p.task_id and run.tasks[p.task_id].state not in ENDED}
+            {
+                p.task_id
+                for p in dashboard.parts.values()
+                if p.task_id and run.tasks.get(p.task_id, TaskOutcome(None)).state not in ENDED
+            }
         )
         if not waiting:
             run = replace(run, state="ended")
