@@ -45,7 +45,7 @@ from elt_platform.ingestion.sync_operator import SyncOperator
 from elt_platform.run_params import dag_params
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Retries, Settings, TransformMode, Warehouse
 from elt_platform.task_names import TRANSFORM_GROUP_ID
-from elt_platform.transform.builds import build_of, builds
+from elt_platform.transform.builds import Build, build_of, builds
 from elt_platform.transform.node_task import NodeRunner
 from elt_platform.transform.per_model import render_per_model
 from elt_platform.transform.render import render
@@ -88,8 +88,10 @@ def transform_group(
     settings: Settings,
     alerts: PipelineAlerts,
     source_syncs: dict[str, BaseOperator],
+    run_builds: list[Build],
 ) -> TaskGroup:
-    """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources."""
+    """Every dbt node as its own task, in the DAG being built; ``source_syncs`` gate the sources;
+    ``run_builds``: the builds of the default mode (``elt_platform.transform.builds``)."""
     profile_config = ProfileConfig(
         profile_name=profile_name(dbt_project_dir),
         target_name=settings.environment,  # target.name in dbt: dev, prod, ...
@@ -107,6 +109,7 @@ def transform_group(
         group, task_nodes = render(
             manifest,
             source_syncs=source_syncs,
+            run_builds=run_builds,
             runner=runner,
             warehouse_pool=settings.warehouse_pool,
             poll_seconds=settings.model_poll_seconds,
@@ -190,13 +193,15 @@ def build_elt_dag(
             for conn in connections
         }
         source_syncs = {uid: syncs[s.source_name] for uid, s in manifest.sources.items() if s.source_name in syncs}
-        sync_task_ids_by_source = {uid: sync.task_id for uid, sync in source_syncs.items()}
+        # Once per parse: which build builds each node, and the loads of each (the dashboards' too).
+        run_builds = builds(manifest, {uid: sync.task_id for uid, sync in source_syncs.items()})
         transform_group(
             dbt_project_dir=dbt_project_dir,
             manifest=manifest,
             settings=settings,
             alerts=alerts,
             source_syncs=source_syncs,
+            run_builds=run_builds,
         )
         sync_task_ids = {source: sync.task_id for source, sync in syncs.items()}
         titles = {conn.spec.task_id: conn.spec.title for conn in connections}
@@ -207,9 +212,10 @@ def build_elt_dag(
             titles=titles,
             transform_group=TRANSFORM_GROUP_ID,
             node_tasks={uid: dag.get_task(task_id) for task_id, uid in alerts.task_nodes.items()},
+            run_builds=run_builds,
             built_by={
                 uid: dag.get_task(f"{TRANSFORM_GROUP_ID}.{task_id}")
-                for uid, task_id in build_of(builds(manifest, sync_task_ids_by_source)).items()
+                for uid, task_id in build_of(run_builds).items()
                 if settings.transform_mode == TransformMode.BUILD
             },
             settings=settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from elt_platform.dbt_manifest import load_manifest
 from elt_platform.transform.builds import MAX_TASK_ID, build_of, builds, source_syncs
 
@@ -51,3 +53,22 @@ def test_a_set_of_many_loads_gets_a_short_stable_task_id(manifest_path):
     assert ids == [b.task_id for b in builds(manifest, many)]  # the same on every parse
     assert len(set(ids)) == len(ids)
     assert any("_connections_" in task_id for task_id in ids)
+
+
+def test_a_chain_thousands_of_models_deep_gets_its_builds_without_recursion(manifest_path):
+    """Each model's loads come from its parents': walked without recursion, whatever the depth."""
+    manifest = load_manifest(manifest_path)
+    users = "source.shop_analytics.faker.users"
+    template = manifest.models["model.shop_analytics.stg_faker__users"]
+    chain, parent = {}, users
+    for i in range(5000):
+        uid = f"model.shop_analytics.link_{i}"
+        chain[uid] = replace(template, unique_id=uid, depends_on=(parent,), task_id=f"link_{i}")
+        parent = uid
+    # children before parents, as a manifest may list them
+    deep = replace(manifest, models=dict(reversed(chain.items())), tests={}, exposures={})
+    found = builds(deep, source_syncs(deep, SYNCS))
+    assert [(b.task_id, len(b.nodes)) for b in found] == [
+        ("dbt_build__shop_faker", 3 + 5000),  # the shop's three source tables and every link
+        ("dbt_build__support_desk", 1),
+    ]

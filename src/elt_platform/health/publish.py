@@ -16,7 +16,7 @@ Parsing adds only these tasks and their edges: the rules run when the task does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +37,7 @@ from elt_platform.health.tasks_ended import TASKS_ENDED_TRIGGER, TasksEndedTrigg
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
 from elt_platform.task_states import ENDED
-from elt_platform.transform.builds import builds, source_syncs
+from elt_platform.transform.builds import Build, builds, source_syncs
 from elt_platform.transform.results import RESULTS_XCOM_KEY
 from elt_platform.warehouse import count_rows
 
@@ -256,12 +256,14 @@ def render(
     titles: dict[str, str],
     transform_group: str,
     node_tasks: dict[str, BaseOperator],
+    run_builds: list[Build],
     built_by: dict[str, BaseOperator],
     settings: Settings,
     project_dir: Path,
 ) -> TaskGroup | None:
     """The ``dashboards`` group, in the DAG being built; ``node_tasks`` maps dbt unique_ids to their
-    tasks, ``built_by`` to the build that builds them (none in the per-model mode)."""
+    tasks, ``built_by`` to the build that builds them (none in the per-model mode); ``run_builds``
+    tells each node's loads."""
     if not manifest.exposures:
         return None
     common = {
@@ -272,6 +274,7 @@ def render(
         "retries": 0,
     }
     marts = sorted({uid for e in manifest.exposures.values() for uid in marts_of(manifest, e)})
+    loads = {uid: set(build.loads) for build in run_builds for uid in build.nodes}
     with TaskGroup(GROUP_ID, tooltip="Each dashboard's health after the run; an Asset event when fresh") as group:
         publish_marts = PublishMarts(
             task_id=MARTS_TASK,
@@ -291,7 +294,7 @@ def render(
             reads = [table_asset(dag_id, manifest.models[uid].display_name) for uid in marts_of(manifest, exposure)]
             # It waits for the builds of its own marts, whatever else the run is still loading or building;
             # it follows its marts' tasks too, so that clearing one with its downstream runs it again.
-            read = _read_by(manifest, list(marts_of(manifest, exposure)), syncs)
+            read = _read_by(manifest, list(marts_of(manifest, exposure)), loads)
             waits_for = _tasks(read, built_by or node_tasks)
             task = PublishDashboardHealth(
                 task_id=_dashboard_task(exposure),
@@ -312,16 +315,15 @@ def render(
     return group
 
 
-def _read_by(manifest: Manifest, marts: list[str], syncs: dict[str, str] | None = None) -> list[str]:
+def _read_by(manifest: Manifest, marts: list[str], loads: Mapping[str, set[str]] | None = None) -> list[str]:
     """``marts``, and the tests reading several nodes upstream of them that need no other load than
     the marts do: once their tasks have ended, so has every part of what the marts hold (a mart's
     task ends once its upstream tasks have, or is held back, upstream_failed).
 
     A test that also reads what another connection loads (a relationships test from a ticket to the
     customers of the shop) is not among them: it runs once that load lands too, and the health pages
-    count it when it has. Without ``syncs``, every such test is."""
-    loaded_by = source_syncs(manifest, syncs or {})
-    loads = {uid: set(build.loads) for build in builds(manifest, loaded_by) for uid in build.nodes}
+    count it when it has. Without ``loads`` (each node's), every such test is."""
+    loads = loads or {}
     needed = set().union(*(loads.get(uid, set()) for uid in marts))
     read = upstream(manifest, marts)
     checks = [

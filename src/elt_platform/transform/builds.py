@@ -11,7 +11,8 @@ for nothing. A project with a single set of loads has a single build, ``transfor
 
 What a build costs: one dbt invocation (its start and partial parse, about 2 to 4 s on DuckDB),
 so a project has as many as it has distinct sets of loads among its nodes. On DuckDB, one writer
-per file, the builds take turns; on BigQuery, builds whose loads have ended run side by side.
+per file, the builds take turns; on BigQuery, builds whose loads have ended run side by side, as
+many as the ``warehouse`` pool has slots.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 
 from elt_platform.dbt_manifest import Manifest
 from elt_platform.dbt_manifest.graph import nodes_read_by, tests_with_own_task, through_ephemeral
@@ -51,35 +51,53 @@ def source_syncs(manifest: Manifest, syncs: Mapping[str, str]) -> dict[str, str]
 
 
 def builds(manifest: Manifest, loaded_by: Mapping[str, str]) -> list[Build]:
-    """The run's builds, in an order where each comes after those it waits for.
+    """The run's builds, in an order where each comes after those it waits for. Computed once per
+    parse, by the DAG factory, for the transform and the dashboards.
 
     ``loaded_by``: the sync task of each dbt source table it loads (``source_syncs``)."""
-    parents = {uid: tuple(m.depends_on) for uid, m in manifest.models.items()}
-    tests = {t.unique_id: tuple(nodes_read_by(manifest, t)) for t in tests_with_own_task(manifest)}
-
-    @cache
-    def loads_of(uid: str) -> frozenset[str]:
-        if uid in manifest.sources:
-            return frozenset({loaded_by[uid]}) if uid in loaded_by else frozenset()
-        read = parents.get(uid) or tests.get(uid) or ()
-        return frozenset().union(*(loads_of(p) for p in read if p in manifest.sources or p in parents))
-
+    tests = [t.unique_id for t in tests_with_own_task(manifest)]
+    loads = _loads(manifest, loaded_by, tests)
     members = [*manifest.sources, *(uid for uid, m in manifest.models.items() if not m.is_ephemeral), *tests]
     by_loads: dict[frozenset[str], list[str]] = {}
     for uid in members:
-        by_loads.setdefault(loads_of(uid), []).append(uid)
+        by_loads.setdefault(loads[uid], []).append(uid)
     single = len(by_loads) == 1
     task_ids = {loads: PRODUCER_TASK_ID if single else _task_id(loads) for loads in by_loads}
-    build_of = {uid: task_ids[loads] for loads, uids in by_loads.items() for uid in uids}
-
-    def read_by(uid: str) -> tuple[str, ...]:
-        return parents.get(uid) or tests.get(uid) or ()
-
+    built_by = {uid: task_ids[loads] for loads, uids in by_loads.items() for uid in uids}
     found = []
-    for loads, uids in sorted(by_loads.items(), key=lambda item: (len(item[0]), sorted(item[0]))):
-        read = {p for uid in uids for p in through_ephemeral(manifest, read_by(uid), lambda p: p in build_of)}
-        after = {build_of[p] for p in read} - {task_ids[loads]}
-        found.append(Build(task_ids[loads], tuple(sorted(loads)), tuple(uids), tuple(sorted(after))))
+    for node_loads, uids in sorted(by_loads.items(), key=lambda item: (len(item[0]), sorted(item[0]))):
+        after = {built_by[p] for uid in uids for p in reads(manifest, uid)} - {task_ids[node_loads]}
+        found.append(Build(task_ids[node_loads], tuple(sorted(node_loads)), tuple(uids), tuple(sorted(after))))
+    return found
+
+
+def reads(manifest: Manifest, uid: str) -> tuple[str, ...]:
+    """The sources, models, seeds and snapshots a model (or a test with a task of its own) reads
+    directly, once dbt has inlined its ephemeral parents: each is in a build."""
+    model, test = manifest.models.get(uid), manifest.tests.get(uid)
+    parents = model.depends_on if model else nodes_read_by(manifest, test) if test else ()
+    return through_ephemeral(manifest, parents, lambda p: p in manifest.sources or (p in manifest.models and p != uid))
+
+
+def _loads(manifest: Manifest, loaded_by: Mapping[str, str], tests: list[str]) -> dict[str, frozenset[str]]:
+    """Each node's loads, parents before children, without recursion: a chain may be thousands deep."""
+    found = {uid: frozenset({loaded_by[uid]} if uid in loaded_by else ()) for uid in manifest.sources}
+
+    def parents(uid: str) -> list[str]:
+        model = manifest.models.get(uid)
+        read = model.depends_on if model else nodes_read_by(manifest, manifest.tests[uid])
+        return [p for p in read if p in manifest.sources or p in manifest.models]
+
+    stack = [*manifest.models, *tests]
+    while stack:
+        uid = stack[-1]
+        if uid in found:
+            stack.pop()
+        elif missing := [p for p in parents(uid) if p not in found]:
+            stack.extend(missing)
+        else:
+            found[uid] = frozenset().union(*(found[p] for p in parents(uid)))
+            stack.pop()
     return found
 
 

@@ -26,7 +26,7 @@ from cosmos import settings as cosmos_settings
 from elt_platform.dbt_manifest import Manifest, graph
 from elt_platform.dependency_internals import cache_dir_of, link_tasks
 from elt_platform.run_params import FULL_REFRESH_TEMPLATE
-from elt_platform.transform.builds import Build, build_of, builds
+from elt_platform.transform.builds import Build, build_of, reads
 from elt_platform.transform.node_task import NODE_TASK_POOL, DbtNodeTask, FailRunIfANodeFailed, NodeKind, NodeRunner
 from elt_platform.transform.producer import BuildProducer
 
@@ -37,6 +37,7 @@ def render(
     manifest: Manifest,
     *,
     source_syncs: dict[str, BaseOperator],
+    run_builds: list[Build],
     runner: NodeRunner,
     warehouse_pool: str,
     poll_seconds: float,
@@ -49,7 +50,6 @@ def render(
         if cosmos_settings.enable_cache:
             runner = replace(runner, cache_dir=cache_dir_of(group.dag, group))
         loaded_by = {uid: sync.task_id for uid, sync in source_syncs.items()}
-        run_builds = builds(manifest, loaded_by)
         reported_by = {uid: group.child_id(task_id) for uid, task_id in build_of(run_builds).items()}
         node_tasks, inlined = _node_tasks(manifest, runner, poll_seconds, reported_by)
         producers = {
@@ -76,7 +76,7 @@ def _producer(
     reported_by: dict[str, str],
 ) -> BuildProducer:
     mine = {uid: node_tasks[uid] for uid in build.nodes if uid in node_tasks}
-    read = {p for uid in mine for p in _reads(manifest, uid)} - set(mine)
+    read = {p for uid in mine for p in reads(manifest, uid)} - set(mine)
     # What this build's nodes read that another build builds: what did not pass there is held back here.
     read_elsewhere = {
         uid: (reported_by[uid], task.task_id, task.watch)
@@ -114,16 +114,6 @@ def _producer(
         + "; each dbt node's task reports its node's result. Retried once, building only what is not done, "
         "if its process dies.",
         **runner.execution_args,
-    )
-
-
-def _reads(manifest: Manifest, uid: str) -> tuple[str, ...]:
-    """The nodes with a build that ``uid`` reads directly, once dbt has inlined ephemeral models."""
-    model = manifest.models.get(uid)
-    test = manifest.tests.get(uid)
-    parents = model.depends_on if model else graph.nodes_read_by(manifest, test) if test else ()
-    return graph.through_ephemeral(
-        manifest, parents, lambda p: p in manifest.sources or (p in manifest.models and p != uid)
     )
 
 
