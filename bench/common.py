@@ -70,6 +70,14 @@ def context_lines(meta: dict) -> list[str]:
     ]
 
 
+def report_arguments(parser, report: str) -> None:
+    """What every benchmark takes: where its report goes (``docs/benchmarks/<report>``), its working
+    directory, and ``--render-only``."""
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / report)
+    parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the .json beside it")
+
+
 def write_report(path: Path, results: dict | None, render) -> None:
     """``path`` rendered from ``results`` (saved beside it as .json; None: read from there), keeping the
     hand-written analysis between the markers."""

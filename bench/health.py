@@ -26,7 +26,18 @@ import psycopg2
 import yaml
 
 from bench import generate as gen
-from bench.common import REPO, Sampler, context, context_lines, last_json, log, mem, parse_times, write_report
+from bench.common import (
+    REPO,
+    Sampler,
+    context,
+    context_lines,
+    last_json,
+    log,
+    mem,
+    parse_times,
+    report_arguments,
+    write_report,
+)
 from devstack.airflow_stack import POSTGRES, AirflowStack
 
 TARGET_MS = 300
@@ -432,9 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=30, help="timed rounds per variant (default %(default)s)")
     parser.add_argument("--parse-runs", type=int, default=5, help="fresh interpreters per parse figure (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="of the project and the history (default 0)")
-    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "health.md")
-    parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the .json beside it")
+    report_arguments(parser, "health.md")
     parser.add_argument("--seed-history", nargs=2, metavar=("DAG_ID", "MANIFEST"), help=argparse.SUPPRESS)
     parser.add_argument("--running", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

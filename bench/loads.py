@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, context, context_lines, log, median, write_report
+from bench.common import REPO, context, context_lines, log, median, report_arguments, write_report
 from devstack.airflow_stack import AirflowStack
 from elt_platform.ingestion.sync_store import store_path
 
@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loads", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="first and second runs, each (default 3)")
     parser.add_argument("--slow-count", type=int, default=400000, help="the shop's records per stream (default 400000)")
-    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "loads.md")
-    parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the .json beside it")
+    report_arguments(parser, "loads.md")
     args = parser.parse_args(argv)
     output = args.output.resolve()
     if args.render_only:

@@ -28,7 +28,18 @@ import httpx
 import psutil
 
 from bench import generate as gen
-from bench.common import REPO, Sampler, context, context_lines, log, median, mem, parse_times, write_report
+from bench.common import (
+    REPO,
+    Sampler,
+    context,
+    context_lines,
+    log,
+    median,
+    mem,
+    parse_times,
+    report_arguments,
+    write_report,
+)
 from devstack import BIN
 from devstack.airflow_stack import TERMINAL, AirflowStack
 from devstack.crash import PRODUCER, holder_of, published_results
@@ -439,11 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap-minutes", type=float, default=8.0, help="a run is stopped after this long (default 8)")
     parser.add_argument("--cap-ratio", type=float, default=6.0, help="... or this times plain dbt build, if longer")
     parser.add_argument("--parse-runs", type=int, default=3, help="fresh interpreters per parse figure (default 3)")
-    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "transform.md")
+    report_arguments(parser, "transform.md")
     parser.add_argument("--seed", type=int, default=0, help="of the generated projects (default 0)")
     parser.add_argument("--shape", choices=SHAPES, default="default", help=str(SHAPES))
-    parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the .json beside it")
     args = parser.parse_args(argv)
     output = args.output.resolve()
     if args.render_only:
