@@ -424,3 +424,13 @@ def test_a_node_run_alone_fails_at_once_only_on_an_error_no_retry_can_fix(dag, m
         task.runner.run(task, {})
     assert isinstance(raised.value, DeterministicDbtError) is deterministic
     assert error in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "flagged"), [({"full_refresh": True}, True), ({"full_refresh": False}, False), ({}, False)]
+)
+def test_the_run_s_full_refresh_param_reaches_every_build_as_dbt_s_flag(dag, params, flagged):
+    for build in ("transform.dbt_build__shop_faker", "transform.dbt_build__shop_faker__support_desk"):
+        task = dag.get_task(build).prepare_for_execution()
+        task.render_template_fields({"params": params})
+        assert ("--full-refresh" in task.add_cmd_flags()) is flagged, (build, params)
