@@ -50,6 +50,7 @@ def test_each_dashboard_waits_for_the_builds_of_its_own_marts_and_follows_its_ma
         assert follows.get(name, {"transform.customers"}) < task.upstream_task_ids
         assert (task.trigger_rule, task.pool, task.retries) == ("always", "default_pool", 0)
         assert task.start_from_trigger and task.start_trigger_args.trigger_kwargs["task_ids"] == waits_for[name]
+        assert task.start_trigger_args.trigger_kwargs["dashboard"]["exposure"] == name
 
 
 class RunSoFar(SimpleNamespace):
@@ -58,7 +59,7 @@ class RunSoFar(SimpleNamespace):
     def get_task_states(self, dag_id, task_ids, run_ids):
         return {self.run_id: {task: self.states.get(task, "deferred") for task in task_ids}}
 
-    def xcom_pull(self, task_ids, key, include_prior_dates=False):
+    def xcom_pull(self, task_ids, key, include_prior_dates=False, map_indexes=None):
         return self.results.get(task_ids) if key == "dbt_results" else None
 
     def xcom_push(self, key, value):
@@ -93,15 +94,16 @@ def test_a_dashboard_is_fresh_as_soon_as_dbt_passed_what_it_reads_before_the_nod
     assert event.extra["rows"] == {"tickets": 400}
 
 
-def test_a_failure_waits_in_the_triggerer_for_every_part_to_end_before_the_verdict(dag, monkeypatch):
-    """A model's task may yet pass on a retry: no verdict while it has not ended."""
+def test_a_failure_waits_in_the_triggerer_again_should_a_part_not_have_ended(dag, monkeypatch):
+    """A model's task may yet pass on a retry: no verdict while it has not ended (the trigger waits for
+    that; a worker finds a part not ended only if a task was cleared after the trigger fired)."""
     task, context = support_dashboard(dag, monkeypatch, BUILT, failed={"stg_support__tickets"})
     with pytest.raises(TaskDeferred) as deferred:
         task.execute_complete(context, {"ended": task.waits_for})
     assert context["ti"].pushed == {}
-    waiting = deferred.value.trigger.task_ids
-    assert "transform.stg_support__tickets" in waiting and "sync_support_desk" not in waiting
+    assert deferred.value.trigger.task_ids == task.waits_for
     assert deferred.value.trigger.not_before_seconds >= 5  # the scheduler reads the worker's exit first
+    waiting = task.waits_for
     ended = BUILT | {"transform.support.tickets": "success", "transform.stg_support__tickets": "failed"}
     ended |= {"transform.tickets": "upstream_failed"}
     ended |= {"transform.relationships_tickets_customer_id__customer_id__ref_customers_": "upstream_failed"}
@@ -120,28 +122,61 @@ def test_without_the_triggerer_a_dashboard_waits_for_its_builds_by_rescheduling(
     assert context["ti"].pushed["health"]["status"] == "fresh"
 
 
-def test_the_dashboards_trigger_fires_once_every_task_it_waits_for_has_ended():
+def test_the_dashboards_trigger_fires_once_its_builds_have_ended_and_the_verdict_can_be_told(dag, monkeypatch):
+    """The whole wait is in the triggerer: the task is never deferred again from a worker (Airflow 3.3
+    fails such a task when its trigger fires before the scheduler has read the worker's exit)."""
     import asyncio
 
-    from elt_platform.health.tasks_ended import TasksEndedTrigger
+    from elt_platform.health.verdict_trigger import VerdictReadyTrigger
 
-    trigger = TasksEndedTrigger(["b", "a"], poll_seconds=0.01, not_before_seconds=0.01)
-    assert TasksEndedTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()
-    seen = iter([{"a": "running", "b": "success"}, {"a": "failed", "b": None}, {"a": "failed", "b": "skipped"}])
+    task, context = support_dashboard(dag, monkeypatch, {}, failed={"stg_support__tickets"})
+    kwargs = task.start_trigger_args.trigger_kwargs | {"poll_seconds": 0.01}
+    trigger = VerdictReadyTrigger(**kwargs)
+    assert VerdictReadyTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()
+    failed = {"transform.support.tickets": "success", "transform.stg_support__tickets": "failed"}
+    ended = failed | {
+        "transform.tickets": "upstream_failed",
+        "transform.relationships_tickets_customer_id__customer_id__ref_customers_": "upstream_failed",
+    }
+    seen = iter(
+        [
+            {"sync_support_desk": "success"},  # its build runs
+            BUILT,  # its build ended, with a failure: every part must end first
+            BUILT | failed,  # tickets not ended: it may yet pass on a retry
+            BUILT | ended,
+        ]
+    )
+    ti = context["ti"]
     polls = []
 
     def get_task_states(dag_id, task_ids, run_ids):
-        polls.append(task_ids)
-        return {"r1": next(seen)}
+        polls.append(states := next(seen) if len(polls) < 4 else polls[-1])
+        return {ti.run_id: {t: states.get(t) for t in task_ids}}
 
-    ti = {"dag_id": "d", "run_id": "r1", "task_id": "dashboards.x", "map_index": -1, "try_number": 1}
-    trigger.task_instance = SimpleNamespace(**ti, get_task_states=get_task_states)
+    trigger.task_instance = SimpleNamespace(
+        dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, get_task_states=get_task_states, xcom_pull=ti.xcom_pull
+    )
 
     async def first_event():
         return await anext(trigger.run())
 
     event = asyncio.run(first_event())
-    assert event.payload == {"ended": ["a", "b"]} and len(polls) == 3
+    assert event.payload == {"ended": task.waits_for} and len(polls) == 4
+    with pytest.raises(AirflowSkipException, match="stale"):
+        task.execute_complete(context | {"ti": RunSoFar(**vars(ti) | {"states": BUILT | ended})}, event.payload)
+    assert ti.pushed["health"]["status"] == "stale"
+
+
+def test_once_dbt_passed_what_a_dashboard_reads_its_trigger_fires_without_waiting_for_the_node_tasks(dag, monkeypatch):
+    import asyncio
+
+    from elt_platform.health.verdict_trigger import VerdictReadyTrigger
+
+    task, context = support_dashboard(dag, monkeypatch, BUILT)
+    trigger = VerdictReadyTrigger(**task.start_trigger_args.trigger_kwargs)
+    trigger.task_instance = context["ti"]
+    event = asyncio.run(anext(trigger.run()))
+    assert event.payload == {"ended": task.waits_for}
 
 
 def test_each_dashboard_is_an_asset_that_says_where_its_lineage_comes_from(dag):

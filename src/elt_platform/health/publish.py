@@ -32,13 +32,13 @@ from elt_platform.dependency_internals import link_tasks
 from elt_platform.health import lineage, records
 from elt_platform.health.lineage import tables
 from elt_platform.health.promises import check_promise
-from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, TaskOutcome, assess
-from elt_platform.health.tasks_ended import TASKS_ENDED_TRIGGER, TasksEndedTrigger
+from elt_platform.health.rules import Assessment, Dashboard, RunOutcome, Status, assess
+from elt_platform.health.verdict_ready import must_end_first, not_ended, run_so_far
+from elt_platform.health.verdict_trigger import VERDICT_READY_TRIGGER, VerdictReadyTrigger
 from elt_platform.settings import AIRFLOW_DEFAULT_POOL, Settings
 from elt_platform.task_names import disambiguated, task_id_part
 from elt_platform.task_states import ENDED
-from elt_platform.transform.builds import Build, builds, source_syncs
-from elt_platform.transform.results import RESULTS_XCOM_KEY
+from elt_platform.transform.builds import Build
 from elt_platform.warehouse import count_rows
 
 GROUP_ID = "dashboards"
@@ -47,8 +47,8 @@ MARTS_TASK = "marts"
 RECHECK_SECONDS = 2
 # Between reads of the task states it waits for, in the triggerer.
 DASHBOARD_POLL_SECONDS = 1.0
-# Deferred again from a worker, it resumes no sooner: the scheduler must first have read that worker's
-# exit (the executor's "success" for a task already queued again fails it in Airflow 3.3).
+# Deferred again from a worker (only if the run changed under it, a task cleared), it resumes no sooner:
+# the scheduler must first have read that worker's exit (Airflow 3.3 fails a task queued again before).
 RESUME_AFTER_SECONDS = 5.0
 
 
@@ -84,33 +84,24 @@ class _HealthTask(BaseOperator):
     ui_color = "#e8f4ea"
 
     def __init__(
-        self, *, manifest_path: str, syncs: dict[str, str], transform_group: str, settings: Settings, **kwargs: Any
+        self,
+        *,
+        manifest_path: str,
+        syncs: dict[str, str],
+        transform_group: str,
+        results_from: list[str],
+        settings: Settings,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.manifest_path = manifest_path
         self.syncs = syncs
         self.transform_group = transform_group
+        self.results_from = results_from  # the build tasks whose dbt results tell what dbt passed
         self.settings = settings  # the DAG's own (its warehouse connection, alert channels), as its callbacks
 
     def _manifest(self) -> Manifest:
         return load_manifest(Path(self.manifest_path))
-
-    def _outcome(self, context: Any, manifest: Manifest, parts: list[Dashboard], state: str = "ended") -> RunOutcome:
-        """This run as far as ``parts`` go; ``state`` "ended" once every part's task has ended."""
-        ti = context["ti"]
-        task_ids = sorted({p.task_id for d in parts for p in d.parts.values() if p.task_id})
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
-        raw: dict[str, Any] = {}
-        for build in builds(manifest, source_syncs(manifest, self.syncs)):
-            raw |= ti.xcom_pull(task_ids=f"{self.transform_group}.{build.task_id}", key=RESULTS_XCOM_KEY) or {}
-        return RunOutcome(
-            run_id=ti.run_id,
-            state=state,
-            started_at=None,
-            ended_at=None,
-            tasks={task_id: TaskOutcome(state) for task_id, state in states.items()},
-            results=records.node_results(raw),
-        )
 
 
 def _extra(assessment: Assessment, dashboard: Dashboard, run: RunOutcome, rows: dict[str, int]) -> dict[str, Any]:
@@ -137,7 +128,7 @@ class PublishMarts(_HealthTask):
     def execute(self, context: Any) -> dict[str, int]:
         manifest = self._manifest()
         every = tables(manifest, self.marts, self.syncs, self.transform_group)
-        run = self._outcome(context, manifest, list(every.values()))
+        run = run_so_far(context["ti"], list(every.values()), self.results_from, state="ended")
         built = {manifest.models[uid].display_name: manifest.models[uid] for uid in self.marts}
         assessed = {name: assess(table, run) for name, table in every.items()}
         fresh = [name for name, a in sorted(assessed.items()) if a.status is Status.FRESH]
@@ -156,10 +147,9 @@ class PublishMarts(_HealthTask):
 class PublishDashboardHealth(_HealthTask):
     """One dashboard's verdict for this run; its Asset's event when it is fresh.
 
-    It waits in the triggerer (no worker) for the builds of its marts to end, then decides as
-    soon as it can: fresh at once when dbt passed every part it reads (their tasks report the
-    same a few scheduler turns later); else it waits there again for every part's task to end,
-    so that a model's retry is counted before the dashboard is called stale or broken. Its
+    It waits in the triggerer (no worker) until its verdict can be told (``verdict_ready``): its
+    marts' builds have ended, and dbt passed every part it reads (fresh at once, their tasks
+    report the same a few scheduler turns later) or every part's task has ended. Its
     upstream tasks (the builds, its marts' and checks' tasks) only place it in the graph, so that
     clearing a model with its downstream runs it again: it starts at once (trigger rule
     ``always``) and waits for what it must."""
@@ -172,8 +162,8 @@ class PublishDashboardHealth(_HealthTask):
         self.poll_seconds = poll_seconds
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls=TASKS_ENDED_TRIGGER,
-            trigger_kwargs={"task_ids": self.waits_for, "poll_seconds": poll_seconds},
+            trigger_cls=VERDICT_READY_TRIGGER,
+            trigger_kwargs=self._trigger().serialize()[1],
             next_method="execute_complete",
             next_kwargs=None,
             timeout=None,
@@ -187,35 +177,37 @@ class PublishDashboardHealth(_HealthTask):
             raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=RECHECK_SECONDS))
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
-        """On a worker, once what it waited for has ended: decide, or wait in the triggerer again."""
-        self.decide(context, waiting_for=self._wait_for)  # publishes, or defers
+        """On a worker, once the verdict can be told: publish it. Should a task have been cleared
+        since (the run changed under it), wait in the triggerer again."""
+        self.decide(context, waiting_for=self._wait_again)  # publishes, or defers
 
-    def _wait_for(self, task_ids: list[str]) -> None:
-        trigger = TasksEndedTrigger(task_ids, self.poll_seconds, not_before_seconds=RESUME_AFTER_SECONDS)
-        self.defer(trigger=trigger, method_name="execute_complete")
+    def _trigger(self, not_before_seconds: float = 0.0) -> VerdictReadyTrigger:
+        dashboard = {
+            "manifest_path": self.manifest_path,
+            "exposure": self.exposure,
+            "syncs": self.syncs,
+            "transform_group": self.transform_group,
+        }
+        return VerdictReadyTrigger(self.waits_for, dashboard, self.results_from, self.poll_seconds, not_before_seconds)
+
+    def _wait_again(self, task_ids: list[str]) -> None:
+        self.defer(trigger=self._trigger(not_before_seconds=RESUME_AFTER_SECONDS), method_name="execute_complete")
 
     def decide(self, context: Any, waiting_for: Callable[[list[str]], None] | None = None) -> bool:
         """Publish the verdict if it can be told now, and say so; else hand the parts that have not
         ended to ``waiting_for`` (or return False)."""
         manifest = self._manifest()
         dashboard = lineage.dashboard(manifest, self.exposure, self.syncs, self.transform_group)
-        run = self._outcome(context, manifest, [dashboard], state="running")
-        waiting = sorted(
-            {
-                p.task_id
-                for p in dashboard.parts.values()
-                if p.task_id and run.tasks.get(p.task_id, TaskOutcome(None)).state not in ENDED
-            }
-        )
-        if not waiting:
-            run = replace(run, state="ended")
-        assessment = assess(dashboard, run, self._previous(context))
-        if waiting and (assessment.status is not Status.FRESH or assessment.refreshing):
+        run = run_so_far(context["ti"], [dashboard], self.results_from)
+        waiting = must_end_first(dashboard, run)
+        if waiting:
             self.log.info("Not decided yet: waiting for %s to end.", ", ".join(waiting))
             if waiting_for is not None:
                 waiting_for(waiting)
             return False
-        self._publish(context, manifest, dashboard, run, assessment)
+        if not not_ended(dashboard, run):
+            run = replace(run, state="ended")
+        self._publish(context, manifest, dashboard, run, assess(dashboard, run, self._previous(context)))
         return True
 
     def _publish(
@@ -270,6 +262,7 @@ def render(
         "manifest_path": str(manifest.path),
         "syncs": syncs,
         "transform_group": transform_group,
+        "results_from": [f"{transform_group}.{build.task_id}" for build in run_builds],
         "settings": settings,
         "retries": 0,
     }
