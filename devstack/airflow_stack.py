@@ -151,10 +151,10 @@ class AirflowStack:
             time.sleep(interval)
         raise TimeoutError(f"{what} not ready after {timeout} s")
 
-    def trigger(self, dag_id: str) -> str:
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         self.wait_until(lambda: self.client.get(f"/dags/{dag_id}").status_code == 200, 180, f"DAG {dag_id} parsed")
         self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         response.raise_for_status()
         return response.json()["dag_run_id"]
 

@@ -114,6 +114,7 @@ def transform_group(
             warehouse_pool=settings.warehouse_pool,
             poll_seconds=settings.model_poll_seconds,
             group_id=TRANSFORM_GROUP_ID,
+            build_state=settings.build_state,
         )
     else:
         group, task_nodes = render_per_model(
@@ -185,6 +186,7 @@ def build_elt_dag(
                 task_display_name=f"sync {conn.spec.title}",
                 connection_file=str(conn.path),
                 settings=settings,
+                raw_tables=[t for t in manifest.sources.values() if t.source_name == conn.spec.dbt_source],
                 execution_timeout=settings.sync_timeout,
                 pool=AIRFLOW_DEFAULT_POOL,
                 doc_md=f"Sync **{conn.spec.title}** ({conn.path.name}) into `{conn.spec.destination.raw_schema}`.",

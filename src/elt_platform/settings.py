@@ -154,6 +154,10 @@ class Settings:
     # ELT_TRIGGERER_PATCH: the triggerer hands each node task its own part of the DAG instead of the
     # whole DAG (Airflow 3.3.x only; docs/airflow-triggerer-patch.md). Off: Airflow's own behaviour.
     triggerer_patch: bool = True
+    # ELT_BUILD_STATE: where each build keeps what the next run reads to reuse the nodes that nothing
+    # changed (transform/build_state.py): an absolute folder every worker reads, or a URL Airflow's
+    # ObjectStoragePath reads (gs://bucket/path, s3://...). Empty: every run builds every node.
+    build_state: str = ""
 
     # --- Ingestion -------------------------------------------------------------------------
     # ELT_INGESTION_BACKEND: one of BACKENDS, "local" (PyAirbyte, the embedded default) or
@@ -224,6 +228,11 @@ class Settings:
             problems.append(
                 f"ELT_BIGQUERY_API_ENDPOINT={self.bigquery_api_endpoint!r} is not an http(s) URL. Fix: e.g. https://bigquery-psc.example.com"
             )
+        if self.build_state and not re.match(r"^(/|[a-z][a-z0-9+.-]*://)", self.build_state):
+            problems.append(
+                f"ELT_BUILD_STATE={self.build_state!r} is neither an absolute folder nor a URL. "
+                "Fix: give the whole path (/var/lib/elt/build_state) or a URL (gs://bucket/build_state)."
+            )
         if self.ingestion_data_root is not None and not self.ingestion_data_root.is_absolute():
             problems.append(
                 f"ELT_INGESTION_DATA_ROOT={str(self.ingestion_data_root)!r} is not an absolute path. "
@@ -255,6 +264,7 @@ class Settings:
             model_poll_seconds=_number(env, "ELT_MODEL_POLL_SECONDS", base.model_poll_seconds),
             dbt_threads=_number(env, "ELT_DBT_THREADS", base.dbt_threads, int),
             triggerer_patch=_flag(env, "ELT_TRIGGERER_PATCH", base.triggerer_patch),
+            build_state=text("ELT_BUILD_STATE", base.build_state),
             ingestion_python=_path(env, "ELT_INGESTION_PYTHON"),
             connectors_dir=_path(env, "ELT_CONNECTORS_DIR"),
             ingestion_data_root=_path(env, "ELT_INGESTION_DATA_ROOT"),

@@ -1,4 +1,4 @@
-"""What every integration test may share: the alert receivers, real SMTP and HTTP servers on 127.0.0.1.
+"""What every integration test may share: the alert and lineage receivers, real SMTP and HTTP servers on 127.0.0.1.
 
 The tests on the shared Airflow are in shared_airflow/ (its conftest starts it); the other
 modules start an Airflow, a cluster or an emulator of their own.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.receivers import SlackWebhookReceiver, SmtpReceiver
+from tests.integration.receivers import OpenLineageReceiver, SlackWebhookReceiver, SmtpReceiver
 
 PLANTED_WEBHOOK_TOKEN = "/services/T0PLANTED/B0PLANTED/planted-webhook-token-4e1d"
 
@@ -20,3 +20,10 @@ def receivers():
     yield smtp, slack
     smtp.stop()
     slack.stop()
+
+
+@pytest.fixture(scope="session")
+def lineage_receiver():
+    receiver = OpenLineageReceiver().start()
+    yield receiver
+    receiver.stop()

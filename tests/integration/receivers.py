@@ -36,18 +36,20 @@ class SmtpReceiver:
         return [m.get_body(("html", "plain")).get_content() for m in self.messages]
 
 
-class SlackWebhookReceiver:
-    """Answers like Slack's incoming-webhook endpoint (200, body "ok") and keeps each payload."""
+class _JsonPostReceiver:
+    """An HTTP server on 127.0.0.1 that keeps the JSON body of each POST to ``path``."""
 
-    def __init__(self, token_path: str) -> None:
+    answer = b"ok"
+
+    def __init__(self, path: str) -> None:
         self.payloads: list[dict] = []
-        self.token_path = token_path
+        self.path = path
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path != receiver.token_path:
+                if self.path != receiver.path:
                     self.send_response(404)
                     self.end_headers()
                     self.wfile.write(b"no_service")
@@ -56,7 +58,7 @@ class SlackWebhookReceiver:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.answer)
 
             def log_message(self, *args):
                 pass
@@ -67,17 +69,34 @@ class SlackWebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.token_path}"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
-    def start(self) -> SlackWebhookReceiver:
+    def start(self):
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
 
+
+class SlackWebhookReceiver(_JsonPostReceiver):
+    """Answers like Slack's incoming-webhook endpoint (200, body "ok") and keeps each payload."""
+
     def texts(self) -> list[str]:
         return [p["text"] for p in self.payloads]
+
+
+class OpenLineageReceiver(_JsonPostReceiver):
+    """Answers like an OpenLineage backend's HTTP endpoint (Marquez: ``POST /api/v1/lineage``)."""
+
+    ENDPOINT = "api/v1/lineage"
+
+    def __init__(self) -> None:
+        super().__init__(f"/{self.ENDPOINT}")
+
+    def transport(self) -> str:
+        """The ``[openlineage] transport`` setting that sends Airflow's events here."""
+        return json.dumps({"type": "http", "url": f"http://127.0.0.1:{self.port}", "endpoint": self.ENDPOINT})
 
 
 def alert_connections(smtp: SmtpReceiver, slack: SlackWebhookReceiver) -> dict[str, str]:

@@ -60,7 +60,7 @@ def set_support_url(ingestion_dir: Path, url: dict) -> None:
     support.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def _scenario(root: Path, dags: Path, dag_id: str, change_project=None, change_ingestion=None) -> Path:
+def _scenario(root: Path, dags: Path, dag_id: str, change_project=None, change_ingestion=None, **settings: str) -> Path:
     """Copy the project, change it, rebuild its manifest if dbt files changed, write its DAG file."""
     dbt_dir, ingestion_dir = copy_project(root / dag_id)
     if change_project:
@@ -76,6 +76,7 @@ def _scenario(root: Path, dags: Path, dag_id: str, change_project=None, change_i
         ingestion_dir,
         warehouse_conn_id=f"warehouse_{dag_id}",
         warehouse_pool=repr(f"warehouse_{dag_id}"),
+        **settings,
     )
     return dbt_dir
 
@@ -93,6 +94,8 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
         "crash_recovery": _scenario(root, dags, "crash_recovery", change_project=slow_down),
         # Unchanged: its test makes the shop's load as slow as it needs (tests/.../test_per_source_timing.py).
         "one_slow_load": _scenario(root, dags, "one_slow_load"),
+        # Unchanged, with its builds' state kept: its test runs it twice (test_reuse_unchanged.py).
+        "reuse_unchanged": _scenario(root, dags, "reuse_unchanged", build_state=repr(str(root / "build_state"))),
         "alerts_sync": _scenario(
             root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})
         ),

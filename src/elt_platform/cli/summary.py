@@ -17,6 +17,7 @@ from elt_platform.ingestion.connections import load_connections
 from elt_platform.run_history import RETURN_VALUE_KEY, Run, TaskInstanceRecord, XComSelector
 from elt_platform.settings import Settings
 from elt_platform.task_states import SUCCEEDED, TRY_ENDED
+from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of, reuse_saving
 
 # A run that did all it should: each task succeeded or was skipped (a branch not taken).
 DONE = SUCCEEDED | {TaskInstanceState.SKIPPED}
@@ -45,13 +46,16 @@ def _state(state: TaskInstanceState | DagRunState | None) -> str:
     return state.value if state else "None"
 
 
-def task_states(dag_id: str, run_id: str | None) -> tuple[Run, list[TaskInstanceRecord]]:
-    """The run ``run_id``, or the latest run, and its task instances."""
+def task_states(dag_id: str, run_id: str | None) -> tuple[Run, list[TaskInstanceRecord], dict[str, NodeRecord]]:
+    """The run ``run_id``, or the latest run, its task instances and every build's dbt results."""
     with run_history.reading() as history:
         run = history.run(dag_id, run_id) if run_id else history.latest_run(dag_id)
         if run is None:
             raise LookupError(f"no run of DAG {dag_id} found")
-        return run, history.task_instances(dag_id, run.run_id)
+        results: dict[str, NodeRecord] = {}
+        for value in history.xcoms(dag_id, run.run_id, XComSelector(RESULTS_XCOM_KEY)).values():
+            results |= records_of(value)
+        return run, history.task_instances(dag_id, run.run_id), results
 
 
 def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, int], dict[str, int]]:
@@ -75,7 +79,7 @@ def warehouse_counts(warehouse: Path, raw_schemas: set[str]) -> tuple[dict[str, 
 
 
 def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_dir: Path) -> int:
-    run, tasks = task_states(dag_id, run_id)
+    run, tasks, results = task_states(dag_id, run_id)
     data_root = Settings.from_env().ingestion_data_root
     raw_schemas = {c.spec.destination.raw_schema for c in load_connections(ingestion_dir, data_root=data_root)}
     raw, marts = warehouse_counts(warehouse, raw_schemas) if warehouse.exists() else ({}, {})
@@ -84,6 +88,9 @@ def print_summary(dag_id: str, run_id: str | None, warehouse: Path, ingestion_di
 
     print(f"\nDAG {dag_id}, run {run.run_id}: {_state(run.state).upper()}")
     print("  " + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
+    reused, seconds = reuse_saving(results)
+    if reused:
+        print(f"  reused {reused} dbt nodes nothing changed since their last build, saving about {seconds:g} s of dbt")
     print("\nTasks")
     for task in tasks:
         print(f"  {task.task_id:<{width}}  {_state(task.state)}")

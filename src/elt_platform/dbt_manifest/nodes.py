@@ -41,6 +41,8 @@ class SourceTable:
     # Loaded by something other than this platform: meta: {elt: {external: true}} on the source.
     external: bool = False
     task_id: str = ""
+    database: str = ""
+    columns: tuple[tuple[str, str], ...] = ()  # (name, data type or "") as declared in its YAML
 
     @property
     def name(self) -> str:

@@ -103,6 +103,8 @@ def _source(uid: str, n: dict, root: str) -> SourceTable:
         has_freshness=_has_freshness(n),
         external=bool((node_meta(n).get("elt") or {}).get("external")),
         task_id=graph.source_task_id(n, root),
+        database=n.get("database") or "",
+        columns=tuple((c["name"], c.get("data_type") or "") for c in (n.get("columns") or {}).values()),
     )
 
 

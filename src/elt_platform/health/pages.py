@@ -81,6 +81,14 @@ def next_refresh(h: DashboardHealth) -> str:
     return "No run is scheduled: ask the data team"
 
 
+def reused_note(h: DashboardHealth) -> str:
+    """How much of the latest run reused tables nothing changed in, for whoever wonders why it was quick."""
+    if not h.reused:
+        return ""
+    tables, were = ("1 table", "was") if h.reused == 1 else (f"{h.reused} tables", "were")
+    return f"{tables} it reads had nothing new and {were} kept as built, saving about {h.reused_seconds:g} s"
+
+
 def nothing_wrong(h: DashboardHealth) -> str:
     return "No run has refreshed it yet." if h.status == "unknown" else "Everything it reads was refreshed."
 
@@ -88,6 +96,7 @@ def nothing_wrong(h: DashboardHealth) -> str:
 _env.globals.update(
     safe_url=safe_url,
     nothing_wrong=nothing_wrong,
+    reused_note=reused_note,
     when=when,
     cause_sentence=cause_sentence,
     next_refresh=next_refresh,
@@ -166,6 +175,7 @@ _DETAIL = """
 {% if c.message %}<div class="msg">{{ c.message }}</div>{% endif %}
 {% if c.log_url %}<a href="{{ link(c.log_url) }}">Open the log</a>{% endif %}</div>
 {% else %}{{ nothing_wrong(h) }}{% endfor %}
+{% if reused_note(h) %}<div class="muted">{{ reused_note(h) }}.</div>{% endif %}
 {% if h.held_back %}<div class="muted">Tables held back: {{ h.held_back | join(", ") }}</div>{% endif %}
 </td></tr>
 <tr><th>When it will be fresh</th><td>{{ next_refresh(h) }}</td></tr>
@@ -336,6 +346,8 @@ def plain_text(items: list[DashboardHealth]) -> str:
             lines.append(f"  {'':<{width}}  - {cause_sentence(cause)}: {cause.message.splitlines()[0][:160]}")
         if h.status != "fresh" and not (h.refreshing or h.run_in_progress):
             lines.append(f"  {'':<{width}}  {next_refresh(h)}")
+        if note := reused_note(h):
+            lines.append(f"  {'':<{width}}  {note}.")
         if h.promise and h.promise.missed:
             lines.append(f"  {'':<{width}}  Missed its promise: fresh by {h.promise.fresh_by} {h.promise.timezone}")
     return "\n".join(lines)

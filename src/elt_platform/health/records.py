@@ -35,7 +35,7 @@ def parse_time(value: Any) -> datetime | None:
 def node_results(raw: Mapping[str, Any] | None) -> dict[str, NodeResult]:
     """The producer's ``dbt_results`` XCom as ``NodeResult`` per dbt unique_id."""
     return {
-        unique_id: NodeResult(record.status, record.message or "", parse_time(record.max_loaded_at))
+        unique_id: NodeResult(record.status, record.message or "", parse_time(record.max_loaded_at), record.seconds)
         for unique_id, record in records_of(raw).items()
     }
 

@@ -47,7 +47,7 @@ from elt_platform.health.rules import (
     status_since,
 )
 from elt_platform.run_history import Run, RunHistory, XComSelector
-from elt_platform.transform.results import RESULTS_XCOM_KEY
+from elt_platform.transform.results import RESULTS_XCOM_KEY, reuse_saving
 
 HISTORY_DAYS = 30
 TYPICAL_RUNS = 10
@@ -117,6 +117,10 @@ class DashboardHealth(BaseModel):
     needs_fix: bool
     connections: list[str]
     promise: PromiseView | None
+    # Its tables the latest run reused (nothing changed since their last build: ELT_BUILD_STATE), and
+    # the dbt time building them and their tests took last time: what reusing them saved.
+    reused: int = 0
+    reused_seconds: float = 0.0
     # Only a dashboard's own page draws it: the JSON leaves it out (``health_json``), so reading the JSON back gets [].
     lineage: list[NodeView] = []
 
@@ -397,6 +401,7 @@ def _health(
             deadline=deadline,
             missed=deadline is not None and not promise_kept(deadline, fresh_times),
         )
+    reused, reused_seconds = reuse_saving(latest.results if latest else {}, dashboard.parts)
     return DashboardHealth(
         dag_id=reg.dag_id,
         name=dashboard.name,
@@ -430,6 +435,8 @@ def _health(
         needs_fix=needs_fix,
         connections=sorted(reg.titles.get(p.name, p.name) for p in dashboard.connections),
         promise=promise,
+        reused=reused,
+        reused_seconds=reused_seconds,
         lineage=[
             NodeView(
                 key=part.key,

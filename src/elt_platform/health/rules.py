@@ -116,6 +116,7 @@ class NodeResult:
     status: str
     message: str = ""
     max_loaded_at: datetime | None = None  # a source: its newest loaded_at_field value
+    seconds: float | None = None  # dbt's time building it; reused: its last build's
 
 
 @dataclass(frozen=True)

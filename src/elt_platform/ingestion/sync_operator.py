@@ -34,6 +34,8 @@ from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
+from elt_platform import lineage_events
+from elt_platform.dbt_manifest.nodes import SourceTable
 from elt_platform.ingestion.airbyte_trigger import AirbyteJobTrigger
 from elt_platform.ingestion.connections import ConnectionSpec, load_connection_file, resolve_config
 from elt_platform.ingestion.local_sync import sync_locally
@@ -50,9 +52,12 @@ class SyncOperator(AirbyteTriggerSyncOperator):
     template_fields = ()
     ui_color = "#615EFF"
 
-    def __init__(self, *, connection_file: str, settings: Settings, **kwargs: Any):
+    def __init__(
+        self, *, connection_file: str, settings: Settings, raw_tables: list[SourceTable] | None = None, **kwargs: Any
+    ):
         super().__init__(connection_id="", airbyte_conn_id=settings.airbyte_conn_id, deferrable=True, **kwargs)
         self.connection_file = connection_file
+        self.raw_tables = raw_tables or []  # the dbt source tables it loads, for OpenLineage
         self.settings = settings  # the DAG's own, which may differ from the environment's (a second DAG)
         self.warehouse_conn_id = settings.warehouse_conn_id
         self.job_id: int | None = None
@@ -127,6 +132,12 @@ class SyncOperator(AirbyteTriggerSyncOperator):
             timeout=timeout + timedelta(seconds=2 * settings.airbyte_poll_seconds),
         )
         raise AssertionError("unreachable: defer() raises")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Read by the OpenLineage provider once the sync has succeeded (when lineage is on)."""
+        spec = self._spec()
+        outputs = lineage_events.raw_table_datasets(self.settings, self.raw_tables)
+        return lineage_events.sync_lineage(spec.source.connector, spec.name, spec.streams, outputs)
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
         self.job_id = event.get("job_id")

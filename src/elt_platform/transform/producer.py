@@ -20,15 +20,19 @@ nobody.
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import TaskInstanceState
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from cosmos.constants import InvocationMode
 from cosmos.operators.watcher import DbtProducerWatcherOperator
 
+from elt_platform import lineage_events
 from elt_platform.dbt_manifest.graph import descendants
 from elt_platform.dependency_internals import (
     build_despite_watcher_retry_guard,
@@ -37,8 +41,10 @@ from elt_platform.dependency_internals import (
     publish_with_backup,
     restore_previous_try,
 )
-from elt_platform.transform.dbt_operators import InProjectFolder
-from elt_platform.transform.results import RESULTS_XCOM_KEY, NodeRecord, records_of
+from elt_platform.run_params import full_refresh_requested
+from elt_platform.transform import build_state
+from elt_platform.transform.dbt_operators import InProjectFolder, dbt_output_env
+from elt_platform.transform.results import RESULTS_XCOM_KEY, REUSED, NodeRecord, records_of
 from elt_platform.warehouse import duckdb_file, warehouse_lock
 
 # dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
@@ -116,6 +122,7 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         node_tasks: dict[str, tuple[str, str, list[str]]],
         read_elsewhere: dict[str, tuple[str, str, list[str]]],
         duckdb_conn_id: str | None,
+        reuse: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         kwargs |= {"retries": CRASH_RETRIES, "retry_delay": CRASH_RETRY_DELAY, "retry_exponential_backoff": False}
@@ -130,6 +137,13 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         self.read_elsewhere = read_elsewhere
         self.duckdb_conn_id = duckdb_conn_id  # whose file's lock the build holds; None on BigQuery
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
+        self.node_lineage: list[Any] = []  # each node's OpenLineage events, with lineage on
+        # With ELT_BUILD_STATE: {"state": its value, "selectors": the dbt selector of each node another
+        # build builds, "unmeasured": the sources with no freshness check}.
+        self.reuse = reuse or {}
+        self.reused: set[str] = set()  # this try's nodes that nothing changed: not built again
+        self.ran_manifest: str | None = None  # the manifest dbt wrote as it built, for the state
+        self.last_seconds: dict[str, float] = {}  # each node's dbt time at its last build, from the state
 
     def not_loaded(self, context: Any) -> set[str]:
         """This run's sources whose sync did not succeed."""
@@ -188,11 +202,123 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         return held
 
     def left_out(self, context: Any, sources_json: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-        """The models, seeds and snapshots this build leaves out (``held_back``), for Cosmos to exclude."""
-        return sorted((uid, "skipped") for uid in self.held_back(context, sources_json) if uid in self.parents)
+        """The models, seeds and snapshots this build leaves out (``held_back``), and the nodes it
+        reuses (``reusable``), for Cosmos to exclude."""
+        held = self.held_back(context, sources_json)
+        self.reused = self.reusable(context, sources_json, held)
+        return self._exclusions(held)
+
+    def _exclusions(self, held: set[str]) -> list[tuple[str, str]]:
+        """Cosmos's pairs: each node left out of dbt's build, and why (its state)."""
+        pairs = [(uid, "skipped") for uid in held if uid in self.parents]
+        return sorted(pairs + [(uid, REUSED) for uid in self.reused])
+
+    def reusable(self, context: Any, sources_json: dict[str, Any] | None, held: set[str]) -> set[str]:
+        """This build's nodes that nothing changed since their last successful build, by dbt's own
+        selection (``build_state``): not their code or configuration, not the data of a source they
+        read, not a node another build of this run rebuilt. Empty, saying why, when it cannot tell."""
+        if not self.reuse:
+            return set()
+        ti = context["ti"]
+        if ti.try_number > 1:
+            return set()  # a retry builds what is not done
+        if full_refresh_requested(context):
+            self.log.info("Building every node: the run asks for a full refresh.")
+            return set()
+        folder = build_state.state_folder(self.reuse["state"], ti.dag_id, ti.task_id)
+        with tempfile.TemporaryDirectory(prefix="elt-state-") as scratch:
+            state_dir, target_dir = Path(scratch, "state"), Path(scratch, "target")
+            state_dir.mkdir()
+            target_dir.mkdir()
+            if why := build_state.fetch(folder, state_dir):
+                self.log.info("Building every node: %s.", why)
+                return set()
+            self.last_seconds = build_state.last_seconds(state_dir)
+            if sources_json is not None:
+                (target_dir / build_state.SOURCES).write_text(json.dumps(sources_json))
+            records = self._records_elsewhere(ti)
+            rebuilt = {
+                selector
+                for uid, selector in self.reuse["selectors"].items()
+                if uid in records and records[uid].status != REUSED
+            }
+            selector = build_state.reuse_selector(sources_json is not None, rebuilt, self.reuse["unmeasured"])
+            try:
+                to_build = self._dbt_ls(selector, state_dir, target_dir, Path(scratch))
+            except Exception as error:
+                self.log.warning("Building every node: dbt could not compare with the previous state: %s", error)
+                return set()
+        return self._unchanged(to_build, held)
+
+    def _unchanged(self, to_build: set[str], held: set[str]) -> set[str]:
+        """This build's nodes outside ``to_build`` (dbt's), but what is held back or done: a node, and
+        a test with a task of its own, whose every watched node (its own tests) dbt would not build."""
+        checked_by: dict[str, set[str]] = {}
+        for uid, (_, _, watched) in self.node_tasks.items():
+            for node in watched:
+                checked_by.setdefault(node, set()).add(uid)
+        must_build = set(to_build)
+        for test in to_build:  # a test whose own SQL changed runs again: with the node it checks
+            must_build |= checked_by.get(test, set())
+        unchanged = {
+            uid
+            for uid, (_, _, watched) in self.node_tasks.items()
+            if not uid.startswith("source.")  # a source's freshness and tests check each load: they always run
+            and uid not in held
+            and uid not in self.done
+            and not must_build.intersection([uid, *watched])
+        }
+        if unchanged:
+            self.log.info(
+                "Reusing %s of %s nodes: nothing they read, and not their code, changed since their last build: %s.",
+                len(unchanged),
+                len(self.node_tasks),
+                ", ".join(sorted(unchanged)),
+            )
+        return unchanged
+
+    def _records_elsewhere(self, ti: Any) -> dict[str, NodeRecord]:
+        """What the earlier builds of this run published of the nodes this build reads from them."""
+        records: dict[str, NodeRecord] = {}
+        for build in sorted({build for build, _, _ in self.read_elsewhere.values()}):
+            records |= records_of(ti.xcom_pull(task_ids=build, key=RESULTS_XCOM_KEY))
+        return records
+
+    def _dbt_ls(self, selector: str, state_dir: Path, target_dir: Path, scratch: Path) -> set[str]:
+        """dbt's selection of ``selector`` against the previous state, read from the project's folder,
+        writing nothing into it."""
+        with self.profile_config.ensure_profile() as (profile_path, env_vars):
+            args = [
+                "--project-dir",
+                self.project_dir,
+                "--profiles-dir",
+                str(profile_path.parent),
+                "--profile",
+                self.profile_config.profile_name,
+                "--target",
+                self.profile_config.target_name,
+                "--state",
+                str(state_dir),
+                "--select",
+                selector,
+                "--resource-type",
+                "model",
+                "seed",
+                "snapshot",
+                "test",
+            ]
+            env = dbt_output_env(dict(env_vars), scratch) | {"DBT_TARGET_PATH": str(target_dir)}
+            executable = self.dbt_executable_path if self.invocation_mode == InvocationMode.SUBPROCESS else None
+            return build_state.dbt_ls(args, executable, self.project_dir, env)
 
     def _push_node_state_xcom(self, ti: Any, unique_id: str, state: str) -> None:
-        """Cosmos publishes what the build leaves out here: into ``dbt_results`` instead."""
+        """Cosmos publishes what the build leaves out here: into ``dbt_results`` instead. A reused
+        node's own tests are reused with it."""
+        if state == REUSED:
+            for node in self.node_tasks[unique_id][2] or [unique_id]:
+                message = "reused: nothing changed since its last build"
+                self.publisher.put(node, NodeRecord(REUSED, message, seconds=self.last_seconds.get(node)))
+            return
         self.publisher.put(unique_id, NodeRecord(state, "left out of this run's dbt build", left_out=True))
 
     def _push_source_freshness_results(self, context: Any) -> None:
@@ -238,7 +364,9 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                 passed = status in {"success", "pass"}
                 message = None if passed else (data.get("run_result") or {}).get("message") or event["info"].get("msg")
                 after_failure = status == "skipped" and unique_id in skipped_after_failure
-                publisher.put(unique_id, NodeRecord(status, message, skipped_after_failure=after_failure))
+                seconds = (data.get("run_result") or {}).get("execution_time")
+                record = NodeRecord(status, message, skipped_after_failure=after_failure, seconds=seconds)
+                publisher.put(unique_id, record)
 
         return on_line
 
@@ -308,9 +436,8 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                 self._push_node_state_xcom(ti, uid, "skipped")
             with warehouse_lock(duckdb_file(self.duckdb_conn_id) if self.duckdb_conn_id else None):
                 if not self._check_source_freshness:  # else Cosmos calls left_out again, after the freshness check
-                    self._apply_node_state_tokens(
-                        context, sorted((uid, "skipped") for uid in held if uid in self.parents)
-                    )
+                    self.reused = self.reusable(context, None, held)
+                    self._apply_node_state_tokens(context, self._exclusions(held))
                 if resuming:
                     result = build_despite_watcher_retry_guard(self, context, **kwargs)
                 else:
@@ -318,7 +445,59 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         finally:
             self.publisher.close()  # every result is published before this task ends
         forget_previous_tries(context)  # after the last publish, which keeps a backup too
+        self._save_state(ti)
+        self._emit_node_lineage(ti)
         return result
+
+    def _save_state(self, ti: Any) -> None:
+        """What the next run compares with: the manifest without what this build did not pass."""
+        if not self.reuse or self.ran_manifest is None:
+            return
+        records = records_of(self.publisher.records)
+        not_passed = set()
+        for uid, (_, _, watched) in self.node_tasks.items():
+            nodes = [uid, *watched]
+            if not all(node in records and records[node].passed for node in nodes):
+                not_passed.update(nodes)
+        folder = build_state.state_folder(self.reuse["state"], ti.dag_id, ti.task_id)
+        try:
+            seconds = {uid: r.seconds for uid, r in records.items() if r.passed and r.seconds is not None}
+            sources = getattr(self, "_sources_json", None)
+            build_state.save(folder, self.ran_manifest, not_passed, sources, seconds)
+        except Exception:
+            self.log.exception("Could not keep this build's state: the next run builds every node")
+
+    def calculate_openlineage_events_completes(
+        self, env: dict[str, Any], project_dir: Path, dbt_command_line: list[str] | None = None
+    ) -> bool:
+        """Cosmos's hook after dbt built (``project_dir``: its private copy, about to be deleted), for
+        this task's own lineage (the COMPLETE events). Keeps the manifest dbt ran, for the build's
+        state; with lineage on, every node's START and FAIL events too, to emit them per node."""
+        if self.reuse:
+            self.ran_manifest = (Path(project_dir) / "target" / build_state.MANIFEST).read_text()
+        if not lineage_events.enabled():
+            return super().calculate_openlineage_events_completes(env, project_dir, dbt_command_line)
+        try:
+            profile = self.profile_config
+            events = lineage_events.dbt_node_events(
+                env, project_dir, profile.profile_name, profile.target_name, dbt_command_line
+            )
+        except Exception:
+            self.log.exception("Could not read the OpenLineage events of this build's nodes")
+            return True
+        self.node_lineage = events.events()
+        self.openlineage_events_completes = events.completes
+        return True
+
+    def _emit_node_lineage(self, ti: Any) -> None:
+        """Each node's OpenLineage events, when lineage is on. Lineage that cannot be sent costs
+        the build nothing: logged."""
+        if not self.node_lineage:
+            return
+        try:
+            lineage_events.emit(lineage_events.parented(self.node_lineage, ti))
+        except Exception:
+            self.log.exception("Could not emit the OpenLineage events of this build's nodes")
 
     def pending_selectors(self, done: set[str]) -> list[str]:
         """dbt selectors of this build's nodes but ``done``."""

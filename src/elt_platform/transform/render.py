@@ -42,8 +42,10 @@ def render(
     warehouse_pool: str,
     poll_seconds: float,
     group_id: str,
+    build_state: str = "",
 ) -> tuple[TaskGroup, dict[str, str]]:
-    """The transform task group, in the DAG being built; returns it and each node task's dbt node."""
+    """The transform task group, in the DAG being built; returns it and each node task's dbt node.
+    ``build_state`` (``ELT_BUILD_STATE``): where the builds keep what lets the next run reuse nodes."""
     with TaskGroup(group_id=group_id) as group:
         # Where Cosmos keeps dbt's partial parse between runs, as its converter does: without
         # it, every build would parse the whole project again.
@@ -56,6 +58,9 @@ def render(
             build.task_id: _producer(build, manifest, runner, warehouse_pool, loaded_by, node_tasks, reported_by)
             for build in run_builds
         }
+        if build_state:
+            for producer in producers.values():
+                producer.reuse = _reuse(manifest, build_state, producer, node_tasks)
         outcome = FailRunIfANodeFailed(
             task_id=FAIL_RUN_TASK_ID,
             doc_md="Fails the DAG run when a dbt node's task failed (its downstream ends upstream_failed).",
@@ -115,6 +120,17 @@ def _producer(
         "if its process dies.",
         **runner.execution_args,
     )
+
+
+def _reuse(manifest: Manifest, state: str, producer: BuildProducer, node_tasks: dict) -> dict:
+    """What a build needs to tell which of its nodes it may reuse (``BuildProducer.reusable``)."""
+    return {
+        "state": state,
+        # Another build's node this one reads: dbt's selector of it, to build what reads it when rebuilt.
+        "selectors": {uid: node_tasks[uid].select for uid in producer.read_elsewhere},
+        # Sources without a freshness check: whether they have new data cannot be told.
+        "unmeasured": sorted(s.name for s in manifest.sources.values() if not s.has_freshness),
+    }
 
 
 def _node_tasks(

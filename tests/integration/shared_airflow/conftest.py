@@ -23,6 +23,8 @@ from tests.conftest import REPO
 from tests.integration import scenarios
 from tests.integration.receivers import alert_connections
 
+LINEAGE_NAMESPACE = "elt-tests"  # Airflow's [openlineage] namespace in the shared stack
+
 DAG_IDS = ("shop_elt", "alerts_models", "alerts_sync")
 
 
@@ -66,7 +68,7 @@ class DagRunResult:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, receivers, corpus):
+def stack(tmp_path_factory: pytest.TempPathFactory, receivers, lineage_receiver, corpus):
     if not Path(os.environ.get("ELT_INGESTION_PYTHON", "/missing")).exists():
         pytest.fail("ELT_INGESTION_PYTHON is not set to the PyAirbyte environment: run the suite with `make test`")
     smtp, slack = receivers
@@ -93,6 +95,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers, corpus):
         "ELT_RETRY_DELAY_SECONDS": "1",
         "ELT_MAX_RETRY_DELAY_SECONDS": "5",
         "SUPPORT_DESK_URL": f"/nonexistent/{scenarios.PLANTED_PATH_SECRET}/tickets.csv",
+        # Lineage on, as a deployment turns it on: Airflow's own [openlineage] settings.
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": lineage_receiver.transport(),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": LINEAGE_NAMESPACE,
     }
     pools = ("warehouse", *(f"warehouse_{dag_id}" for dag_id in projects))
     airflow = AirflowStack(root / "airflow", dags, env, pools=pools).start()

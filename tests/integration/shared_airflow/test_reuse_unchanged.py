@@ -1,0 +1,111 @@
+"""Builds that reuse what nothing changed (ELT_BUILD_STATE), under the real scheduler.
+
+The DAG runs twice. The first run has no state: it builds every node. Before the second, the
+shop's Faker connection has no new records (``always_updated: false``), while the help desk's
+CSV is read again in full (a new ``_airbyte_extracted_at``): dbt's ``source_status:fresher``
+sees newer data in the help desk's source only. The second run rebuilds exactly what reads it,
+reuses the rest, and every task and dashboard ends as after a full build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from devstack.crash import published_results
+from elt_platform.dbt_manifest import load_manifest
+from elt_platform.dbt_manifest.graph import descendants
+from tests.conftest import BIN
+from tests.integration.shared_airflow.conftest import _result
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "reuse_unchanged"
+BUILDS = ("dbt_build__shop_faker", "dbt_build__support_desk", "dbt_build__shop_faker__support_desk")
+
+
+def _statuses(stack, run_id: str) -> dict[str, str]:
+    statuses = {}
+    for build in BUILDS:
+        records = published_results(stack.client, DAG_ID, run_id, f"transform.{build}") or {}
+        statuses |= {uid: record.status for uid, record in records.items()}
+    return statuses
+
+
+def _tables(warehouse: Path) -> dict[str, list]:
+    """Every table and view dbt built, with its rows."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema not like 'raw%'"
+        ).fetchall()
+        return {f"{s}.{n}": con.execute(f'select * from "{s}"."{n}" order by all').fetchall() for s, n in names}
+
+
+def _built_in_full(project_dir: Path, warehouse: Path, scratch: Path) -> Path:
+    """A copy of ``warehouse`` after a plain ``dbt build`` of every node, in the project's folder."""
+    copy = scratch / warehouse.name
+    shutil.copy(warehouse, copy)
+    env = {**os.environ, "ELT_DUCKDB_PATH": str(copy), "DO_NOT_TRACK": "1"}
+    args = [str(BIN / "dbt"), "build", "--profiles-dir", ".", "--target-path", str(scratch / "target")]
+    done = subprocess.run(args, cwd=project_dir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return copy
+
+
+def test_a_second_run_rebuilds_exactly_what_reads_new_data_and_reuses_the_rest(stack, tmp_path):
+    first_id = stack.trigger(DAG_ID)
+    first = _result(stack, DAG_ID, first_id)
+    assert first.state == "success"
+    built = _statuses(stack, first_id)
+    assert built and "reused" not in built.values()  # no state yet: every node built
+
+    second_id = stack.trigger(DAG_ID)
+    second = _result(stack, DAG_ID, second_id)
+    assert second.state == "success"
+    states = dict(second.states)
+    assert states.pop("transform.fail_run_if_a_node_failed") == "skipped"
+    assert set(states.values()) == {"success"}, states  # a reused node's task succeeds
+
+    manifest = load_manifest(stack.projects[DAG_ID] / "target" / "manifest.json")
+    parents = {uid: m.depends_on for uid, m in manifest.models.items()}
+    parents |= {uid: t.depends_on for uid, t in manifest.tests.items()}
+    reads_new_data = descendants(parents, {"source.shop_analytics.support.tickets"})
+    statuses = _statuses(stack, second_id)
+    # A source's freshness check and tests check each load: they run every time.
+    on_sources = {uid for uid, t in manifest.tests.items() if all(p.startswith("source.") for p in t.depends_on)}
+    nodes = {uid for uid in statuses if uid.split(".")[0] in {"model", "test"}} - on_sources
+    assert {statuses[uid] for uid in on_sources} == {"pass"}
+    reused = {uid for uid in nodes if statuses[uid] == "reused"}
+    assert nodes - reused == nodes & reads_new_data
+    assert reused == nodes - reads_new_data
+    assert {"model.shop_analytics.orders", "model.shop_analytics.stg_faker__users"} <= reused
+    assert {"model.shop_analytics.tickets", "model.shop_analytics.customers"}.isdisjoint(reused)
+
+    # Zero stale results: every table as a plain dbt build of every node leaves it.
+    warehouse = stack.warehouses[DAG_ID]
+    assert _tables(warehouse) == _tables(_built_in_full(stack.projects[DAG_ID], warehouse, tmp_path))
+
+    health = {d["name"]: d for d in _health(stack)}
+    assert {name: d["status"] for name, d in health.items()} == dict.fromkeys(
+        ("customer_360", "sales_performance", "support_operations"), "fresh"
+    )
+    # What reusing saved, as the pages and `elt health` say it: the shop's tables, with their last build's time.
+    sales, support = health["sales_performance"], health["support_operations"]
+    assert sales["reused"] >= 4 and sales["reused_seconds"] > 0
+    assert (support["reused"], support["reused_seconds"]) == (0, 0.0)
+
+    # The run's full_refresh param (the UI's, `elt run --full-refresh`): every node built again.
+    third_id = stack.trigger(DAG_ID, conf={"full_refresh": True})
+    assert _result(stack, DAG_ID, third_id).state == "success"
+    assert "reused" not in _statuses(stack, third_id).values()
+
+
+def _health(stack) -> list[dict]:
+    response = stack.client.get(f"{stack.base_url}/dashboards/api/health")
+    response.raise_for_status()
+    return [d for d in response.json()["dashboards"] if d["dag_id"] == DAG_ID]

@@ -1,0 +1,122 @@
+"""What a build keeps for the next run, and which of its nodes it reuses (ELT_BUILD_STATE)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from elt_platform.dag_factory import build_elt_dag
+from elt_platform.settings import Settings, SettingsError
+from elt_platform.transform import build_state
+from elt_platform.transform.results import REUSED, records_of
+from tests.conftest import REPO
+
+SHOP = "transform.dbt_build__shop_faker"
+ORDERS = "model.shop_analytics.orders"
+
+
+@pytest.fixture(scope="module")
+def dag(manifest_path, tmp_path_factory):
+    from dataclasses import replace
+
+    settings = replace(Settings.from_env({}), build_state=str(tmp_path_factory.mktemp("state")))
+    return build_elt_dag(
+        dag_id="reuse", dbt_project_dir=REPO / "dbt_project", ingestion_dir=REPO / "ingestion", settings=settings
+    )
+
+
+def test_the_state_is_per_dag_and_build_and_a_missing_or_broken_one_says_why(tmp_path):
+    folder = build_state.state_folder(str(tmp_path), "shop_elt", SHOP)
+    assert str(folder).endswith(f"shop_elt/{SHOP}")
+    into = tmp_path / "into"
+    into.mkdir()
+    assert "no previous state" in build_state.fetch(folder, into)
+    folder.mkdir(parents=True)
+    (folder / build_state.MANIFEST).write_text('{"nodes": {')
+    assert "unreadable" in build_state.fetch(folder, into) and "JSONDecodeError" in build_state.fetch(folder, into)
+
+
+def test_what_a_build_did_not_pass_is_left_out_of_its_state_so_dbt_reads_it_as_new(tmp_path, manifest_path):
+    folder = build_state.state_folder(str(tmp_path), "shop_elt", SHOP)
+    ran = manifest_path.read_text()
+    sources = {"results": [{"unique_id": "source.x", "status": "pass"}]}
+    build_state.save(folder, ran, {ORDERS}, sources, {"model.shop_analytics.products": 1.5})
+    into = tmp_path / "into"
+    into.mkdir()
+    assert build_state.fetch(folder, into) is None
+    kept = json.loads((into / build_state.MANIFEST).read_text())
+    assert ORDERS not in kept["nodes"] and "model.shop_analytics.products" in kept["nodes"]
+    assert json.loads((into / build_state.SOURCES).read_text())["results"][0]["unique_id"] == "source.x"
+    assert build_state.last_seconds(into) == {"model.shop_analytics.products": 1.5}
+    build_state.save(folder, ran, set(), None, {})  # a build with no freshness check keeps none
+    assert not (folder / build_state.SOURCES).exists()
+
+
+def test_dbt_selects_what_changed_what_reads_newer_data_or_a_rebuilt_node_or_an_unmeasured_source():
+    selector = build_state.reuse_selector(True, {"fqn:p.b", "fqn:p.a"}, {"crm.accounts"})
+    assert selector == "state:modified+ source_status:fresher+ fqn:p.a+ fqn:p.b+ source:crm.accounts+"
+    assert build_state.reuse_selector(False, set(), set()) == "state:modified+"  # no freshness checked
+
+
+def test_the_setting_is_an_absolute_folder_or_a_url():
+    assert Settings.from_env({"ELT_BUILD_STATE": "gs://bucket/state"}).build_state == "gs://bucket/state"
+    with pytest.raises(SettingsError, match="ELT_BUILD_STATE='state' is neither an absolute folder nor a URL"):
+        Settings.from_env({"ELT_BUILD_STATE": "state"})
+
+
+def _context(states=None, try_number=1, full_refresh=False):
+    ti = SimpleNamespace(dag_id="reuse", task_id=SHOP, try_number=try_number, xcom_pull=lambda **kw: None)
+    return {"ti": ti, "params": {"full_refresh": full_refresh}, "dag_run": None}
+
+
+def test_a_build_reuses_its_nodes_dbt_would_not_build_and_their_own_tests_with_them(dag, caplog):
+    producer = dag.get_task(SHOP)
+    stg = "model.shop_analytics.stg_faker__purchases"
+    to_build = {stg, *producer.node_tasks[stg][2]}
+    with caplog.at_level(logging.INFO):
+        reused = producer._unchanged(to_build, held=set())
+    assert stg not in reused and ORDERS in reused
+    assert "Reusing" in caplog.text
+    # a test whose own SQL changed runs again, with the node it checks
+    test = next(t for t in producer.node_tasks[ORDERS][2] if t.startswith("test."))
+    assert ORDERS not in producer._unchanged({test}, held=set())
+    assert ORDERS not in producer._unchanged(set(), held={ORDERS})  # held back: left out, not reused
+    assert not any(uid.startswith("source.") for uid in producer._unchanged(set(), held=set()))  # checks each load
+
+    published = {}
+    producer.publisher = SimpleNamespace(put=lambda uid, record: published.__setitem__(uid, record.as_json()))
+    producer._push_node_state_xcom(None, ORDERS, REUSED)
+    assert set(published) == set(producer.node_tasks[ORDERS][2]) and ORDERS in published
+    assert all(r.passed for r in records_of(published).values())  # its task succeeds in the triggerer
+
+
+def test_a_retry_a_full_refresh_or_a_first_run_builds_every_node(dag, caplog):
+    producer = dag.get_task(SHOP)
+    assert producer.reusable(_context(try_number=2), None, set()) == set()
+    with caplog.at_level(logging.INFO):
+        assert producer.reusable(_context(full_refresh=True), None, set()) == set()
+        assert producer.reusable(_context(), None, set()) == set()
+    assert "the run asks for a full refresh" in caplog.text
+    assert "no previous state" in caplog.text
+
+
+def test_the_dashboard_page_the_terminal_and_the_summary_say_what_reusing_saved():
+    from elt_platform.health.pages import detail_page, plain_text
+    from elt_platform.transform.results import NodeRecord, reuse_saving
+    from tests.unit.test_health_publishing import health
+
+    results = {
+        ORDERS: NodeRecord(REUSED, seconds=2.25),
+        "test.shop_analytics.not_null_orders_order_id.1": NodeRecord(REUSED, seconds=0.5),
+        "model.shop_analytics.tickets": NodeRecord("success", seconds=1.0),
+    }
+    assert reuse_saving(results) == (1, 2.8)  # one model; it and its test took 2.75 s last time
+    assert reuse_saving(results, nodes={"model.shop_analytics.tickets"}) == (0, 0.0)
+    fresh = health(status="fresh").model_copy(update={"causes": [], "reused": 3, "reused_seconds": 12.5})
+    note = "3 tables it reads had nothing new and were kept as built, saving about 12.5 s"
+    assert note in detail_page(fresh, link=lambda url: url, badge_url=None)
+    assert note in plain_text([fresh])
+    assert "kept as built" not in plain_text([health(status="fresh").model_copy(update={"causes": []})])
