@@ -15,24 +15,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import attrs
 from airflow.providers.openlineage.conf import is_disabled
-from airflow.providers.openlineage.extractors import OperatorLineage
-from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
-from airflow.providers.openlineage.plugins.macros import lineage_job_name, lineage_job_namespace, lineage_run_id
+from airflow.providers.openlineage.extractors import OperatorLineage  # Cosmos's operators import it too
 from airflow.sdk import Connection
-from cosmos import settings as cosmos_settings
-from cosmos.constants import OPENLINEAGE_PRODUCER
 from openlineage.client.event_v2 import Dataset, RunEvent
 from openlineage.client.facet_v2 import parent_run, schema_dataset
-from openlineage.common.provider.dbt.local import DbtLocalArtifactProcessor
-from openlineage.common.provider.dbt.processor import DbtEvents
 
 from elt_platform.dbt_manifest.nodes import SourceTable
 from elt_platform.settings import Settings, Warehouse
+
+if TYPE_CHECKING:
+    from openlineage.common.provider.dbt.processor import DbtEvents
 
 
 def enabled() -> bool:
@@ -72,6 +69,11 @@ def dbt_node_events(
     from a build's artifacts (``project_dir``: Cosmos's copy of the project, whose ``target`` folder
     dbt wrote them to, whatever ``target-path`` the project names). The integration reads the
     profile's environment variables from the process's: set only while it reads."""
+    # Imported when a build reads its events, as Cosmos does: not into every DAG parse.
+    from cosmos import settings as cosmos_settings
+    from cosmos.constants import OPENLINEAGE_PRODUCER
+    from openlineage.common.provider.dbt.local import DbtLocalArtifactProcessor
+
     processor = DbtLocalArtifactProcessor(
         producer=OPENLINEAGE_PRODUCER,
         job_namespace=cosmos_settings.LINEAGE_NAMESPACE,
@@ -88,6 +90,8 @@ def dbt_node_events(
 
 def parented(events: Iterable[RunEvent], task_instance: Any) -> list[RunEvent]:
     """dbt's node events, each with the build task's run as its parent."""
+    from airflow.providers.openlineage.plugins.macros import lineage_job_name, lineage_job_namespace, lineage_run_id
+
     parent = parent_run.ParentRunFacet(
         run=parent_run.Run(runId=lineage_run_id(task_instance)),
         job=parent_run.Job(namespace=lineage_job_namespace(), name=lineage_job_name(task_instance)),
@@ -97,6 +101,8 @@ def parented(events: Iterable[RunEvent], task_instance: Any) -> list[RunEvent]:
 
 def emit(events: Iterable[RunEvent]) -> None:
     """Through the provider's client and transport, as Airflow's own events go."""
+    from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
+
     adapter = OpenLineageAdapter()
     for event in events:
         adapter.emit(event)

@@ -474,7 +474,10 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         this task's own lineage (the COMPLETE events). Keeps the manifest dbt ran, for the build's
         state; with lineage on, every node's START and FAIL events too, to emit them per node."""
         if self.reuse:
-            self.ran_manifest = (Path(project_dir) / "target" / build_state.MANIFEST).read_text()
+            try:
+                self.ran_manifest = (Path(project_dir) / "target" / build_state.MANIFEST).read_text()
+            except OSError as error:  # the build goes on; the next run builds every node
+                self.log.warning("dbt wrote no manifest to keep for the next run: %s", error)
         if not lineage_events.enabled():
             return super().calculate_openlineage_events_completes(env, project_dir, dbt_command_line)
         try:
