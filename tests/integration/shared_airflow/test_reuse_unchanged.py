@@ -1,10 +1,12 @@
 """Builds that reuse what nothing changed (ELT_BUILD_STATE), under the real scheduler.
 
-The DAG runs twice. The first run has no state: it builds every node. Before the second, the
-shop's Faker connection has no new records (``always_updated: false``), while the help desk's
-CSV is read again in full (a new ``_airbyte_extracted_at``): dbt's ``source_status:fresher``
-sees newer data in the help desk's source only. The second run rebuilds exactly what reads it,
-reuses the rest, and every task and dashboard ends as after a full build.
+The first run has no state: it builds every node. Before each later run, the shop's Faker
+connection has no new records (``always_updated: false``), while the help desk's CSV is read
+again in full (a new ``_airbyte_extracted_at``): dbt's ``source_status:fresher`` sees newer
+data in the help desk's source only. The second run rebuilds exactly what reads it, reuses the
+rest, and every task, table and dashboard ends as after a full build. A full refresh reuses
+nothing; a model whose SQL changed is rebuilt with what reads it; one that failed is rebuilt
+by the next run, though its SQL is back to that of its last good build.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.integration.shared_airflow.conftest import _result
 pytestmark = pytest.mark.integration
 
 DAG_ID = "reuse_unchanged"
+PRODUCTS = "model.shop_analytics.products"
 BUILDS = ("dbt_build__shop_faker", "dbt_build__support_desk", "dbt_build__shop_faker__support_desk")
 
 
@@ -103,6 +106,26 @@ def test_a_second_run_rebuilds_exactly_what_reads_new_data_and_reuses_the_rest(s
     third_id = stack.trigger(DAG_ID, conf={"full_refresh": True})
     assert _result(stack, DAG_ID, third_id).state == "success"
     assert "reused" not in _statuses(stack, third_id).values()
+
+    # A model's SQL changed, and breaks it: dbt builds it and what reads it (which it holds back).
+    products_sql = stack.projects[DAG_ID] / "models" / "marts" / "sales" / "products.sql"
+    working = products_sql.read_text()
+    products_sql.write_text(working.replace("select * from {{ ref('stg_faker__products') }}", "select no_such"))
+    fourth_id = stack.trigger(DAG_ID)
+    assert _result(stack, DAG_ID, fourth_id).state == "failed"
+    statuses = _statuses(stack, fourth_id)
+    products = {PRODUCTS} | descendants(parents, {PRODUCTS})
+    assert statuses[PRODUCTS] == "error"
+    assert {uid for uid in nodes if statuses.get(uid) == "reused"} == nodes - reads_new_data - products
+
+    # Fixed, back to the SQL of its last good build: the failed run left it out of the state, so
+    # it is built again, with what reads it; the rest is reused.
+    products_sql.write_text(working)
+    fifth_id = stack.trigger(DAG_ID)
+    assert _result(stack, DAG_ID, fifth_id).state == "success"
+    statuses = _statuses(stack, fifth_id)
+    assert statuses[PRODUCTS] == "success"
+    assert {uid for uid in nodes if statuses.get(uid) == "reused"} == nodes - reads_new_data - products
 
 
 def _health(stack) -> list[dict]:
