@@ -120,3 +120,15 @@ def test_the_dashboard_page_the_terminal_and_the_summary_say_what_reusing_saved(
     assert note in detail_page(fresh, link=lambda url: url, badge_url=None)
     assert note in plain_text([fresh])
     assert "kept as built" not in plain_text([health(status="fresh").model_copy(update={"causes": []})])
+
+
+def test_a_save_cut_short_keeps_the_old_freshness_so_the_next_run_rebuilds(tmp_path, manifest_path):
+    """The manifest (without what failed) is written before the freshness: between the two, new
+    data still reads as newer than the state, and what reads it is built again, not reused."""
+    folder = build_state.state_folder(str(tmp_path), "shop_elt", SHOP)
+    ran = manifest_path.read_text()
+    build_state.save(folder, ran, set(), {"results": ["old"]}, {})
+    with pytest.raises(TypeError):
+        build_state.save(folder, ran, {ORDERS}, {"results": {"cannot", "be", "written"}}, {})
+    assert ORDERS not in json.loads((folder / build_state.MANIFEST).read_text())["nodes"]
+    assert json.loads((folder / build_state.SOURCES).read_text()) == {"results": ["old"]}

@@ -70,18 +70,19 @@ def save(
     seconds: Mapping[str, float],
 ) -> None:
     """Keep the manifest the build ran (as dbt wrote it, with the warehouse it ran on), without
-    ``not_passed``, and its sources' freshness (if checked). The freshness first: a state is whole
-    once its manifest is written."""
+    ``not_passed``, and its sources' freshness (if checked). The manifest first: a save cut short
+    in between leaves the old freshness, so the next run reads the new data as newer again and
+    rebuilds, rather than reusing what this build did not pass."""
     manifest = json.loads(manifest_json)
     for uid in not_passed:
         manifest["nodes"].pop(uid, None)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SECONDS).write_text(json.dumps(dict(seconds)))
+    (folder / MANIFEST).write_text(json.dumps(manifest))
     if sources is not None:
         (folder / SOURCES).write_text(json.dumps(sources))
     else:
         (folder / SOURCES).unlink(missing_ok=True)
-    (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
 def reuse_selector(has_current_sources: bool, rebuilt_upstream: Iterable[str], unmeasured: Iterable[str]) -> str:
