@@ -132,3 +132,20 @@ def test_a_save_cut_short_keeps_the_old_freshness_so_the_next_run_rebuilds(tmp_p
         build_state.save(folder, ran, {ORDERS}, {"results": {"cannot", "be", "written"}}, {})
     assert ORDERS not in json.loads((folder / build_state.MANIFEST).read_text())["nodes"]
     assert json.loads((folder / build_state.SOURCES).read_text()) == {"results": ["old"]}
+
+
+def test_a_source_without_a_freshness_check_is_selected_by_its_own_name_whatever_it_holds():
+    """dbt matches ``source:`` parts with fnmatch: ``orders[1]`` unescaped would select ``orders1``
+    and not itself, and what reads it would be reused though its data cannot be told new."""
+    from fnmatch import fnmatch
+
+    from elt_platform.dbt_manifest.nodes import SourceTable
+    from elt_platform.transform.render import _reuse
+
+    table = SourceTable("source.p.crm.orders[1]", "crm", "orders[1]", "raw", "m.yml", has_freshness=False)
+    measured = SourceTable("source.p.crm.users", "crm", "users", "raw", "m.yml", has_freshness=True)
+    manifest = SimpleNamespace(sources={t.unique_id: t for t in (table, measured)})
+    producer = SimpleNamespace(read_elsewhere={})
+    (unmeasured,) = _reuse(manifest, "/state", producer, {})["unmeasured"]
+    source, _, name = unmeasured.partition(".")
+    assert fnmatch("crm", source) and fnmatch("orders[1]", name) and not fnmatch("orders1", name)

@@ -7,6 +7,11 @@ import re
 _GLOB_CHARACTERS = re.compile(r"([*?\[])")
 
 
+def escape_glob(part: str) -> str:
+    """``part`` with dbt's wildcard characters matched as themselves (``[`` -> ``[[]``)."""
+    return _GLOB_CHARACTERS.sub(r"[\1]", part)
+
+
 def exact_selector(fqn: tuple[str, ...], name: str) -> str:
     """dbt's selector of exactly the node with this ``fqn``.
 
@@ -21,8 +26,5 @@ def exact_selector(fqn: tuple[str, ...], name: str) -> str:
         return name
     *folders, leaf = fqn
 
-    def escape(part: str) -> str:
-        return _GLOB_CHARACTERS.sub(r"[\1]", part)
-
     first = "[]!]" if leaf[0] == "!" else f"[{leaf[0]}]"
-    return "fqn:" + ".".join([*map(escape, folders), first + escape(leaf[1:])])
+    return "fqn:" + ".".join([*map(escape_glob, folders), first + escape_glob(leaf[1:])])

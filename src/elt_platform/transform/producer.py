@@ -170,14 +170,12 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
             .items()
             if state == TaskInstanceState.SUCCESS
         }
-        held = set()
-        for build in sorted({build for build, _, _ in self.read_elsewhere.values()}):
-            records = records_of(ti.xcom_pull(task_ids=build, key=RESULTS_XCOM_KEY))
-            for uid, (of_build, task_id, watched) in self.read_elsewhere.items():
-                passed = all(node in records and records[node].passed for node in watched)
-                if of_build == build and not passed and task_id not in succeeded:
-                    held.add(uid)
-        return held
+        records = self._records_elsewhere(ti)
+        return {
+            uid
+            for uid, (_, task_id, watched) in self.read_elsewhere.items()
+            if task_id not in succeeded and not all(node in records and records[node].passed for node in watched)
+        }
 
     def held_back(self, context: Any, sources_json: dict[str, Any] | None = None) -> set[str]:
         """This build's nodes that it leaves out: everything downstream of a source whose sync did
@@ -278,7 +276,8 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         return unchanged
 
     def _records_elsewhere(self, ti: Any) -> dict[str, NodeRecord]:
-        """What the earlier builds of this run published of the nodes this build reads from them."""
+        """What the earlier builds of this run published, of the nodes this build reads from them
+        among others (each node, and each of its tests, is in the results of one build only)."""
         records: dict[str, NodeRecord] = {}
         for build in sorted({build for build, _, _ in self.read_elsewhere.values()}):
             records |= records_of(ti.xcom_pull(task_ids=build, key=RESULTS_XCOM_KEY))

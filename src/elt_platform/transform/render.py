@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator, TaskGroup, TriggerRule
 from cosmos import settings as cosmos_settings
 
 from elt_platform.dbt_manifest import Manifest, graph
+from elt_platform.dbt_manifest.selectors import escape_glob
 from elt_platform.dependency_internals import cache_dir_of, link_tasks
 from elt_platform.run_params import FULL_REFRESH_TEMPLATE
 from elt_platform.transform.builds import Build, build_of, reads
@@ -129,7 +130,11 @@ def _reuse(manifest: Manifest, state: str, producer: BuildProducer, node_tasks: 
         # Another build's node this one reads: dbt's selector of it, to build what reads it when rebuilt.
         "selectors": {uid: node_tasks[uid].select for uid in producer.read_elsewhere},
         # Sources without a freshness check: whether they have new data cannot be told.
-        "unmeasured": sorted(s.name for s in manifest.sources.values() if not s.has_freshness),
+        "unmeasured": sorted(
+            f"{escape_glob(s.source_name)}.{escape_glob(s.table)}"
+            for s in manifest.sources.values()
+            if not s.has_freshness
+        ),
     }
 
 
