@@ -120,6 +120,27 @@ def table_rows(warehouse: Path, project_dir: Path) -> dict[str, int]:
         }
 
 
+def table_contents(warehouse: Path, leave_out: tuple[str, ...] = PER_INVOCATION_TABLES) -> dict[str, list]:
+    """Every table and view dbt built (not the raw tables of a sync), with its rows."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema not like 'raw%'"
+        ).fetchall()
+        names = [(s, n) for s, n in names if f"{s}.{n}" not in leave_out]
+        return {f"{s}.{n}": con.execute(f'select * from "{s}"."{n}" order by all').fetchall() for s, n in names}
+
+
+def built_in_full(project_dir: Path, warehouse: Path, scratch: Path) -> Path:
+    """A copy of ``warehouse`` after a plain ``dbt build`` of every node, in the project's folder."""
+    copy = scratch / warehouse.name
+    shutil.copy(warehouse, copy)
+    env = {**os.environ, "ELT_DUCKDB_PATH": str(copy), "DO_NOT_TRACK": "1"}
+    args = [str(BIN / "dbt"), "build", "--profiles-dir", ".", "--target-path", str(scratch / "target")]
+    done = subprocess.run(args, cwd=project_dir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return copy
+
+
 def rendered_graph(dag: Any) -> dict[str, dict[str, Any]]:
     """What a reviewer would want to see change on purpose only: ids, edges, trigger rules, pools, selectors."""
     graph = {}

@@ -7,7 +7,7 @@ import fcntl
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -153,3 +153,20 @@ def count_rows(
             except duckdb.Error as exc:  # e.g. a mart dbt has not built yet: counted next time
                 log.warning("Could not count the rows of %s.%s: %s", schema, table, exc)
     return counts
+
+
+def missing_tables(database: Path, relations: Mapping[str, tuple[str, str, str]]) -> set[str]:
+    """Of ``relations`` (key -> (database, schema, name), as dbt built them), those the DuckDB file
+    ``database`` does not hold: a new file, or a table dropped by hand. Reads only; the caller
+    holds the file's lock (``warehouse_lock``)."""
+    if not relations:
+        return set()
+    if not database.exists():
+        return set(relations)
+    import duckdb
+
+    # Not read_only, as in count_rows: dbt, run in this process, may hold the file open already.
+    with duckdb.connect(str(database)) as con:
+        rows = con.execute("select table_catalog, table_schema, table_name from information_schema.tables").fetchall()
+    present = {tuple(part.lower() for part in row) for row in rows}
+    return {key for key, relation in relations.items() if tuple(p.lower() for p in relation) not in present}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from tests import conformance
 from tests.conftest import copy_project, dbt_parse, write_dag_file
 
 BROKEN_MODEL = "int_purchases_joined_to_products"
@@ -100,3 +101,32 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
             root, dags, "alerts_sync", change_ingestion=lambda d: set_support_url(d, {"from_env": "SUPPORT_DESK_URL"})
         ),
     }
+
+
+def reuse_corpus(root: Path, dags: Path, corpus: dict[str, Path]) -> dict[str, Path]:
+    """The corpus's ``shapes`` (seeds, snapshots, a macro, an external source), its builds' state
+    kept, both of its source tables given a freshness check, so that whether each has new data can
+    be told, and its daily revenue dbt's ``freshness.build_after`` of a day (test_reuse_corpus.py).
+    Returns its DAG's project directory."""
+    dag_id = "reuse_corpus"
+    dbt_dir = conformance.copy_project("shapes", root / dag_id)
+    sources = dbt_dir / "models" / "staging" / "app" / "_app__sources.yml"
+    spec = yaml.safe_load(sources.read_text())
+    orders = next(t for t in spec["sources"][0]["tables"] if t["name"] == "orders")
+    orders["config"] = {"loaded_at_field": "updated_at", "freshness": {"warn_after": {"count": 1, "period": "day"}}}
+    sources.write_text(yaml.safe_dump(spec, sort_keys=False))
+    finance = dbt_dir / "models" / "marts" / "finance" / "_finance__models.yml"
+    spec = yaml.safe_load(finance.read_text())
+    spec["models"][0]["config"]["freshness"] = {"build_after": {"count": 1, "period": "day"}}
+    finance.write_text(yaml.safe_dump(spec, sort_keys=False))
+    dbt_parse(dbt_dir)
+    write_dag_file(
+        dags,
+        dag_id,
+        dbt_dir,
+        None,
+        warehouse_conn_id=f"warehouse_{dag_id}",
+        build_state=repr(str(root / "build_state")),
+        **conformance.dag_settings("build", dag_id),
+    )
+    return {dag_id: dbt_dir}

@@ -311,6 +311,14 @@ def test_a_node_dbt_passed_passes_at_once_even_while_the_build_runs():
     assert outcome(records=warned, build_state="running") is Outcome.WARNED
 
 
+def test_a_reused_node_passes_in_the_triggerer_and_its_log_says_why():
+    reused = {MODEL: NodeRecord("reused", seconds=1.5), TEST: NodeRecord("reused")}
+    decision = decide(try_number=1, watched=[MODEL, TEST], records=reused, build_state="running")
+    assert decision.outcome is Outcome.PASSED
+    assert decision.reason.startswith("Reused: nothing it reads, and not its code, changed since its last build")
+    assert decide(try_number=1, watched=[MODEL, TEST], records=PASSED, build_state="running").reason == ""
+
+
 def test_a_failure_goes_to_the_worker_at_once_with_dbts_message():
     failed = {MODEL: NodeRecord("error", "Binder Error"), TEST: NodeRecord("skipped", skipped_after_failure=True)}
     decision = decide(try_number=1, watched=[MODEL, TEST], records=failed, build_state="running")

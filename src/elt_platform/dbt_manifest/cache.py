@@ -14,7 +14,7 @@ from pathlib import Path
 
 from elt_platform.dbt_manifest.nodes import Exposure, Manifest, Model, SourceTable, Test
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 _PARTS = {"sources": SourceTable, "models": Model, "exposures": Exposure, "tests": Test}
 
 

@@ -71,6 +71,8 @@ class Model:
     contract_columns: tuple[tuple[str, str], ...] = ()
     contract_alias_types: bool = True
     properties_file: str = ""  # the YAML that describes it, e.g. models/marts/_sales__models.yml
+    # dbt's freshness.build_after, in seconds: built again once this long has passed since its last build.
+    build_after_seconds: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resource_type", ResourceType(self.resource_type))

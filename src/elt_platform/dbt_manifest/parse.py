@@ -75,6 +75,17 @@ def _has_freshness(node: dict) -> bool:
     )
 
 
+# dbt's freshness periods, in seconds.
+PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _build_after(node: dict) -> float | None:
+    """dbt's ``freshness.build_after`` of a model (in its config, dbt 1.10+), in seconds; None without one."""
+    after = (((node.get("config") or {}).get("freshness") or {}).get("build_after")) or {}
+    count, period = after.get("count"), after.get("period")
+    return float(count) * PERIOD_SECONDS[period] if count and period in PERIOD_SECONDS else None
+
+
 def _parents(node: dict) -> tuple[str, ...]:
     # A seed's depends_on has no "nodes" key.
     return tuple((node.get("depends_on") or {}).get("nodes") or ())
@@ -126,6 +137,7 @@ def _model(uid: str, n: dict, root: str) -> Model:
         display_name=_display_name(n, root),
         **_contract(n),
         properties_file=(n.get("patch_path") or "").partition("://")[2],
+        build_after_seconds=_build_after(n),
     )
 
 

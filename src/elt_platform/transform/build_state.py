@@ -9,11 +9,13 @@ any URL Airflow's ``ObjectStoragePath`` reads):
   and what reads them.
 - ``sources.json``: its sources' freshness then, for dbt's ``source_status:fresher``.
 - ``seconds.json``: each node's dbt time at its last build: what reusing it saves.
+- ``built_at.json``: when each node was last built (not reused): what dbt's
+  ``freshness.build_after`` is counted from.
 
 Which nodes a build reuses is dbt's own answer: ``dbt ls`` of ``state:modified+
-source_status:fresher+`` and of what the run rebuilt upstream, against this state
-(``reuse_selector``; the producer runs it). A build with no readable state builds everything,
-and says why.
+source_status:fresher+``, of what the run rebuilt upstream and of the nodes whose
+``build_after`` is due, against this state (``reuse_selector``; the producer runs it). A build
+with no readable state builds everything, and says why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -32,6 +35,7 @@ from airflow.sdk import ObjectStoragePath
 MANIFEST = "manifest.json"
 SOURCES = "sources.json"
 SECONDS = "seconds.json"  # each node's dbt time at its last build: what reusing it saves
+BUILT_AT = "built_at.json"  # when each node was last built (ISO 8601, UTC): build_after counts from it
 
 
 def state_folder(root: str, dag_id: str, build_task_id: str) -> ObjectStoragePath:
@@ -45,7 +49,7 @@ def fetch(folder: ObjectStoragePath, into: Path) -> str | None:
     try:
         if not (folder / MANIFEST).exists():
             return f"no previous state at {folder} (this build has not ended before)"
-        for name in (MANIFEST, SOURCES, SECONDS):
+        for name in (MANIFEST, SOURCES, SECONDS, BUILT_AT):
             if name != MANIFEST and not (folder / name).exists():
                 continue
             text = (folder / name).read_text()
@@ -62,12 +66,45 @@ def last_seconds(into: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def last_built_at(into: Path) -> dict[str, str]:
+    """When each node was last built, as ``fetch`` copied it (none from an older state)."""
+    path = into / BUILT_AT
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def relations(into: Path) -> dict[str, tuple[str, str, str]]:
+    """Each model, seed and snapshot the kept manifest holds, and where dbt built it: (database,
+    schema, name). An ephemeral model has no relation."""
+    nodes = json.loads((into / MANIFEST).read_text())["nodes"]
+    return {
+        uid: (node.get("database") or "", node["schema"], node.get("alias") or node["name"])
+        for uid, node in nodes.items()
+        if node.get("resource_type") in ("model", "seed", "snapshot")
+        and (node.get("config") or {}).get("materialized") != "ephemeral"
+    }
+
+
+def due(build_after: Mapping[str, float], built_at: Mapping[str, str], now: datetime) -> dict[str, str]:
+    """The nodes whose ``freshness.build_after`` (seconds) has passed since their last build, each
+    with why. dbt's platform reads it as a throttle too (no build before it passes, even on new
+    data); here new data and new code always build: a throttle would leave stale results."""
+    reasons = {}
+    for uid, seconds in build_after.items():
+        last = built_at.get(uid)
+        if last is None:
+            reasons[uid] = "its freshness.build_after counts from a build the state does not record"
+        elif (age := now - datetime.fromisoformat(last)) >= timedelta(seconds=seconds):
+            reasons[uid] = f"its freshness.build_after ({timedelta(seconds=seconds)}) has passed: last built {age} ago"
+    return reasons
+
+
 def save(
     folder: ObjectStoragePath,
     manifest_json: str,
     not_passed: Iterable[str],
     sources: Any,
     seconds: Mapping[str, float],
+    built_at: Mapping[str, str] | None = None,
 ) -> None:
     """Keep the manifest the build ran (as dbt wrote it, with the warehouse it ran on), without
     ``not_passed``, and its sources' freshness (if checked). The manifest first: a save cut short
@@ -78,6 +115,7 @@ def save(
         manifest["nodes"].pop(uid, None)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SECONDS).write_text(json.dumps(dict(seconds)))
+    (folder / BUILT_AT).write_text(json.dumps(dict(built_at or {})))
     (folder / MANIFEST).write_text(json.dumps(manifest))
     if sources is not None:
         (folder / SOURCES).write_text(json.dumps(sources))
@@ -85,15 +123,21 @@ def save(
         (folder / SOURCES).unlink(missing_ok=True)
 
 
-def reuse_selector(has_current_sources: bool, rebuilt_upstream: Iterable[str], unmeasured: Iterable[str]) -> str:
+def reuse_selector(
+    has_current_sources: bool,
+    rebuilt_upstream: Iterable[str],
+    unmeasured: Iterable[str],
+    due_now: Iterable[str] = (),
+) -> str:
     """dbt's selector of what must be built: what changed since the state, what reads a source with
     newer data, what reads a node the run rebuilt in another build (``rebuilt_upstream``: their
-    selectors), and what reads a source with no freshness check (``unmeasured``: whether it has new
-    data cannot be told)."""
+    selectors), what reads a source with no freshness check (``unmeasured``: whether it has new
+    data cannot be told), and the nodes whose ``build_after`` is due, with what reads them
+    (``due_now``: their selectors)."""
     terms = ["state:modified+"]
     if has_current_sources:
         terms.append("source_status:fresher+")
-    terms += [f"{selector}+" for selector in sorted(rebuilt_upstream)]
+    terms += [f"{selector}+" for selector in sorted({*rebuilt_upstream, *due_now})]
     terms += [f"source:{name}+" for name in sorted(unmeasured)]
     return " ".join(terms)
 

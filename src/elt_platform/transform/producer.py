@@ -23,7 +23,7 @@ import json
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from elt_platform.run_params import full_refresh_requested
 from elt_platform.transform import build_state
 from elt_platform.transform.dbt_operators import InProjectFolder, dbt_output_env
 from elt_platform.transform.results import RESULTS_XCOM_KEY, REUSED, NodeRecord, records_of
-from elt_platform.warehouse import duckdb_file, warehouse_lock
+from elt_platform.warehouse import duckdb_file, missing_tables, warehouse_lock
 
 # dbt's events for a node it skips because an upstream node failed (then "NodeFinished": skipped).
 UPSTREAM_FAILURE_SKIP_EVENTS = frozenset({"LogSkipBecauseError", "SkippingDetails"})
@@ -139,11 +139,14 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         self.done: set[str] = set()  # on a retry: nodes whose tasks succeeded, or that dbt passed, before it
         self.node_lineage: list[Any] = []  # each node's OpenLineage events, with lineage on
         # With ELT_BUILD_STATE: {"state": its value, "selectors": the dbt selector of each node another
-        # build builds, "unmeasured": the sources with no freshness check}.
+        # build builds, "unmeasured": the sources with no freshness check, "build_after": this
+        # build's nodes with dbt's freshness.build_after, [seconds, selector]}.
         self.reuse = reuse or {}
         self.reused: set[str] = set()  # this try's nodes that nothing changed: not built again
         self.ran_manifest: str | None = None  # the manifest dbt wrote as it built, for the state
         self.last_seconds: dict[str, float] = {}  # each node's dbt time at its last build, from the state
+        self.last_built_at: dict[str, str] = {}  # when each node was last built, from the state
+        self.started_at = ""  # when this try began: the data it builds is at least that recent
 
     def not_loaded(self, context: Any) -> set[str]:
         """This run's sources whose sync did not succeed."""
@@ -232,6 +235,11 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                 self.log.info("Building every node: %s.", why)
                 return set()
             self.last_seconds = build_state.last_seconds(state_dir)
+            self.last_built_at = build_state.last_built_at(state_dir)
+            build_after = {uid: seconds for uid, (seconds, _) in self.reuse.get("build_after", {}).items()}
+            due = build_state.due(build_after, self.last_built_at, datetime.now(UTC))
+            for uid, why in sorted(due.items()):
+                self.log.info("Building %s and what reads it: %s.", uid, why)
             if sources_json is not None:
                 (target_dir / build_state.SOURCES).write_text(json.dumps(sources_json))
             records = self._records_elsewhere(ti)
@@ -240,13 +248,24 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
                 for uid, selector in self.reuse["selectors"].items()
                 if uid in records and records[uid].status != REUSED
             }
-            selector = build_state.reuse_selector(sources_json is not None, rebuilt, self.reuse["unmeasured"])
+            due_now = {self.reuse["build_after"][uid][1] for uid in due}
+            selector = build_state.reuse_selector(sources_json is not None, rebuilt, self.reuse["unmeasured"], due_now)
             try:
                 to_build = self._dbt_ls(selector, state_dir, target_dir, Path(scratch))
             except Exception as error:
                 self.log.warning("Building every node: dbt could not compare with the previous state: %s", error)
                 return set()
-        return self._unchanged(to_build, held)
+            kept = build_state.relations(state_dir)
+        unchanged = self._unchanged(to_build, held)
+        unchanged -= self._not_in_warehouse(unchanged, kept)
+        if unchanged:
+            self.log.info(
+                "Reusing %s of %s nodes: nothing they read, and not their code, changed since their last build: %s.",
+                len(unchanged),
+                len(self.node_tasks),
+                ", ".join(sorted(unchanged)),
+            )
+        return unchanged
 
     def _unchanged(self, to_build: set[str], held: set[str]) -> set[str]:
         """This build's nodes outside ``to_build`` (dbt's), but what is held back or done: a node, and
@@ -266,14 +285,24 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
             and uid not in self.done
             and not must_build.intersection([uid, *watched])
         }
-        if unchanged:
-            self.log.info(
-                "Reusing %s of %s nodes: nothing they read, and not their code, changed since their last build: %s.",
-                len(unchanged),
-                len(self.node_tasks),
-                ", ".join(sorted(unchanged)),
-            )
         return unchanged
+
+    def _not_in_warehouse(self, unchanged: set[str], kept: dict[str, tuple[str, str, str]]) -> set[str]:
+        """Of the nodes nothing changed, those to build all the same: on DuckDB, those whose table
+        the warehouse file does not hold (a new file, or a table dropped by hand), with what reads
+        them. On BigQuery nothing is checked (docs: "Reusing unchanged nodes")."""
+        if not self.duckdb_conn_id or not unchanged:
+            return set()
+        relations = {uid: kept[uid] for uid in unchanged if uid in kept}
+        missing = missing_tables(duckdb_file(self.duckdb_conn_id), relations)
+        if not missing:
+            return set()
+        self.log.info(
+            "Building %s and what reads them: the warehouse file does not hold their tables "
+            "(a new file, or dropped by hand).",
+            ", ".join(sorted(missing)),
+        )
+        return missing | descendants({**self.parents, **self.checks}, missing)
 
     def _records_elsewhere(self, ti: Any) -> dict[str, NodeRecord]:
         """What the earlier builds of this run published, of the nodes this build reads from them
@@ -405,6 +434,7 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
 
     def execute(self, context: Any, **kwargs: Any) -> Any:
         ti = context["ti"]
+        self.started_at = datetime.now(UTC).isoformat()
         resuming = ti.try_number > 1
         previous: dict[str, NodeRecord] = {}
         if resuming:
@@ -461,8 +491,11 @@ class BuildProducer(InProjectFolder, DbtProducerWatcherOperator):
         folder = build_state.state_folder(self.reuse["state"], ti.dag_id, ti.task_id)
         try:
             seconds = {uid: r.seconds for uid, r in records.items() if r.passed and r.seconds is not None}
+            built_at = {uid: self.started_at for uid, r in records.items() if r.passed and r.status != REUSED}
+            reused = {uid for uid, r in records.items() if r.status == REUSED}
+            built_at |= {uid: at for uid, at in self.last_built_at.items() if uid in reused}  # as last built
             sources = getattr(self, "_sources_json", None)
-            build_state.save(folder, self.ran_manifest, not_passed, sources, seconds)
+            build_state.save(folder, self.ran_manifest, not_passed, sources, seconds, built_at)
         except Exception:
             self.log.exception("Could not keep this build's state: the next run builds every node")
 

@@ -129,6 +129,12 @@ def _reuse(manifest: Manifest, state: str, producer: BuildProducer, node_tasks: 
         "state": state,
         # Another build's node this one reads: dbt's selector of it, to build what reads it when rebuilt.
         "selectors": {uid: node_tasks[uid].select for uid in producer.read_elsewhere},
+        # This build's nodes with dbt's freshness.build_after: [its seconds, dbt's selector of it].
+        "build_after": {
+            uid: [model.build_after_seconds, select]
+            for uid, (_, select, _) in producer.node_tasks.items()
+            if (model := manifest.models.get(uid)) and model.build_after_seconds
+        },
         # Sources without a freshness check: whether they have new data cannot be told.
         "unmeasured": sorted(
             f"{escape_glob(s.source_name)}.{escape_glob(s.table)}"
