@@ -20,7 +20,13 @@ from typing import Any
 from airflow.sdk import TaskInstanceState
 
 from elt_platform.task_states import ENDED
-from elt_platform.transform.results import NodeRecord
+from elt_platform.transform.results import REUSED, NodeRecord
+
+# What a reused node's task log says (the triggerer's line for the task).
+REUSED_REASON = (
+    "Reused: nothing it reads, and not its code, changed since its last build; its table is as that build "
+    "left it (the build's log says how it decided)."
+)
 
 # States in which the build task will publish nothing more in this run.
 BUILD_ENDED = ENDED
@@ -106,7 +112,11 @@ def decide(
         return Decision(Outcome.FAILED, "dbt reported a failure.", failed)
     if complete and all(record.passed for record in mine.values()):
         warned = {node: record for node, record in mine.items() if record.warned}
-        return Decision(Outcome.WARNED, "dbt passed it with a warning.", warned) if warned else Decision(Outcome.PASSED)
+        if warned:
+            return Decision(Outcome.WARNED, "dbt passed it with a warning.", warned)
+        if all(record.status == REUSED for record in mine.values()):
+            return Decision(Outcome.PASSED, REUSED_REASON)
+        return Decision(Outcome.PASSED)
     if not ended:
         return Decision(Outcome.WAITING, "Waiting for dbt build to report on the node.")
     not_run = {node: record for node, record in mine.items() if not record.passed}

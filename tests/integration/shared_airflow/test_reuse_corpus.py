@@ -75,6 +75,10 @@ def test_exactly_what_a_changed_seed_macro_or_source_reaches_is_built_again(stac
         stack, DAG_ID, run_id, BUILD
     )
     assert {statuses[uid] for uid in on_sources} <= RAN
+    # A reused model's task: success, its log saying why.
+    assert statuses["model.corpus_shapes.stg_shop__products"] == "reused"
+    log = first_try_log(stack, DAG_ID, run_id, "transform.stg_shop__products")
+    assert "Reused: nothing it reads, and not its code, changed since its last build" in log
 
     seed = project / "seeds" / "raw_products.csv"
     seed.write_text(seed.read_text().replace("Filter papers,accessories,3.99", "Filter papers,accessories,4.49"))
