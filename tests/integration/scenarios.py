@@ -106,8 +106,8 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
 def reuse_corpus(root: Path, dags: Path, corpus: dict[str, Path]) -> dict[str, Path]:
     """The corpus's ``shapes`` (seeds, snapshots, a macro, an external source), its builds' state
     kept, both of its source tables given a freshness check, so that whether each has new data can
-    be told, and its daily revenue dbt's ``freshness.build_after`` of a day (test_reuse_corpus.py).
-    Returns its DAG's project directory."""
+    be told, its events' staging model incremental, and its daily revenue dbt's
+    ``freshness.build_after`` of a day (test_reuse_corpus.py). Returns its DAG's project directory."""
     dag_id = "reuse_corpus"
     dbt_dir = conformance.copy_project("shapes", root / dag_id)
     sources = dbt_dir / "models" / "staging" / "app" / "_app__sources.yml"
@@ -115,6 +115,17 @@ def reuse_corpus(root: Path, dags: Path, corpus: dict[str, Path]) -> dict[str, P
     orders = next(t for t in spec["sources"][0]["tables"] if t["name"] == "orders")
     orders["config"] = {"loaded_at_field": "updated_at", "freshness": {"warn_after": {"count": 1, "period": "day"}}}
     sources.write_text(yaml.safe_dump(spec, sort_keys=False))
+    events = dbt_dir / "models" / "staging" / "app" / "stg_app__events.sql"
+    source = "    select * from {{ source('app', 'events') }}\n"
+    assert source in events.read_text()
+    events.write_text(
+        "{{ config(materialized='incremental', unique_key='event_id') }}\n"
+        + events.read_text().replace(
+            source,
+            source + "    {% if is_incremental() %}\n"
+            "    where loaded_at > (select max(loaded_at) from {{ this }})\n    {% endif %}\n",
+        )
+    )
     finance = dbt_dir / "models" / "marts" / "finance" / "_finance__models.yml"
     spec = yaml.safe_load(finance.read_text())
     spec["models"][0]["config"]["freshness"] = {"build_after": {"count": 1, "period": "day"}}

@@ -7,8 +7,9 @@ scheduler. Each run asserts the exact set dbt builds again:
    of a day says is due (the daily revenue, and its tests), and nothing else (a source's freshness
    and tests check each load: they run);
 3. a seed's file changed, a macro changed, and new rows in one source table: exactly what reads
-   each of them, the snapshot of the changed seed's model included, which records the change; the
-   warehouse then holds what a plain ``dbt build`` of every node leaves;
+   each of them, the snapshot of the changed seed's model included, which records the change, and
+   the incremental model reading the new rows, which takes them in; a plain ``dbt build`` of every
+   node then changes no table (nothing was left stale);
 4. the previous state unreadable: every node, and the build's log says why.
 """
 
@@ -101,6 +102,8 @@ def test_exactly_what_a_changed_seed_macro_or_source_reaches_is_built_again(stac
     assert {SEED, "model.corpus_shapes.stg_app__orders", "model.corpus_shapes.stg_app__events"} <= built
     assert nodes - built, "nothing was reused"
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        # The incremental model took the new event in.
+        assert con.execute("select count(*) from main.stg_app__events where event_id = 101").fetchone() == (1,)
         versions = con.execute(
             "select price, dbt_valid_to is null from main_snapshots.products_snapshot where product_id = 2 order by all"
         ).fetchall()
