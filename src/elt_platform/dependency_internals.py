@@ -19,14 +19,15 @@ from typing import Any, ClassVar
 
 # The private names of Cosmos 1.15 used below, by module (the test imports each):
 # - a task group's cache folder (where its partial-parse file lives), shared by the node tasks
-#   that run alone with the build;
+#   that run alone with the build, and the newest partial-parse file in it, which spares the
+#   reuse decision's `dbt ls` a whole parse;
 # - the watcher internals the build's producer shares: how a dbt JSON event is logged, and the
 #   lock serialising XCom pushes to the task supervisor;
 # - the watcher producer's "reliable retry": every XCom the build publishes is also kept in an
 #   Airflow Variable, which a retry after a crash restores (Airflow clears a retried task's
 #   XComs), and which is deleted once the build has succeeded.
 COSMOS_PRIVATE_NAMES = {
-    "cosmos.cache": ("_create_cache_identifier", "_obtain_cache_dir_path"),
+    "cosmos.cache": ("_create_cache_identifier", "_get_latest_partial_parse", "_obtain_cache_dir_path"),
     "cosmos.operators._watcher.base": ("_log_dbt_msg",),
     "cosmos.operators._watcher.state": ("safe_xcom_push",),
     "cosmos.operators._watcher.xcom": (
@@ -55,6 +56,16 @@ def cache_dir_of(dag: Any, task_group: Any) -> Any:
     from cosmos.cache import _create_cache_identifier, _obtain_cache_dir_path
 
     return _obtain_cache_dir_path(_create_cache_identifier(dag, task_group))
+
+
+def latest_partial_parse(project_dir: Any, cache_dir: Any) -> Any:
+    """The newest dbt partial-parse file of a project: the one Cosmos keeps in a task group's
+    cache folder, or the project's own; None without one."""
+    from pathlib import Path
+
+    from cosmos.cache import _get_latest_partial_parse
+
+    return _get_latest_partial_parse(Path(project_dir), Path(cache_dir))
 
 
 def log_dbt_event(event: dict) -> None:

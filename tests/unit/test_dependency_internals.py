@@ -346,3 +346,17 @@ def test_airflow_s_own_settings_are_read_as_its_components_read_them(monkeypatch
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/prefix")
     assert dependency_internals.airflow_setting("api", "base_url") == "https://airflow.example.com/prefix"
     assert dependency_internals.airflow_setting("api", "no_such_key", fallback="/") == "/"
+
+
+def test_the_newest_partial_parse_file_is_the_cache_s_or_the_project_s(tmp_path):
+    import os
+
+    project, cache = tmp_path / "project", tmp_path / "cache"
+    assert dependency_internals.latest_partial_parse(project, cache) is None
+    for folder, mtime in ((project, 1_000), (cache, 2_000)):
+        (folder / "target").mkdir(parents=True)
+        (folder / "target" / "partial_parse.msgpack").write_bytes(b"x")
+        os.utime(folder / "target" / "partial_parse.msgpack", (mtime, mtime))
+    assert dependency_internals.latest_partial_parse(project, cache) == cache / "target" / "partial_parse.msgpack"
+    os.utime(project / "target" / "partial_parse.msgpack", (3_000, 3_000))
+    assert dependency_internals.latest_partial_parse(project, cache) == project / "target" / "partial_parse.msgpack"

@@ -149,8 +149,9 @@ def dbt_ls(args: list[str], executable: str | None, cwd: str, env: Mapping[str, 
     if executable is None:
         from dbt.cli.main import dbtRunner
 
+        # Its log off: in-process, dbt would print each selected node into the build's log.
         with mock.patch.dict(os.environ, env), _in_folder(cwd):
-            result = dbtRunner().invoke(["ls", *args])
+            result = dbtRunner().invoke(["ls", *args, "--log-level", "none"])
         if not result.success:
             raise RuntimeError(f"dbt ls failed: {result.exception or 'see the log above'}")
         lines = result.result or []
