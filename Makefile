@@ -144,7 +144,7 @@ bench-loads: install manifest ## Benchmark per-load freshness and incremental sy
 	$(BIN)/python -m bench.loads $(BENCH_LOADS_ARGS)
 
 .PHONY: bench-reuse
-bench-reuse: install manifest ## Benchmark second runs that reuse what nothing changed (about 25 minutes): docs/benchmarks/reuse.md
+bench-reuse: install manifest ## Benchmark second runs that reuse what nothing changed (about 20 minutes): docs/benchmarks/reuse.md
 	$(BIN)/python -m bench.reuse $(BENCH_REUSE_ARGS)
 
 .PHONY: bench-health
