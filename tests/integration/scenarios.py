@@ -103,11 +103,11 @@ def prepare(root: Path, dags: Path) -> dict[str, Path]:
     }
 
 
-def reuse_corpus(root: Path, dags: Path, corpus: dict[str, Path]) -> dict[str, Path]:
+def reuse_corpus(root: Path, dags: Path) -> dict[str, Path]:
     """The corpus's ``shapes`` (seeds, snapshots, a macro, an external source), its builds' state
     kept, both of its source tables given a freshness check, so that whether each has new data can
     be told, its events' staging model incremental, and its daily revenue dbt's
-    ``freshness.build_after`` of a day (test_reuse_corpus.py). Returns its DAG's project directory."""
+    ``freshness.build_after`` of a day (test_reuse_corpus.py). Returns its DAG's id and project directory."""
     dag_id = "reuse_corpus"
     dbt_dir = conformance.copy_project("shapes", root / dag_id)
     sources = dbt_dir / "models" / "staging" / "app" / "_app__sources.yml"

@@ -76,7 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receivers, lineage_receiver,
     dags = root / "dags"
     dags.mkdir()
     (dags / "shop_elt.py").symlink_to(REPO / "dags" / "shop_elt.py")
-    projects = scenarios.prepare(root, dags) | scenarios.reuse_corpus(root, dags, corpus)
+    projects = scenarios.prepare(root, dags) | scenarios.reuse_corpus(root, dags)
     projects |= conformance.write_dags(root, dags, corpus)
 
     warehouses = {"shop_elt": root / "shop_elt.duckdb"} | {d: root / f"{d}.duckdb" for d in projects}
