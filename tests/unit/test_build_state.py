@@ -160,6 +160,8 @@ def test_a_node_is_built_again_once_its_build_after_has_passed_since_its_last_bu
     assert set(due) == {ORDERS, "model.p.new"}
     assert due[ORDERS] == "its freshness.build_after (4:00:00) has passed: last built 5:00:00 ago"
     assert "does not record" in due["model.p.new"]
+    broken = {ORDERS: "yesterday", "model.p.fresh": "2026-12-06T11:00:00"}  # a hand-edited state; a naive time
+    assert set(build_state.due({ORDERS: 60, "model.p.fresh": 60}, broken, now)) == {ORDERS, "model.p.fresh"}
     selector = build_state.reuse_selector(True, set(), set(), {"fqn:p.orders"})
     assert selector == "state:modified+ source_status:fresher+ fqn:p.orders+"
 

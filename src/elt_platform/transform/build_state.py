@@ -90,10 +90,12 @@ def due(build_after: Mapping[str, float], built_at: Mapping[str, str], now: date
     data); here new data and new code always build: a throttle would leave stale results."""
     reasons = {}
     for uid, seconds in build_after.items():
-        last = built_at.get(uid)
-        if last is None:
+        try:
+            age = now - datetime.fromisoformat(built_at[uid])
+        except (KeyError, TypeError, ValueError):  # none recorded, or not an aware ISO 8601 time
             reasons[uid] = "its freshness.build_after counts from a build the state does not record"
-        elif (age := now - datetime.fromisoformat(last)) >= timedelta(seconds=seconds):
+            continue
+        if age >= timedelta(seconds=seconds):
             reasons[uid] = f"its freshness.build_after ({timedelta(seconds=seconds)}) has passed: last built {age} ago"
     return reasons
 
